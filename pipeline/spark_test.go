@@ -1,0 +1,136 @@
+package pipeline
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+func TestXORShiftRandomVectors(t *testing.T) {
+	// Draws of Spark's XORShiftRandom (SEMANTICS.md).
+	vectors := map[int64][3]float64{
+		0:  {0.7604953758285915, 0.5234194256885571, 0.0953472826424725},
+		24: {0.3943255396952755, 0.48619924381941027, 0.2923951640552428},
+		42: {0.619189370225301, 0.5096018842446481, 0.8325259388871524},
+	}
+	for seed, want := range vectors {
+		x := NewXORShiftRandom(seed)
+		for i, w := range want {
+			if got := x.NextDouble(); got != w {
+				t.Errorf("seed %d draw %d = %v, want %v", seed, i, got, w)
+			}
+		}
+	}
+}
+
+func TestMurmur3BytesHash(t *testing.T) {
+	// MurmurHash3_x86_32 reference vectors (Scala's bytesHash is the same
+	// function).
+	tests := []struct {
+		in   string
+		seed uint32
+		want uint32
+	}{
+		{"", 0, 0},
+		{"", 1, 0x514e28b7},
+		{"", 0xffffffff, 0x81f16f39},
+		{"\x00\x00\x00\x00", 0, 0x2362f9de},
+		{"\xff\xff\xff\xff", 0, 0x76293b50},
+		{"\x21\x43\x65\x87", 0, 0xf55b516b},
+		{"\x21\x43\x65", 0, 0x7e4a8634},
+		{"\x21\x43", 0, 0xa0f7b07a},
+		{"\x21", 0, 0x72661cf4},
+		{"aaaa", 0x9747b28c, 0x5a97808a},
+		{"Hello, world!", 0x9747b28c, 0x24884cba},
+		{"The quick brown fox jumps over the lazy dog", 0x9747b28c, 0x2fa826cd},
+	}
+	for _, tt := range tests {
+		if got := murmur3BytesHash([]byte(tt.in), tt.seed); got != tt.want {
+			t.Errorf("bytesHash(%q, %#x) = %#x, want %#x", tt.in, tt.seed, got, tt.want)
+		}
+	}
+}
+
+func sparkSpec() *features.Spec {
+	return &features.Spec{
+		Columns: []features.Column{
+			{Name: "sex", Type: features.ColumnString},
+			{Name: "x", Type: features.ColumnDouble},
+			{Name: "rings", Type: features.ColumnDouble},
+		},
+		Categorical: []string{"sex"},
+		Numeric:     []string{"x"},
+		Label:       "rings",
+	}
+}
+
+func TestSparkOrder(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+
+	// Columns in a different order than the spec, plus __offset: found by name.
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "rings", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "__offset", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "x", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "sex", Type: arrow.BinaryTypes.String},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	rows := []struct {
+		sex      string
+		x, rings float64
+	}{
+		/*0*/ {"M", 1, 5},
+		/*1*/ {"F", 2, 1},
+		/*2*/ {"M", 0, 7},
+		/*3*/ {"M", math.Copysign(0, -1), 7}, // -0.0 ties with row 2: input order kept
+		/*4*/ {"I", math.NaN(), 1},
+		/*5*/ {"I", math.Inf(1), 1},
+		/*6*/ {"\u00e9", -1, 0}, // 0xC3 0xA9 sorts after ASCII
+		/*7*/ {" M", 9, 9},
+		/*8*/ {"M", 0, 3},
+		/*9*/ {"M", 1, 5}, // identical to row 0: after it
+		/*10*/ {"I", math.Inf(-1), 2},
+		/*11*/ {"I", math.NaN(), 0},
+	}
+	for i, r := range rows {
+		b.Field(0).(*array.Float64Builder).Append(r.rings)
+		b.Field(1).(*array.Int64Builder).Append(int64(i))
+		b.Field(2).(*array.Float64Builder).Append(r.x)
+		b.Field(3).(*array.StringBuilder).Append(r.sex)
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+
+	got := SparkOrder(sparkSpec(), rec)
+	want := []int{7, 1, 10, 5, 11, 4, 8, 2, 3, 0, 9, 6}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+	// -0.0 first in the input: it stays first.
+	if c := compareDoubles(math.Copysign(0, -1), 0); c != 0 {
+		t.Errorf("compare(-0, 0) = %d", c)
+	}
+	if compareDoubles(math.NaN(), math.Inf(1)) != 1 || compareDoubles(math.Inf(1), math.NaN()) != -1 || compareDoubles(math.NaN(), math.NaN()) != 0 {
+		t.Error("NaN ordering")
+	}
+}
+
+func TestSparkOrderEmpty(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	b := array.NewRecordBuilder(mem, sparkSpec().Schema())
+	defer b.Release()
+	rec := b.NewRecord()
+	defer rec.Release()
+	if got := SparkOrder(sparkSpec(), rec); len(got) != 0 {
+		t.Errorf("got %v", got)
+	}
+}
