@@ -1,0 +1,340 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+// offsetField names the int64 column a Decoder adds to every record: the
+// byte offset of each row's line in its object.
+const offsetField = "__offset"
+
+// maxValueBytes bounds FieldError.Value.
+const maxValueBytes = 100
+
+// FieldError is a line that does not fit the spec. Column is the column
+// name, or "" for a problem with the whole line (wrong field count, invalid
+// UTF-8, a malformed quoted field); Field is the 1-based position of the
+// field in the line, 0 when the whole line is concerned. Value is the
+// offending text (the field, or the line for whole-line problems), shortened
+// to about 100 bytes with "..." appended when cut.
+type FieldError struct {
+	Column string
+	Field  int
+	Value  string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	switch {
+	case e.Column != "":
+		return fmt.Sprintf("column %q (field %d): %s: %q", e.Column, e.Field, e.Reason, e.Value)
+	case e.Field > 0:
+		return fmt.Sprintf("field %d: %s: %q", e.Field, e.Reason, e.Value)
+	}
+	return fmt.Sprintf("%s: %q", e.Reason, e.Value)
+}
+
+// DecodeOptions tunes a Decoder. A nil *DecodeOptions means the defaults.
+type DecodeOptions struct {
+	// FitOnly decodes only the categorical columns (spec.FitSchema()), for
+	// the fit pass. The other fields are still counted, and the line still
+	// checked for UTF-8, but their values are not parsed or checked.
+	FitOnly bool
+}
+
+// colKind is what a Decoder does with one field of a line.
+type colKind uint8
+
+const (
+	colSkip colKind = iota
+	colString
+	colDouble
+)
+
+// Decoder turns CSV lines into Arrow records, by the rules of Spark's CSV
+// reader with an explicit schema: fields are separated by commas; a field
+// that starts with a double quote is quoted, ends at the next lone quote
+// and may contain commas and "" for a quote (a quoted field cannot span
+// lines); the number of fields must equal the number of spec columns; a
+// string field is taken verbatim (" M" is not "M") and must not be empty; a
+// double field may be surrounded by spaces and tabs and is parsed by
+// strconv.ParseFloat ("inf", hexadecimal and out-of-range values such as
+// 1e400 are accepted; NaN and '_' digit separators are not). The whole line must be valid UTF-8.
+//
+// Records hold the decoded columns in file order with the types of
+// spec.Schema() (or spec.FitSchema() with FitOnly), no nulls, followed by an
+// int64 column "__offset". A Decoder is not safe for concurrent use.
+type Decoder struct {
+	spec   *features.Spec
+	schema *arrow.Schema
+	bld    *array.RecordBuilder
+	kinds  []colKind // per spec column
+	out    []int     // per spec column: builder field index, -1 when skipped
+
+	strs    []*array.BinaryBuilder // per spec column, nil unless colString
+	doubles [][]float64            // per spec column, pending values of colDouble
+	offsets []int64                // pending offsets
+	n       int
+
+	fields  [][]byte  // reused field slices of the current line
+	vals    []float64 // reused parsed doubles of the current line
+	scratch []byte    // reused buffer for unquoted fields
+}
+
+// NewDecoder returns a decoder for lines of spec's columns; record buffers
+// come from mem. opts may be nil. The spec must be valid.
+func NewDecoder(spec *features.Spec, mem memory.Allocator, opts *DecodeOptions) *Decoder {
+	fitOnly := opts != nil && opts.FitOnly
+	base := spec.Schema()
+	if fitOnly {
+		base = spec.FitSchema()
+	}
+	fields := append(base.Fields(), arrow.Field{Name: offsetField, Type: arrow.PrimitiveTypes.Int64})
+	schema := arrow.NewSchema(fields, nil)
+
+	d := &Decoder{
+		spec:    spec,
+		schema:  schema,
+		bld:     array.NewRecordBuilder(mem, schema),
+		kinds:   make([]colKind, len(spec.Columns)),
+		out:     make([]int, len(spec.Columns)),
+		strs:    make([]*array.BinaryBuilder, len(spec.Columns)),
+		doubles: make([][]float64, len(spec.Columns)),
+		fields:  make([][]byte, 0, len(spec.Columns)),
+		vals:    make([]float64, len(spec.Columns)),
+	}
+	for i, c := range spec.Columns {
+		d.out[i] = -1
+		idx := base.FieldIndices(c.Name)
+		if len(idx) == 0 {
+			continue
+		}
+		d.out[i] = idx[0]
+		if c.Type == features.ColumnString {
+			d.kinds[i] = colString
+			d.strs[i] = d.bld.Field(idx[0]).(*array.StringBuilder).BinaryBuilder
+		} else {
+			d.kinds[i] = colDouble
+		}
+	}
+	return d
+}
+
+// Schema returns the schema of the records Flush returns.
+func (d *Decoder) Schema() *arrow.Schema { return d.schema }
+
+// Len returns the number of rows added since the last Flush.
+func (d *Decoder) Len() int { return d.n }
+
+// Add decodes one line, without its terminator, found at offset in its
+// object. On a bad line it returns a *FieldError and adds nothing; the
+// decoder stays usable.
+func (d *Decoder) Add(line []byte, offset int64) *FieldError {
+	if !utf8.Valid(line) {
+		return &FieldError{Value: shorten(line), Reason: "invalid UTF-8"}
+	}
+	fields, fe := d.split(line)
+	if fe != nil {
+		return fe
+	}
+	if len(fields) != len(d.kinds) {
+		return &FieldError{Value: shorten(line), Reason: fmt.Sprintf("expected %d fields, found %d", len(d.kinds), len(fields))}
+	}
+	// Check every field before appending any, so a bad line adds nothing.
+	for i, f := range fields {
+		switch d.kinds[i] {
+		case colString:
+			if len(f) == 0 {
+				return d.fieldError(i, f, "empty value")
+			}
+		case colDouble:
+			v, reason := parseDouble(f)
+			if reason != "" {
+				return d.fieldError(i, f, reason)
+			}
+			d.vals[i] = v
+		}
+	}
+	for i, f := range fields {
+		switch d.kinds[i] {
+		case colString:
+			d.strs[i].Append(f)
+		case colDouble:
+			d.doubles[i] = append(d.doubles[i], d.vals[i])
+		}
+	}
+	d.offsets = append(d.offsets, offset)
+	d.n++
+	return nil
+}
+
+func (d *Decoder) fieldError(i int, f []byte, reason string) *FieldError {
+	return &FieldError{Column: d.spec.Columns[i].Name, Field: i + 1, Value: shorten(f), Reason: reason}
+}
+
+// parseDouble parses a double field; reason is "" on success.
+func parseDouble(f []byte) (v float64, reason string) {
+	f = trimBlanks(f)
+	if len(f) == 0 {
+		return 0, "empty number"
+	}
+	if bytes.IndexByte(f, '_') >= 0 { // ParseFloat takes Go's digit separators
+		return 0, "not a number"
+	}
+	// The string aliases f only for the call: ParseFloat's error, which
+	// may keep it, is dropped here.
+	v, err := strconv.ParseFloat(unsafe.String(&f[0], len(f)), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, "not a number"
+	}
+	if math.IsNaN(v) {
+		return 0, "NaN is not allowed"
+	}
+	return v, ""
+}
+
+// trimBlanks removes leading and trailing spaces and tabs.
+func trimBlanks(f []byte) []byte {
+	for len(f) > 0 && (f[0] == ' ' || f[0] == '\t') {
+		f = f[1:]
+	}
+	for len(f) > 0 && (f[len(f)-1] == ' ' || f[len(f)-1] == '\t') {
+		f = f[:len(f)-1]
+	}
+	return f
+}
+
+// Flush returns the rows added since the last Flush as a record with the
+// decoded columns and "__offset" (each row's line offset), and starts a new
+// batch. The record has zero rows when nothing was added. The caller owns
+// the record and must Release it; it does not depend on the Decoder.
+func (d *Decoder) Flush() arrow.Record {
+	for i, k := range d.kinds {
+		if k == colDouble {
+			d.bld.Field(d.out[i]).(*array.Float64Builder).AppendValues(d.doubles[i], nil)
+			d.doubles[i] = d.doubles[i][:0]
+		}
+	}
+	d.bld.Field(len(d.schema.Fields())-1).(*array.Int64Builder).AppendValues(d.offsets, nil)
+	d.offsets = d.offsets[:0]
+	d.n = 0
+	return d.bld.NewRecord()
+}
+
+// Release frees the decoder's builders, dropping rows not yet flushed.
+// Records returned by Flush are not affected. The decoder must not be used
+// afterwards.
+func (d *Decoder) Release() {
+	if d.bld != nil {
+		d.bld.Release()
+		d.bld = nil
+	}
+}
+
+// split cuts line into fields, unquoting quoted ones. The returned slices
+// alias line or d.scratch and are valid until the next call.
+func (d *Decoder) split(line []byte) ([][]byte, *FieldError) {
+	fields, scratch, fe := splitFields(line, d.fields[:0], d.scratch[:0])
+	d.fields, d.scratch = fields[:0], scratch[:0]
+	return fields, fe
+}
+
+// splitFields appends the fields of line to fields; unquoted copies of
+// quoted fields are appended to scratch.
+func splitFields(line []byte, fields [][]byte, scratch []byte) ([][]byte, []byte, *FieldError) {
+	if bytes.IndexByte(line, '"') < 0 {
+		for {
+			i := bytes.IndexByte(line, ',')
+			if i < 0 {
+				return append(fields, line), scratch, nil
+			}
+			fields = append(fields, line[:i])
+			line = line[i+1:]
+		}
+	}
+	for {
+		if len(line) == 0 || line[0] != '"' {
+			i := bytes.IndexByte(line, ',')
+			if i < 0 {
+				return append(fields, line), scratch, nil
+			}
+			fields = append(fields, line[:i])
+			line = line[i+1:]
+			continue
+		}
+		// Quoted field: up to the next quote not followed by a quote.
+		field := len(fields) + 1
+		start := len(scratch)
+		rest := line[1:]
+		for {
+			j := bytes.IndexByte(rest, '"')
+			if j < 0 {
+				return fields, scratch, &FieldError{Field: field, Value: shorten(line), Reason: "unterminated quoted field"}
+			}
+			scratch = append(scratch, rest[:j]...)
+			if j+1 < len(rest) && rest[j+1] == '"' {
+				scratch = append(scratch, '"')
+				rest = rest[j+2:]
+				continue
+			}
+			rest = rest[j+1:]
+			break
+		}
+		// scratch may have moved: fields already taken from it keep
+		// pointing at their (unchanged) bytes in the old array.
+		fields = append(fields, scratch[start:len(scratch):len(scratch)])
+		switch {
+		case len(rest) == 0:
+			return fields, scratch, nil
+		case rest[0] == ',':
+			line = rest[1:]
+		default:
+			return fields, scratch, &FieldError{Field: field, Value: shorten(line), Reason: "text after the closing quote of a quoted field"}
+		}
+	}
+}
+
+// shorten returns b as a string of at most about maxValueBytes bytes, cut
+// on a UTF-8 boundary, with "..." appended when cut.
+func shorten(b []byte) string {
+	if len(b) <= maxValueBytes {
+		return string(b)
+	}
+	i := maxValueBytes
+	for j := i; j > i-utf8.UTFMax && j > 0; j-- {
+		if utf8.RuneStart(b[j]) {
+			i = j
+			break
+		}
+	}
+	return string(b[:i]) + "..."
+}
+
+// LooksLikeHeader reports whether line is a header row of spec: it has one
+// field per column and each field, quotes removed and spaces and tabs
+// trimmed, equals its column's name ignoring case.
+func LooksLikeHeader(spec *features.Spec, line []byte) bool {
+	fields, _, fe := splitFields(line, nil, nil)
+	if fe != nil || len(fields) != len(spec.Columns) {
+		return false
+	}
+	for i, f := range fields {
+		if !strings.EqualFold(string(trimBlanks(f)), spec.Columns[i].Name) {
+			return false
+		}
+	}
+	return true
+}
