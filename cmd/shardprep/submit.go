@@ -1,0 +1,506 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+const submitUsage = `Usage: shardprep submit --image URI --role ARN [flags] [-- JOB ARGUMENTS...]
+
+Launches a SageMaker Processing job whose instances run the shardprep image
+(entrypoint "shardprep container"). The arguments after "--" become the
+job's ContainerArguments: the flags of "shardprep container", or the seed
+script's --s3_input_bucket/--s3_input_key_prefix/... which it translates.
+Instance 1 (algo-1) coordinates; the others work.
+
+Limits are checked here before anything is sent (SageMaker API reference):
+at most 100 job arguments of at most 256 characters each, at most 100
+--env entries with keys matching [a-zA-Z_][a-zA-Z0-9_]* and keys and values
+of at most 256 characters, a job name of 1-63 letters, digits and hyphens,
+1-100 instances, a 1-16384 GB volume, a run time of 1s to 9 days.
+
+AWS credentials and region come from the usual chain ($AWS_PROFILE,
+$AWS_ACCESS_KEY_ID..., $AWS_REGION). With --wait the command polls the job
+until it ends and fails unless the job Completed. Interrupting --wait does
+not stop the job.
+
+Examples:
+  shardprep submit --dry-run --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0 \
+      --role arn:aws:iam::123456789012:role/SageMakerProcessing -- \
+      --input s3://bucket/abalone/ --output s3://bucket/out/ --credentials grants
+
+  shardprep submit --wait --instance-count 2 --instance-type ml.m5.xlarge \
+      --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0 \
+      --role arn:aws:iam::123456789012:role/SageMakerProcessing \
+      --env SHARDPREP_LOG=debug --max-runtime 2h -- \
+      --s3_input_bucket bucket --s3_input_key_prefix abalone \
+      --s3_output_bucket bucket --s3_output_key_prefix out
+
+  shardprep submit --image URI --role ARN --subnets subnet-0a1b,subnet-2c3d \
+      --security-groups sg-0123 -- --input s3://bucket/in/ --output s3://bucket/out/
+
+Flags:
+`
+
+// submitSpec is what the flags of "shardprep submit" say about the job.
+type submitSpec struct {
+	JobName        string
+	Image          string
+	Role           string
+	InstanceCount  int
+	InstanceType   string
+	VolumeSizeGB   int
+	MaxRuntime     time.Duration
+	Subnets        []string
+	SecurityGroups []string
+	Env            []string // KEY=VALUE, in flag order
+	Args           []string // ContainerArguments
+}
+
+// Limits of CreateProcessingJob, from the SageMaker API reference
+// (API_CreateProcessingJob, API_AppSpecification, API_ProcessingClusterConfig,
+// API_ProcessingStoppingCondition, API_VpcConfig):
+//   - AppSpecification.ContainerArguments: 1-100 items, each 0-256 long.
+//   - AppSpecification.ImageUri: 0-255 long.
+//   - Environment: 0-100 entries; key 0-256 long matching
+//     [a-zA-Z_][a-zA-Z0-9_]*; value 0-256 long.
+//   - ProcessingJobName: 1-63 long, ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}.
+//   - RoleArn: 20-2048 long, ^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$.
+//   - ClusterConfig.InstanceCount 1-100, VolumeSizeInGB 1-16384.
+//   - StoppingCondition.MaxRuntimeInSeconds 1-777600.
+//   - VpcConfig: 1-16 Subnets, 1-5 SecurityGroupIds, each 0-32 long, [-0-9a-zA-Z]+.
+//
+// Lengths are counted in characters (Unicode code points).
+const (
+	submitMaxArgs       = 100
+	submitMaxArgLen     = 256
+	submitMaxImageLen   = 255
+	submitMaxEnv        = 100
+	submitMaxEnvLen     = 256
+	submitMaxInstances  = 100
+	submitMaxVolumeGB   = 16384
+	submitMaxRuntime    = 777600 * time.Second
+	submitMaxSubnets    = 16
+	submitMaxSecGroups  = 5
+	submitMaxVPCIDLen   = 32
+	submitMinRoleARNLen = 20
+	submitMaxRoleARNLen = 2048
+)
+
+var (
+	submitJobNameRE = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
+	submitEnvKeyRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	submitRoleRE    = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	submitVPCIDRE   = regexp.MustCompile(`^[-0-9a-zA-Z]+$`)
+)
+
+// submitBuildRequest checks spec against the CreateProcessingJob limits and
+// returns the request. Errors are one line and name the flag at fault.
+func submitBuildRequest(spec submitSpec) (*sagemaker.CreateProcessingJobInput, error) {
+	if !submitJobNameRE.MatchString(spec.JobName) {
+		return nil, submitUsagef("--job-name %q: must be 1-63 letters, digits and hyphens, starting and ending with a letter or digit", spec.JobName)
+	}
+	if spec.Image == "" {
+		return nil, submitUsagef("--image is required (the shardprep image's ECR URI)")
+	}
+	if n := utf8.RuneCountInString(spec.Image); n > submitMaxImageLen {
+		return nil, submitUsagef("--image is %d characters long; SageMaker allows at most %d", n, submitMaxImageLen)
+	}
+	if spec.Role == "" {
+		return nil, submitUsagef("--role is required (the ARN of the job's execution role)")
+	}
+	if n := len(spec.Role); n < submitMinRoleARNLen || n > submitMaxRoleARNLen || !submitRoleRE.MatchString(spec.Role) {
+		return nil, submitUsagef("--role %q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", spec.Role)
+	}
+	if spec.InstanceCount < 1 || spec.InstanceCount > submitMaxInstances {
+		return nil, submitUsagef("--instance-count %d: must be 1 to %d", spec.InstanceCount, submitMaxInstances)
+	}
+	itype := types.ProcessingInstanceType(spec.InstanceType)
+	if !slices.Contains(itype.Values(), itype) {
+		return nil, submitUsagef("--instance-type %q is not a SageMaker Processing instance type (e.g. ml.m5.large, ml.c5.2xlarge)", spec.InstanceType)
+	}
+	if spec.VolumeSizeGB < 1 || spec.VolumeSizeGB > submitMaxVolumeGB {
+		return nil, submitUsagef("--volume-size-gb %d: must be 1 to %d", spec.VolumeSizeGB, submitMaxVolumeGB)
+	}
+	if spec.MaxRuntime < time.Second || spec.MaxRuntime > submitMaxRuntime || spec.MaxRuntime%time.Second != 0 {
+		return nil, submitUsagef("--max-runtime %s: must be whole seconds from 1s to %s", spec.MaxRuntime, submitMaxRuntime)
+	}
+
+	env, err := submitParseEnv(spec.Env)
+	if err != nil {
+		return nil, err
+	}
+	if len(spec.Args) > submitMaxArgs {
+		return nil, submitUsagef("%d job arguments after --; SageMaker allows at most %d", len(spec.Args), submitMaxArgs)
+	}
+	for i, a := range spec.Args {
+		if n := utf8.RuneCountInString(a); n > submitMaxArgLen {
+			return nil, submitUsagef("job argument %d (%.20q...) is %d characters long; SageMaker allows at most %d", i+1, a, n, submitMaxArgLen)
+		}
+	}
+	network, err := submitNetwork(spec.Subnets, spec.SecurityGroups)
+	if err != nil {
+		return nil, err
+	}
+
+	in := &sagemaker.CreateProcessingJobInput{
+		ProcessingJobName: aws.String(spec.JobName),
+		RoleArn:           aws.String(spec.Role),
+		AppSpecification:  &types.AppSpecification{ImageUri: aws.String(spec.Image)},
+		ProcessingResources: &types.ProcessingResources{ClusterConfig: &types.ProcessingClusterConfig{
+			InstanceCount:  aws.Int32(int32(spec.InstanceCount)),
+			InstanceType:   itype,
+			VolumeSizeInGB: aws.Int32(int32(spec.VolumeSizeGB)),
+		}},
+		StoppingCondition: &types.ProcessingStoppingCondition{
+			MaxRuntimeInSeconds: aws.Int32(int32(spec.MaxRuntime / time.Second)),
+		},
+		NetworkConfig: network,
+	}
+	if len(spec.Args) > 0 { // the API wants at least one item when the list is present
+		in.AppSpecification.ContainerArguments = slices.Clone(spec.Args)
+	}
+	if len(env) > 0 {
+		in.Environment = env
+	}
+	return in, nil
+}
+
+// submitUsagef is usagef with the command's name in front.
+func submitUsagef(format string, args ...any) error {
+	return usagef("submit: "+format, args...)
+}
+
+func submitParseEnv(kvs []string) (map[string]string, error) {
+	if len(kvs) > submitMaxEnv {
+		return nil, submitUsagef("%d --env entries; SageMaker allows at most %d", len(kvs), submitMaxEnv)
+	}
+	env := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, submitUsagef("--env %q: want KEY=VALUE", kv)
+		}
+		if !submitEnvKeyRE.MatchString(k) {
+			return nil, submitUsagef("--env %q: the name must match [a-zA-Z_][a-zA-Z0-9_]*", kv)
+		}
+		if n := utf8.RuneCountInString(k); n > submitMaxEnvLen {
+			return nil, submitUsagef("--env name %.20q... is %d characters long; SageMaker allows at most %d", k, n, submitMaxEnvLen)
+		}
+		if n := utf8.RuneCountInString(v); n > submitMaxEnvLen {
+			return nil, submitUsagef("--env %s: the value is %d characters long; SageMaker allows at most %d", k, n, submitMaxEnvLen)
+		}
+		if _, dup := env[k]; dup {
+			return nil, submitUsagef("--env %s is given twice", k)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+func submitNetwork(subnets, groups []string) (*types.NetworkConfig, error) {
+	if len(subnets) == 0 && len(groups) == 0 {
+		return nil, nil
+	}
+	if len(subnets) == 0 || len(groups) == 0 {
+		return nil, submitUsagef("--subnets and --security-groups go together (a VPC configuration needs both)")
+	}
+	check := func(flagName string, ids []string, most int) error {
+		if len(ids) > most {
+			return submitUsagef("%s lists %d IDs; SageMaker allows at most %d", flagName, len(ids), most)
+		}
+		for _, id := range ids {
+			if len(id) > submitMaxVPCIDLen || !submitVPCIDRE.MatchString(id) {
+				return submitUsagef("%s: %q is not a VPC resource ID", flagName, id)
+			}
+		}
+		return nil
+	}
+	if err := check("--subnets", subnets, submitMaxSubnets); err != nil {
+		return nil, err
+	}
+	if err := check("--security-groups", groups, submitMaxSecGroups); err != nil {
+		return nil, err
+	}
+	return &types.NetworkConfig{VpcConfig: &types.VpcConfig{
+		Subnets:          slices.Clone(subnets),
+		SecurityGroupIds: slices.Clone(groups),
+	}}, nil
+}
+
+// submitFlags are the command line of "shardprep submit".
+type submitFlags struct {
+	spec         submitSpec
+	subnets      string
+	groups       string
+	env          submitEnvList
+	wait         bool
+	pollInterval time.Duration
+	dryRun       bool
+	region       string
+	endpoint     string
+}
+
+type submitEnvList []string
+
+func (l *submitEnvList) String() string { return strings.Join(*l, " ") }
+func (l *submitEnvList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFlags, error) {
+	f := &submitFlags{}
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), submitUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.spec.JobName, "job-name", "", "processing job `name`, unique in the account and region (default shardprep-<UTC time>)")
+	fs.StringVar(&f.spec.Image, "image", "", "shardprep image `URI` in ECR (required)")
+	fs.StringVar(&f.spec.Role, "role", "", "execution role `ARN` the instances run as (required)")
+	fs.IntVar(&f.spec.InstanceCount, "instance-count", 1, "number of instances; the first coordinates")
+	fs.StringVar(&f.spec.InstanceType, "instance-type", "ml.m5.large", "instance `type`")
+	fs.IntVar(&f.spec.VolumeSizeGB, "volume-size-gb", 30, "storage volume per instance, in `GB`")
+	fs.DurationVar(&f.spec.MaxRuntime, "max-runtime", time.Hour, "SageMaker stops the job after this `duration`")
+	fs.StringVar(&f.subnets, "subnets", "", "comma-separated subnet `IDs` to run in (with --security-groups)")
+	fs.StringVar(&f.groups, "security-groups", "", "comma-separated security group `IDs` (with --subnets)")
+	fs.Var(&f.env, "env", "environment variable `KEY=VALUE` for the containers (repeatable)")
+	fs.BoolVar(&f.wait, "wait", false, "wait for the job to end, printing status changes; fail unless it Completed")
+	fs.DurationVar(&f.pollInterval, "poll-interval", 30*time.Second, "with --wait, time between status checks")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the CreateProcessingJob request as JSON and exit without calling AWS")
+	fs.StringVar(&f.region, "region", "", "AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)")
+	fs.StringVar(&f.endpoint, "endpoint-url", "", "SageMaker API endpoint `URL` (default: $AWS_ENDPOINT_URL_SAGEMAKER, $AWS_ENDPOINT_URL, AWS)")
+
+	flagArgs, jobArgs := args, []string(nil)
+	if i := slices.Index(args, "--"); i >= 0 {
+		flagArgs, jobArgs = args[:i], args[i+1:]
+	}
+	if err := fs.Parse(flagArgs); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, submitUsagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, submitUsagef("unexpected argument %q; job arguments go after --", fs.Arg(0))
+	}
+	if f.pollInterval <= 0 {
+		return nil, submitUsagef("--poll-interval %s: must be positive", f.pollInterval)
+	}
+	if f.spec.JobName == "" {
+		now = now.UTC()
+		f.spec.JobName = now.Format("shardprep-20060102-150405") + fmt.Sprintf("-%03d", now.Nanosecond()/1e6)
+	}
+	f.spec.Args = jobArgs
+	f.spec.Env = f.env
+	f.spec.Subnets = submitSplitList(f.subnets)
+	f.spec.SecurityGroups = submitSplitList(f.groups)
+	return f, nil
+}
+
+func submitSplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runSubmit is "shardprep submit": it creates a SageMaker Processing job
+// running the shardprep image and, with --wait, follows it to its end.
+func runSubmit(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	f, err := submitParseFlags(args, time.Now(), stderr)
+	if err != nil {
+		return err
+	}
+	in, err := submitBuildRequest(f.spec)
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		body, err := submitRequestJSON(ctx, in)
+		if err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", body)
+		return err
+	}
+
+	client, region, err := submitClient(ctx, f, env)
+	if err != nil {
+		return err
+	}
+	out, err := client.CreateProcessingJob(ctx, in)
+	if err != nil {
+		return fmt.Errorf("submit: creating processing job %s in %s: %w", f.spec.JobName, region, err)
+	}
+	fmt.Fprintf(stdout, "created processing job %s\n", f.spec.JobName)
+	fmt.Fprintf(stdout, "  arn:  %s\n", aws.ToString(out.ProcessingJobArn))
+	fmt.Fprintf(stdout, "  logs: CloudWatch log group /aws/sagemaker/ProcessingJobs, streams %s/algo-*\n", f.spec.JobName)
+	if !f.wait {
+		return nil
+	}
+	return submitWait(ctx, client, f.spec.JobName, f.pollInterval, stdout)
+}
+
+// submitClient makes a SageMaker client from the SDK's default chain, with
+// the region, endpoint and static credentials that env (and the flags) name.
+func submitClient(ctx context.Context, f *submitFlags, env func(string) string) (*sagemaker.Client, string, error) {
+	var opts []func(*config.LoadOptions) error
+	region := f.region
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if region == "" {
+			region = env(k)
+		}
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	if p := env("AWS_PROFILE"); p != "" {
+		opts = append(opts, config.WithSharedConfigProfile(p))
+	}
+	if id, secret := env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(id, secret, env("AWS_SESSION_TOKEN"))))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, "", fmt.Errorf("submit: loading AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, "", submitUsagef("no AWS region: pass --region or set AWS_REGION")
+	}
+	endpoint := f.endpoint
+	for _, k := range []string{"AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL"} {
+		if endpoint == "" {
+			endpoint = env(k)
+		}
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, "", fmt.Errorf("submit: no usable AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
+	}
+	client := sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+	return client, cfg.Region, nil
+}
+
+// submitWait polls DescribeProcessingJob until the job ends, printing each
+// status change. It fails unless the job Completed.
+func submitWait(ctx context.Context, client *sagemaker.Client, name string, every time.Duration, stdout io.Writer) error {
+	var last types.ProcessingJobStatus
+	for {
+		d, err := client.DescribeProcessingJob(ctx, &sagemaker.DescribeProcessingJobInput{ProcessingJobName: aws.String(name)})
+		if err != nil {
+			if ctx.Err() != nil {
+				return submitStopped(ctx, name)
+			}
+			return fmt.Errorf("submit: waiting for processing job %s: %w", name, err)
+		}
+		status := d.ProcessingJobStatus
+		if status != last {
+			fmt.Fprintf(stdout, "status: %s\n", status)
+			last = status
+		}
+		switch status {
+		case types.ProcessingJobStatusCompleted:
+			return nil
+		case types.ProcessingJobStatusFailed, types.ProcessingJobStatusStopped:
+			reason := aws.ToString(d.FailureReason)
+			if reason == "" {
+				reason = "no failure reason given"
+			}
+			fmt.Fprintf(stdout, "failure reason: %s\n", reason)
+			if m := aws.ToString(d.ExitMessage); m != "" {
+				fmt.Fprintf(stdout, "exit message: %s\n", m)
+			}
+			return fmt.Errorf("submit: processing job %s ended %s: %s", name, status, reason)
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return submitStopped(ctx, name)
+		case <-t.C:
+		}
+	}
+}
+
+func submitStopped(ctx context.Context, name string) error {
+	return fmt.Errorf("submit: stopped waiting; processing job %s keeps running (stop it with: aws sagemaker stop-processing-job --processing-job-name %s): %w",
+		name, name, ctx.Err())
+}
+
+// errSubmitCaptured ends a CreateProcessingJob call once its body is built.
+var errSubmitCaptured = errors.New("request body captured")
+
+// submitRequestJSON returns the JSON body the SDK would send for in, with
+// object keys sorted and indented: the SDK serializes the request, and a
+// middleware takes the body before it is signed or sent. No credentials or
+// network are needed.
+func submitRequestJSON(ctx context.Context, in *sagemaker.CreateProcessingJobInput) ([]byte, error) {
+	var body []byte
+	capture := middleware.BuildMiddlewareFunc("shardprepCaptureBody", func(ctx context.Context, bin middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+		req, ok := bin.Request.(*smithyhttp.Request)
+		if !ok {
+			return middleware.BuildOutput{}, middleware.Metadata{}, fmt.Errorf("unexpected request type %T", bin.Request)
+		}
+		if s := req.GetStream(); s != nil {
+			b, err := io.ReadAll(s)
+			if err != nil {
+				return middleware.BuildOutput{}, middleware.Metadata{}, err
+			}
+			body = b
+		}
+		return middleware.BuildOutput{}, middleware.Metadata{}, errSubmitCaptured
+	})
+	client := sagemaker.New(sagemaker.Options{Region: "us-east-1"})
+	_, err := client.CreateProcessingJob(ctx, in, func(o *sagemaker.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Build.Add(capture, middleware.After)
+		})
+	})
+	if !errors.Is(err, errSubmitCaptured) {
+		if err == nil {
+			err = errors.New("the request was not captured")
+		}
+		return nil, fmt.Errorf("serializing the request: %w", err)
+	}
+	return submitCanonicalJSON(body)
+}
+
+// submitCanonicalJSON re-encodes a JSON document indented, with object keys
+// sorted, numbers as written.
+func submitCanonicalJSON(body []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("request body is not JSON: %w", err)
+	}
+	return json.MarshalIndent(v, "", "  ")
+}

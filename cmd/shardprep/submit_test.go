@@ -1,0 +1,480 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// submitGolden is the CreateProcessingJob body for submitTwoHostSpec and
+// submitTwoHostFlags, keys sorted.
+const submitGolden = `{
+  "AppSpecification": {
+    "ContainerArguments": [
+      "--input",
+      "s3://abalone-data/input/",
+      "--output",
+      "s3://abalone-data/output/",
+      "--credentials",
+      "grants"
+    ],
+    "ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0"
+  },
+  "Environment": {
+    "GOMAXPROCS": "4",
+    "SHARDPREP_LOG": "debug"
+  },
+  "NetworkConfig": {
+    "VpcConfig": {
+      "SecurityGroupIds": [
+        "sg-0123456789abcdef0"
+      ],
+      "Subnets": [
+        "subnet-0a1b2c3d",
+        "subnet-4e5f6a7b"
+      ]
+    }
+  },
+  "ProcessingJobName": "abalone-prep-2",
+  "ProcessingResources": {
+    "ClusterConfig": {
+      "InstanceCount": 2,
+      "InstanceType": "ml.m5.xlarge",
+      "VolumeSizeInGB": 50
+    }
+  },
+  "RoleArn": "arn:aws:iam::123456789012:role/SageMakerProcessing",
+  "StoppingCondition": {
+    "MaxRuntimeInSeconds": 7200
+  }
+}`
+
+func submitTwoHostSpec() submitSpec {
+	return submitSpec{
+		JobName:        "abalone-prep-2",
+		Image:          "123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0",
+		Role:           "arn:aws:iam::123456789012:role/SageMakerProcessing",
+		InstanceCount:  2,
+		InstanceType:   "ml.m5.xlarge",
+		VolumeSizeGB:   50,
+		MaxRuntime:     2 * time.Hour,
+		Subnets:        []string{"subnet-0a1b2c3d", "subnet-4e5f6a7b"},
+		SecurityGroups: []string{"sg-0123456789abcdef0"},
+		Env:            []string{"SHARDPREP_LOG=debug", "GOMAXPROCS=4"},
+		Args:           []string{"--input", "s3://abalone-data/input/", "--output", "s3://abalone-data/output/", "--credentials", "grants"},
+	}
+}
+
+var submitTwoHostFlags = []string{
+	"--job-name", "abalone-prep-2",
+	"--image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0",
+	"--role=arn:aws:iam::123456789012:role/SageMakerProcessing",
+	"--instance-count", "2", "--instance-type", "ml.m5.xlarge", "--volume-size-gb", "50",
+	"--max-runtime", "2h",
+	"--subnets", "subnet-0a1b2c3d, subnet-4e5f6a7b", "--security-groups", "sg-0123456789abcdef0",
+	"--env", "SHARDPREP_LOG=debug", "--env", "GOMAXPROCS=4",
+	"--",
+	"--input", "s3://abalone-data/input/", "--output", "s3://abalone-data/output/", "--credentials", "grants",
+}
+
+func TestSubmitGoldenRequest(t *testing.T) {
+	in, err := submitBuildRequest(submitTwoHostSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := submitRequestJSON(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != submitGolden {
+		t.Errorf("request JSON:\n%s\nwant:\n%s", got, submitGolden)
+	}
+}
+
+// submitHermetic keeps the SDK's default chain away from this machine's AWS
+// files, profile and instance metadata.
+func submitHermetic(t *testing.T) {
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_CONFIG_FILE":                        filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE":            filepath.Join(dir, "credentials"),
+		"AWS_PROFILE":                            "",
+		"AWS_REGION":                             "",
+		"AWS_DEFAULT_REGION":                     "",
+		"AWS_ACCESS_KEY_ID":                      "",
+		"AWS_SECRET_ACCESS_KEY":                  "",
+		"AWS_SESSION_TOKEN":                      "",
+		"AWS_ENDPOINT_URL":                       "",
+		"AWS_ENDPOINT_URL_SAGEMAKER":             "",
+		"AWS_EC2_METADATA_DISABLED":              "true",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI":     "",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
+		"AWS_WEB_IDENTITY_TOKEN_FILE":            "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func submitRun(ctx context.Context, env map[string]string, args ...string) (stdout, stderr string, err error) {
+	var out, errb bytes.Buffer
+	err = runSubmit(ctx, args, func(k string) string { return env[k] }, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestSubmitDryRun(t *testing.T) {
+	submitHermetic(t)
+	out, errOut, err := submitRun(context.Background(), nil, append([]string{"--dry-run"}, submitTwoHostFlags...)...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if out != submitGolden+"\n" {
+		t.Errorf("dry run printed:\n%s\nwant:\n%s", out, submitGolden)
+	}
+
+	// Defaults: a timestamped name, one ml.m5.large, 30 GB, one hour, no
+	// VPC, no environment, no arguments.
+	out, errOut, err = submitRun(context.Background(), nil, "--dry-run",
+		"--image", "img", "--role", "arn:aws:iam::123456789012:role/R")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	var req struct {
+		ProcessingJobName   string
+		AppSpecification    map[string]any
+		ProcessingResources struct{ ClusterConfig map[string]any }
+		StoppingCondition   struct{ MaxRuntimeInSeconds int }
+		Environment         map[string]string
+		NetworkConfig       any
+	}
+	if err := json.Unmarshal([]byte(out), &req); err != nil {
+		t.Fatalf("dry run output is not JSON: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`^shardprep-\d{8}-\d{6}-\d{3}$`).MatchString(req.ProcessingJobName) {
+		t.Errorf("default job name %q", req.ProcessingJobName)
+	}
+	cc := req.ProcessingResources.ClusterConfig
+	if cc["InstanceCount"] != 1.0 || cc["InstanceType"] != "ml.m5.large" || cc["VolumeSizeInGB"] != 30.0 {
+		t.Errorf("default cluster %v", cc)
+	}
+	if req.StoppingCondition.MaxRuntimeInSeconds != 3600 {
+		t.Errorf("default max runtime %d", req.StoppingCondition.MaxRuntimeInSeconds)
+	}
+	if _, ok := req.AppSpecification["ContainerArguments"]; ok || req.Environment != nil || req.NetworkConfig != nil {
+		t.Errorf("defaults sent arguments, environment or network: %s", out)
+	}
+}
+
+func TestSubmitValidation(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("a", n) }
+	many := func(n int, f func(i int) string) []string {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = f(i)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*submitSpec)
+		want string // "" means valid
+	}{
+		{"valid", func(s *submitSpec) {}, ""},
+		{"name too long", func(s *submitSpec) { s.JobName = long(64) }, "--job-name"},
+		{"name of 63", func(s *submitSpec) { s.JobName = long(63) }, ""},
+		{"name with underscore", func(s *submitSpec) { s.JobName = "abalone_prep" }, "--job-name"},
+		{"name starts with hyphen", func(s *submitSpec) { s.JobName = "-abalone" }, "--job-name"},
+		{"name ends with hyphen", func(s *submitSpec) { s.JobName = "abalone-" }, "--job-name"},
+		{"name with double hyphen", func(s *submitSpec) { s.JobName = "a--b" }, ""},
+		{"empty name", func(s *submitSpec) { s.JobName = "" }, "--job-name"},
+		{"no image", func(s *submitSpec) { s.Image = "" }, "--image is required"},
+		{"image too long", func(s *submitSpec) { s.Image = long(256) }, "--image is 256 characters"},
+		{"no role", func(s *submitSpec) { s.Role = "" }, "--role is required"},
+		{"role is a user", func(s *submitSpec) { s.Role = "arn:aws:iam::123456789012:user/me" }, "not an IAM role ARN"},
+		{"role short account", func(s *submitSpec) { s.Role = "arn:aws:iam::1234:role/R" }, "not an IAM role ARN"},
+		{"role in China", func(s *submitSpec) { s.Role = "arn:aws-cn:iam::123456789012:role/service-role/R" }, ""},
+		{"no instances", func(s *submitSpec) { s.InstanceCount = 0 }, "--instance-count 0"},
+		{"101 instances", func(s *submitSpec) { s.InstanceCount = 101 }, "--instance-count 101"},
+		{"100 instances", func(s *submitSpec) { s.InstanceCount = 100 }, ""},
+		{"instance type", func(s *submitSpec) { s.InstanceType = "m5.large" }, `--instance-type "m5.large"`},
+		{"volume 0", func(s *submitSpec) { s.VolumeSizeGB = 0 }, "--volume-size-gb 0"},
+		{"volume too big", func(s *submitSpec) { s.VolumeSizeGB = 16385 }, "--volume-size-gb 16385"},
+		{"runtime 0", func(s *submitSpec) { s.MaxRuntime = 0 }, "--max-runtime"},
+		{"runtime fraction", func(s *submitSpec) { s.MaxRuntime = 1500 * time.Millisecond }, "--max-runtime"},
+		{"runtime too long", func(s *submitSpec) { s.MaxRuntime = 777601 * time.Second }, "--max-runtime"},
+		{"runtime 9 days", func(s *submitSpec) { s.MaxRuntime = 777600 * time.Second }, ""},
+		{"101 arguments", func(s *submitSpec) { s.Args = many(101, func(int) string { return "x" }) }, "101 job arguments"},
+		{"100 arguments of 256", func(s *submitSpec) { s.Args = many(100, func(int) string { return long(256) }) }, ""},
+		{"argument of 257", func(s *submitSpec) { s.Args = []string{"--input", long(257)} }, "job argument 2"},
+		{"argument of 256 runes", func(s *submitSpec) { s.Args = []string{strings.Repeat("é", 256)} }, ""},
+		{"101 env entries", func(s *submitSpec) { s.Env = many(101, func(i int) string { return fmt.Sprintf("K%d=v", i) }) }, "101 --env entries"},
+		{"100 env entries", func(s *submitSpec) { s.Env = many(100, func(i int) string { return fmt.Sprintf("K%d=v", i) }) }, ""},
+		{"env without =", func(s *submitSpec) { s.Env = []string{"SHARDPREP_LOG"} }, "want KEY=VALUE"},
+		{"env key starts with digit", func(s *submitSpec) { s.Env = []string{"1A=x"} }, "[a-zA-Z_][a-zA-Z0-9_]*"},
+		{"env key with hyphen", func(s *submitSpec) { s.Env = []string{"A-B=x"} }, "[a-zA-Z_][a-zA-Z0-9_]*"},
+		{"env empty key", func(s *submitSpec) { s.Env = []string{"=x"} }, "[a-zA-Z_][a-zA-Z0-9_]*"},
+		{"env key of 257", func(s *submitSpec) { s.Env = []string{long(257) + "=x"} }, "257 characters"},
+		{"env value of 257", func(s *submitSpec) { s.Env = []string{"A=" + long(257)} }, "--env A: the value is 257 characters"},
+		{"env value of 256 with =", func(s *submitSpec) { s.Env = []string{"A=" + long(254) + "=b"} }, ""},
+		{"env empty value", func(s *submitSpec) { s.Env = []string{"A="} }, ""},
+		{"env twice", func(s *submitSpec) { s.Env = []string{"A=1", "A=2"} }, "--env A is given twice"},
+		{"subnets alone", func(s *submitSpec) { s.SecurityGroups = nil }, "go together"},
+		{"groups alone", func(s *submitSpec) { s.Subnets = nil }, "go together"},
+		{"17 subnets", func(s *submitSpec) { s.Subnets = many(17, func(i int) string { return fmt.Sprintf("subnet-%d", i) }) }, "--subnets lists 17"},
+		{"6 groups", func(s *submitSpec) { s.SecurityGroups = many(6, func(i int) string { return fmt.Sprintf("sg-%d", i) }) }, "--security-groups lists 6"},
+		{"bad subnet", func(s *submitSpec) { s.Subnets = []string{"subnet_1"} }, `"subnet_1" is not a VPC resource ID`},
+		{"long group", func(s *submitSpec) { s.SecurityGroups = []string{"sg-" + long(30)} }, "is not a VPC resource ID"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := submitTwoHostSpec()
+			tc.edit(&spec)
+			in, err := submitBuildRequest(spec)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid spec refused: %v", err)
+				}
+				// What passes here also passes the SDK's own checks.
+				if _, err := submitRequestJSON(context.Background(), in); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted; want an error containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q: want one line containing %q", err, tc.want)
+			}
+			var ue *usageError
+			if !errors.As(err, &ue) {
+				t.Errorf("error %v is not a usage error", err)
+			}
+		})
+	}
+}
+
+func TestSubmitFlags(t *testing.T) {
+	submitHermetic(t)
+	_, stderr, err := submitRun(context.Background(), nil, "-h")
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	for _, s := range []string{"Usage: shardprep submit", "Examples:", "-- --input s3://", "--s3_input_bucket",
+		"-image", "-role", "-instance-count", "-instance-type", "-volume-size-gb", "-max-runtime", "-subnets",
+		"-security-groups", "-env", "-wait", "-dry-run", "-region", "-job-name", "-endpoint-url", "-poll-interval",
+		"(default 1h0m0s)", `(default "ml.m5.large")`} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("-h output lacks %q", s)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--image", "i", "--role", "arn:aws:iam::123456789012:role/R", "--input", "x"}, "flag provided but not defined: -input"},
+		{[]string{"--image", "i", "--role", "arn:aws:iam::123456789012:role/R", "stray"}, `unexpected argument "stray"; job arguments go after --`},
+		{[]string{"--instance-count", "two"}, "invalid value"},
+		{[]string{"--image", "i", "--role", "arn:aws:iam::123456789012:role/R", "--poll-interval", "0s"}, "--poll-interval"},
+		{[]string{"--role", "arn:aws:iam::123456789012:role/R"}, "--image is required"},
+	} {
+		_, _, err := submitRun(context.Background(), nil, tc.args...)
+		var ue *usageError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ue) {
+			t.Errorf("submit %q: error %v, want a usage error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// fakeSageMaker speaks the SageMaker JSON protocol (awsJson1_1) for
+// CreateProcessingJob and DescribeProcessingJob.
+type fakeSageMaker struct {
+	t        *testing.T
+	mu       sync.Mutex
+	created  []byte   // canonical body of the CreateProcessingJob call
+	describe []string // DescribeProcessingJob answers, the last repeats
+	describs int
+	createFn func(w http.ResponseWriter) bool // answers instead, if set and returns true
+}
+
+func (f *fakeSageMaker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.t
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Errorf("reading request: %v", err)
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/" {
+		t.Errorf("%s %s, want POST /", r.Method, r.URL.Path)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	auth := r.Header.Get("Authorization")
+	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=AKIDSHARDPREPTEST/") || !strings.Contains(auth, "/eu-west-1/sagemaker/aws4_request") {
+		t.Errorf("request not signed for sagemaker in eu-west-1: %q", auth)
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	switch target := r.Header.Get("X-Amz-Target"); target {
+	case "SageMaker.CreateProcessingJob":
+		if f.createFn != nil && f.createFn(w) {
+			return
+		}
+		c, err := submitCanonicalJSON(body)
+		if err != nil {
+			t.Errorf("CreateProcessingJob body: %v", err)
+		}
+		f.created = c
+		fmt.Fprint(w, `{"ProcessingJobArn":"arn:aws:sagemaker:eu-west-1:123456789012:processing-job/abalone-prep-2"}`)
+	case "SageMaker.DescribeProcessingJob":
+		var req struct{ ProcessingJobName string }
+		if err := json.Unmarshal(body, &req); err != nil || req.ProcessingJobName != "abalone-prep-2" {
+			t.Errorf("DescribeProcessingJob body %s", body)
+		}
+		ans := f.describe[min(f.describs, len(f.describe)-1)]
+		f.describs++
+		fmt.Fprint(w, ans)
+	default:
+		t.Errorf("unexpected X-Amz-Target %q", target)
+		w.WriteHeader(http.StatusBadRequest)
+	}
+}
+
+func describeAnswer(status, extra string) string {
+	return `{"ProcessingJobName":"abalone-prep-2","ProcessingJobArn":"arn:aws:sagemaker:eu-west-1:123456789012:processing-job/abalone-prep-2",` +
+		`"ProcessingJobStatus":"` + status + `","CreationTime":1767312000.5` + extra + `}`
+}
+
+func submitWireEnv(url string) map[string]string {
+	return map[string]string{
+		"AWS_REGION":                 "eu-west-1",
+		"AWS_ACCESS_KEY_ID":          "AKIDSHARDPREPTEST",
+		"AWS_SECRET_ACCESS_KEY":      "secret",
+		"AWS_ENDPOINT_URL_SAGEMAKER": url,
+	}
+}
+
+func TestSubmitWireCompleted(t *testing.T) {
+	submitHermetic(t)
+	fake := &fakeSageMaker{t: t, describe: []string{
+		describeAnswer("InProgress", ""), describeAnswer("InProgress", ""), describeAnswer("Completed", ""),
+	}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	args := append([]string{"--wait", "--poll-interval", "5ms"}, submitTwoHostFlags...)
+	out, errOut, err := submitRun(context.Background(), submitWireEnv(srv.URL), args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if string(fake.created) != submitGolden {
+		t.Errorf("wire request:\n%s\nwant:\n%s", fake.created, submitGolden)
+	}
+	want := `created processing job abalone-prep-2
+  arn:  arn:aws:sagemaker:eu-west-1:123456789012:processing-job/abalone-prep-2
+  logs: CloudWatch log group /aws/sagemaker/ProcessingJobs, streams abalone-prep-2/algo-*
+status: InProgress
+status: Completed
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+	if fake.describs != 3 {
+		t.Errorf("%d DescribeProcessingJob calls, want 3", fake.describs)
+	}
+}
+
+func TestSubmitWireFailed(t *testing.T) {
+	submitHermetic(t)
+	fake := &fakeSageMaker{t: t, describe: []string{
+		describeAnswer("InProgress", ""),
+		describeAnswer("Failed", `,"FailureReason":"AlgorithmError: see job logs","ExitMessage":"abalone.csv line 7: column rings: \"x\" is not a number"`),
+	}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	args := append([]string{"--wait", "--poll-interval", "5ms"}, submitTwoHostFlags...)
+	out, _, err := submitRun(context.Background(), submitWireEnv(srv.URL), args...)
+	if err == nil || !strings.Contains(err.Error(), "ended Failed: AlgorithmError: see job logs") {
+		t.Fatalf("error %v, want the failure reason", err)
+	}
+	for _, s := range []string{"status: Failed\n", "failure reason: AlgorithmError: see job logs\n", `exit message: abalone.csv line 7: column rings: "x" is not a number`} {
+		if !strings.Contains(out, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, out)
+		}
+	}
+}
+
+func TestSubmitWireRejected(t *testing.T) {
+	submitHermetic(t)
+	fake := &fakeSageMaker{t: t, createFn: func(w http.ResponseWriter) bool {
+		w.Header().Set("X-Amzn-Errortype", "ResourceInUse")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"__type":"ResourceInUse","Message":"Job name must be unique within an AWS account and region"}`)
+		return true
+	}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	out, _, err := submitRun(context.Background(), submitWireEnv(srv.URL), submitTwoHostFlags...)
+	if err == nil || !strings.Contains(err.Error(), "ResourceInUse") || !strings.Contains(err.Error(), "must be unique") {
+		t.Fatalf("error %v, want the API error", err)
+	}
+	if out != "" {
+		t.Errorf("a rejected job printed %q", out)
+	}
+}
+
+func TestSubmitWaitInterrupted(t *testing.T) {
+	submitHermetic(t)
+	fake := &fakeSageMaker{t: t, describe: []string{describeAnswer("InProgress", "")}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	args := append([]string{"--wait", "--poll-interval", "20ms"}, submitTwoHostFlags...)
+	_, _, err := submitRun(ctx, submitWireEnv(srv.URL), args...)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "keeps running") {
+		t.Fatalf("error %v, want a stopped wait that says the job keeps running", err)
+	}
+}
+
+func TestSubmitNoRegion(t *testing.T) {
+	submitHermetic(t)
+	env := submitWireEnv("http://127.0.0.1:1")
+	delete(env, "AWS_REGION")
+	_, _, err := submitRun(context.Background(), env, submitTwoHostFlags...)
+	var ue *usageError
+	if err == nil || !strings.Contains(err.Error(), "no AWS region") || !errors.As(err, &ue) {
+		t.Fatalf("error %v, want a usage error about the region", err)
+	}
+}
+
+func TestSubmitNoCredentials(t *testing.T) {
+	submitHermetic(t)
+	fake := &fakeSageMaker{t: t}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	env := submitWireEnv(srv.URL)
+	delete(env, "AWS_ACCESS_KEY_ID")
+	delete(env, "AWS_SECRET_ACCESS_KEY")
+	out, _, err := submitRun(context.Background(), env, submitTwoHostFlags...)
+	if err == nil || !strings.Contains(err.Error(), "no usable AWS credentials") {
+		t.Fatalf("error %v, want one about credentials", err)
+	}
+	if out != "" || fake.created != nil {
+		t.Errorf("without credentials a request was sent or a job reported: %q", out)
+	}
+}
