@@ -18,6 +18,10 @@ type Object struct {
 	// ETag pins reads to this version of the object; empty when the store
 	// has none.
 	ETag string `json:"etag,omitempty"`
+	// Root is the location the object was listed under (URL = Root + the
+	// object's key below it), so that every worker opens the same store
+	// root, with the same credentials scope, as the coordinator did.
+	Root string `json:"root"`
 }
 
 // Split is a byte range [Offset, Offset+Length) of one input object. A line

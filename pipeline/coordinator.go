@@ -1,0 +1,694 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+// ProtocolVersion is the version of the coordinator protocol. A worker
+// whose version differs is refused at Join.
+const ProtocolVersion = 1
+
+// Phase is the state of a job.
+type Phase string
+
+const (
+	PhaseFit       Phase = "fit"
+	PhaseTransform Phase = "transform"
+	PhaseCommit    Phase = "commit"
+	PhaseCommitted Phase = "committed"
+	PhaseFailed    Phase = "failed"
+)
+
+// Task is one unit of work: one split in one phase.
+type Task struct {
+	Phase   Phase `json:"phase"`
+	Split   int   `json:"split"`
+	Attempt int   `json:"attempt"`
+}
+
+func (t Task) String() string { return fmt.Sprintf("%s split %d (attempt %d)", t.Phase, t.Split, t.Attempt) }
+
+// Protocol messages. Every request names its worker.
+type (
+	JoinRequest struct {
+		Protocol int    `json:"protocol"`
+		Worker   string `json:"worker"`
+		Version  string `json:"version"`
+	}
+	JoinResponse struct {
+		Protocol int  `json:"protocol"`
+		Job      *Job `json:"job"`
+		// HeartbeatMillis is how often the worker must heartbeat; a
+		// worker silent for LeaseMillis loses its tasks.
+		HeartbeatMillis int64 `json:"heartbeat_ms"`
+		LeaseMillis     int64 `json:"lease_ms"`
+	}
+	LeaseRequest struct {
+		Worker string `json:"worker"`
+		Slots  int    `json:"slots"`   // tasks the worker can start now
+		WaitMS int64  `json:"wait_ms"` // how long the call may wait for work
+	}
+	LeaseResponse struct {
+		State Phase  `json:"state"`
+		Error string `json:"error,omitempty"` // why the job failed
+		Tasks []Task `json:"tasks,omitempty"`
+		// Model and FirstLines come with transform tasks.
+		Model      *features.Model `json:"model,omitempty"`
+		FirstLines []int64         `json:"first_lines,omitempty"`
+	}
+	ReportRequest struct {
+		Worker string      `json:"worker"`
+		Task   Task        `json:"task"`
+		Result *taskResult `json:"result,omitempty"`
+		Error  string      `json:"error,omitempty"`
+		// DataError marks an error caused by the input: the job fails
+		// without retrying the split elsewhere.
+		DataError bool `json:"data_error,omitempty"`
+	}
+	ReportResponse struct {
+		State Phase `json:"state"`
+	}
+	HeartbeatRequest struct {
+		Worker string `json:"worker"`
+		Tasks  []Task `json:"tasks"` // tasks the worker is running
+		// Progress of the worker in Phase: input bytes read and rows
+		// decoded so far.
+		Phase Phase `json:"phase,omitempty"`
+		Bytes int64 `json:"bytes"`
+		Rows  int64 `json:"rows"`
+	}
+	HeartbeatResponse struct {
+		State Phase  `json:"state"`
+		Error string `json:"error,omitempty"`
+	}
+)
+
+// Transport is how a worker talks to its coordinator: *Coordinator itself
+// in one process, an HTTP client between hosts.
+type Transport interface {
+	Join(ctx context.Context, req *JoinRequest) (*JoinResponse, error)
+	Lease(ctx context.Context, req *LeaseRequest) (*LeaseResponse, error)
+	Report(ctx context.Context, req *ReportRequest) (*ReportResponse, error)
+	Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error)
+}
+
+// CoordinatorOptions tune a coordinator; nil means defaults.
+type CoordinatorOptions struct {
+	LeaseTTL    time.Duration // default 30s
+	Heartbeat   time.Duration // default 1s
+	MaxAttempts int           // attempts per task before the job fails; default 3
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+type taskState struct {
+	task     Task
+	state    int // pending, leased, done
+	worker   string
+	deadline time.Time
+	result   *taskResult
+	workers  []string // every worker that held it
+}
+
+const (
+	pending = iota
+	leased
+	done
+)
+
+type workerState struct {
+	id       string
+	joined   time.Time
+	lastSeen time.Time
+	progress map[Phase][2]int64 // bytes and rows per phase, from heartbeats
+	tasks    map[Task]bool
+	done     int // tasks completed
+	doneRows  int64
+	doneBytes int64
+	gone      bool
+}
+
+// Coordinator runs a job's phases and hands out tasks under leases. Its
+// methods are the protocol (it is a Transport); Run drives the phases and
+// commits.
+type Coordinator struct {
+	job  *Job
+	sink Sink
+	opts CoordinatorOptions
+	log  *slog.Logger
+
+	mu         sync.Mutex
+	phase      Phase
+	err        error
+	tasks      []*taskState
+	stats      *features.Stats
+	fit        []taskResult
+	results    []taskResult
+	workers    map[string]*workerState
+	reassigned []Reassignment
+	changed    chan struct{} // closed and replaced on every change
+	failed     chan struct{} // closed when the job fails
+	timings    Timings
+	started    time.Time
+	phaseStart time.Time
+}
+
+// Reassignment records a task taken from a worker that stopped answering.
+type Reassignment struct {
+	Phase  Phase  `json:"phase"`
+	Split  int    `json:"split"`
+	From   string `json:"from"`
+	Reason string `json:"reason"`
+}
+
+// NewCoordinator starts a job in its first phase: fit, or transform when
+// the job carries a model.
+func NewCoordinator(job *Job, sink Sink, opts *CoordinatorOptions) *Coordinator {
+	c := &Coordinator{job: job, sink: sink, workers: map[string]*workerState{}, changed: make(chan struct{}), failed: make(chan struct{})}
+	if opts != nil {
+		c.opts = *opts
+	}
+	if c.opts.LeaseTTL <= 0 {
+		c.opts.LeaseTTL = 30 * time.Second
+	}
+	if c.opts.Heartbeat <= 0 {
+		c.opts.Heartbeat = time.Second
+	}
+	if c.opts.MaxAttempts <= 0 {
+		c.opts.MaxAttempts = 3
+	}
+	if c.opts.Now == nil {
+		c.opts.Now = time.Now
+	}
+	c.log = c.opts.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.started = c.opts.Now()
+	c.phaseStart = c.started
+	if job.Model != nil {
+		c.startPhase(PhaseTransform)
+	} else {
+		c.stats = features.NewStats(job.Spec)
+		c.startPhase(PhaseFit)
+	}
+	return c
+}
+
+// startPhase must be called with mu held (or before the coordinator is shared).
+func (c *Coordinator) startPhase(p Phase) {
+	now := c.opts.Now()
+	switch c.phase {
+	case PhaseFit:
+		c.timings.FitMS = now.Sub(c.phaseStart).Milliseconds()
+	case PhaseTransform:
+		c.timings.TransformMS = now.Sub(c.phaseStart).Milliseconds()
+	}
+	c.phaseStart = now
+	c.phase = p
+	c.tasks = nil
+	if p == PhaseFit || p == PhaseTransform {
+		c.tasks = make([]*taskState, len(c.job.Splits))
+		for i := range c.tasks {
+			c.tasks[i] = &taskState{task: Task{Phase: p, Split: i}}
+		}
+	}
+	c.notify()
+}
+
+func (c *Coordinator) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *Coordinator) fail(err error) {
+	if c.phase == PhaseFailed || c.phase == PhaseCommitted {
+		return
+	}
+	c.err = err
+	c.phase = PhaseFailed
+	close(c.failed)
+	c.notify()
+}
+
+// Failed returns a channel closed when the job fails.
+func (c *Coordinator) Failed() <-chan struct{} { return c.failed }
+
+func (c *Coordinator) errText() string {
+	if c.err == nil {
+		return ""
+	}
+	return c.err.Error()
+}
+
+func (c *Coordinator) worker(id string) *workerState {
+	w := c.workers[id]
+	if w == nil {
+		now := c.opts.Now()
+		w = &workerState{id: id, joined: now, lastSeen: now, tasks: map[Task]bool{}, progress: map[Phase][2]int64{}}
+		c.workers[id] = w
+	}
+	return w
+}
+
+// Join registers a worker and returns the job.
+func (c *Coordinator) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, error) {
+	if req.Protocol != ProtocolVersion {
+		return nil, fmt.Errorf("worker %s speaks protocol %d, coordinator %d", req.Worker, req.Protocol, ProtocolVersion)
+	}
+	if req.Worker == "" {
+		return nil, errors.New("worker has no name")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.worker(req.Worker)
+	w.gone = false
+	c.log.Info("worker joined", "worker", req.Worker, "version", req.Version)
+	job := *c.job
+	job.Model = nil
+	return &JoinResponse{Protocol: ProtocolVersion, Job: &job,
+		HeartbeatMillis: c.opts.Heartbeat.Milliseconds(), LeaseMillis: c.opts.LeaseTTL.Milliseconds()}, nil
+}
+
+// Lease hands the worker up to Slots pending tasks of the current phase,
+// waiting up to WaitMS for some to become available.
+func (c *Coordinator) Lease(ctx context.Context, req *LeaseRequest) (*LeaseResponse, error) {
+	deadline := time.Now().Add(time.Duration(req.WaitMS) * time.Millisecond)
+	for {
+		c.mu.Lock()
+		w := c.worker(req.Worker)
+		now := c.opts.Now()
+		w.lastSeen = now
+		resp := &LeaseResponse{State: c.phase, Error: c.errText()}
+		if c.phase == PhaseFit || c.phase == PhaseTransform {
+			for _, t := range c.tasks {
+				if len(resp.Tasks) >= req.Slots {
+					break
+				}
+				if t.state != pending {
+					continue
+				}
+				t.state, t.worker, t.deadline = leased, req.Worker, now.Add(c.opts.LeaseTTL)
+				t.task.Attempt++
+				t.workers = append(t.workers, req.Worker)
+				w.tasks[t.task] = true
+				resp.Tasks = append(resp.Tasks, t.task)
+			}
+			if len(resp.Tasks) > 0 && c.phase == PhaseTransform {
+				resp.Model = c.job.Model
+				resp.FirstLines = c.job.FirstLines
+			}
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		if len(resp.Tasks) > 0 || resp.State == PhaseCommitted || resp.State == PhaseFailed {
+			return resp, nil
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return resp, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ch:
+			t.Stop()
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Report records a finished (or failed) task.
+func (c *Coordinator) Report(ctx context.Context, req *ReportRequest) (*ReportResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.notify()
+	w := c.worker(req.Worker)
+	w.lastSeen = c.opts.Now()
+	delete(w.tasks, req.Task)
+	if req.Task.Phase != c.phase || req.Task.Split < 0 || req.Task.Split >= len(c.tasks) {
+		return &ReportResponse{State: c.phase}, nil // stale: a phase already over
+	}
+	t := c.tasks[req.Task.Split]
+	if t.state == done {
+		return &ReportResponse{State: c.phase}, nil // done twice: parts are identical
+	}
+	if req.Error != "" {
+		if req.DataError {
+			c.fail(errors.New(req.Error))
+			return &ReportResponse{State: c.phase}, nil
+		}
+		c.log.Warn("task failed", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
+		if t.task.Attempt >= c.opts.MaxAttempts {
+			c.fail(fmt.Errorf("%s failed %d times, last on %s: %s", t.task, t.task.Attempt, req.Worker, req.Error))
+			return &ReportResponse{State: c.phase}, nil
+		}
+		if t.worker == req.Worker {
+			t.state = pending
+			c.notify()
+		}
+		return &ReportResponse{State: c.phase}, nil
+	}
+	if req.Result == nil {
+		return nil, errors.New("report without result or error")
+	}
+	t.state, t.result = done, req.Result
+	w.done++
+	if c.phase == PhaseTransform {
+		w.doneRows += req.Result.RowsIn
+		w.doneBytes += req.Result.BytesRead
+	}
+	if c.phase == PhaseFit && req.Result.Stats != nil {
+		if err := c.stats.Merge(req.Result.Stats); err != nil {
+			c.fail(fmt.Errorf("merging fit statistics of split %d: %w", req.Task.Split, err))
+			return &ReportResponse{State: c.phase}, nil
+		}
+	}
+	c.advance()
+	return &ReportResponse{State: c.phase}, nil
+}
+
+// advance moves to the next phase when every task of this one is done.
+func (c *Coordinator) advance() {
+	for _, t := range c.tasks {
+		if t.state != done {
+			c.notify()
+			return
+		}
+	}
+	results := make([]taskResult, len(c.tasks))
+	for i, t := range c.tasks {
+		results[i] = *t.result
+		results[i].Stats = nil
+	}
+	switch c.phase {
+	case PhaseFit:
+		c.fit = results
+		if c.stats.Rows() == 0 {
+			c.fail(c.emptyInputError(results))
+			return
+		}
+		m, err := c.stats.Model()
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.job.Model = m
+		// Number lines across splits of each object for error messages.
+		c.job.FirstLines = make([]int64, len(c.job.Splits))
+		next := map[int]int64{}
+		for i, s := range c.job.Splits {
+			if _, ok := next[s.Object]; !ok {
+				next[s.Object] = 1
+			}
+			c.job.FirstLines[i] = next[s.Object]
+			next[s.Object] += results[i].Lines
+		}
+		c.startPhase(PhaseTransform)
+	case PhaseTransform:
+		c.results = results
+		var rows, rejected int64
+		for _, r := range results {
+			rows += r.RowsIn
+			rejected += r.Rejected
+		}
+		if rows+rejected == 0 {
+			c.fail(c.emptyInputError(results))
+			return
+		}
+		c.startPhase(PhaseCommit)
+	}
+}
+
+func (c *Coordinator) emptyInputError(results []taskResult) error {
+	var rejected int64
+	for _, r := range results {
+		rejected += r.Rejected
+	}
+	if rejected > 0 {
+		return fmt.Errorf("no valid rows in the input: all %d rows were rejected (see %s/)", rejected, RejectedFolder)
+	}
+	return fmt.Errorf("no rows in the input: its %d objects hold only blank lines", len(c.job.Objects))
+}
+
+// Heartbeat extends the worker's leases and records its progress.
+func (c *Coordinator) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.worker(req.Worker)
+	now := c.opts.Now()
+	w.lastSeen = now
+	if req.Phase != "" {
+		w.progress[req.Phase] = [2]int64{req.Bytes, req.Rows}
+	}
+	for _, task := range req.Tasks {
+		if task.Phase != c.phase || task.Split < 0 || task.Split >= len(c.tasks) {
+			continue
+		}
+		if t := c.tasks[task.Split]; t.state == leased && t.worker == req.Worker {
+			t.deadline = now.Add(c.opts.LeaseTTL)
+		}
+	}
+	return &HeartbeatResponse{State: c.phase, Error: c.errText()}, nil
+}
+
+// expire returns leased tasks whose worker went silent to the pool.
+func (c *Coordinator) expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.opts.Now()
+	changed := false
+	for _, t := range c.tasks {
+		if t.state == leased && now.After(t.deadline) {
+			c.log.Warn("lease expired; reassigning", "task", t.task.String(), "worker", t.worker)
+			c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: t.worker, Reason: "lease expired"})
+			if w := c.workers[t.worker]; w != nil {
+				w.gone = true
+			}
+			if t.task.Attempt >= c.opts.MaxAttempts {
+				c.fail(fmt.Errorf("%s lost %d times; last worker %s stopped answering", t.task, t.task.Attempt, t.worker))
+				return
+			}
+			t.state = pending
+			changed = true
+		}
+	}
+	if changed {
+		c.notify()
+	}
+}
+
+// Snapshot is a point-in-time view of a job's progress.
+type Snapshot struct {
+	Phase       Phase
+	SplitsDone  int
+	SplitsTotal int
+	BytesDone   int64 // input bytes read in this phase (finished tasks and live workers)
+	BytesTotal  int64
+	Rows        int64
+	Workers     int
+}
+
+// Snapshot returns the job's progress.
+func (c *Coordinator) Snapshot() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Snapshot{Phase: c.phase, SplitsTotal: len(c.tasks)}
+	for _, o := range c.job.Objects {
+		s.BytesTotal += o.Size
+	}
+	var doneBytes, doneRows, liveBytes, liveRows int64
+	for _, t := range c.tasks {
+		if t.state == done {
+			s.SplitsDone++
+			doneBytes += t.result.BytesRead
+			doneRows += t.result.RowsIn
+		}
+	}
+	for _, w := range c.workers {
+		if !w.gone {
+			s.Workers++
+		}
+		p := w.progress[c.phase]
+		liveBytes += p[0]
+		liveRows += p[1]
+	}
+	// Heartbeats lag behind reports: show whichever is further along.
+	s.BytesDone, s.Rows = max(doneBytes, liveBytes), max(doneRows, liveRows)
+	if s.BytesDone > s.BytesTotal {
+		s.BytesDone = s.BytesTotal
+	}
+	return s
+}
+
+// Done returns a channel closed when the job has committed or failed.
+func (c *Coordinator) wait(ctx context.Context) (Phase, error) {
+	for {
+		c.mu.Lock()
+		p, ch := c.phase, c.changed
+		c.mu.Unlock()
+		if p == PhaseCommit || p == PhaseCommitted || p == PhaseFailed {
+			return p, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return p, ctx.Err()
+		}
+	}
+}
+
+// Run drives the job: it expires leases, waits for the transform phase to
+// finish, then commits (model, manifest, then _SUCCESS in each split
+// folder). On failure or cancellation it removes every part the job may
+// have written and returns the cause.
+func (c *Coordinator) Run(ctx context.Context) (*Result, error) {
+	tick := time.NewTicker(c.opts.LeaseTTL / 4)
+	defer tick.Stop()
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-tick.C:
+				c.expire()
+			case <-waitCtx.Done():
+				return
+			}
+		}
+	}()
+	phase, err := c.wait(waitCtx)
+	if err != nil {
+		c.mu.Lock()
+		c.fail(fmt.Errorf("interrupted: %w", err))
+		c.mu.Unlock()
+	}
+	if phase == PhaseCommit && err == nil {
+		res, err := c.commit(ctx)
+		c.mu.Lock()
+		if err != nil {
+			c.fail(fmt.Errorf("commit: %w", err))
+		} else {
+			c.phase = PhaseCommitted
+			c.notify()
+		}
+		c.mu.Unlock()
+		if err == nil {
+			return res, nil
+		}
+	}
+	c.mu.Lock()
+	cause := c.err
+	c.mu.Unlock()
+	c.drain(context.WithoutCancel(ctx))
+	c.cleanup(context.WithoutCancel(ctx))
+	return nil, cause
+}
+
+// drain waits, at most one lease period, until no worker is running a
+// task, so that no part is written after the cleanup.
+func (c *Coordinator) drain(ctx context.Context) {
+	deadline := time.NewTimer(c.opts.LeaseTTL)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		busy := false
+		now := c.opts.Now()
+		for _, w := range c.workers {
+			if len(w.tasks) > 0 && !w.gone && now.Sub(w.lastSeen) < c.opts.LeaseTTL {
+				busy = true
+			}
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-ch:
+		case <-time.After(c.opts.Heartbeat):
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// cleanup deletes every key the job may have written. Part names are
+// deterministic, so no record of what was written is needed.
+func (c *Coordinator) cleanup(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, k := range c.outputKeys() {
+		if err := c.sink.Delete(ctx, k); err != nil {
+			c.log.Warn("could not remove a part of the failed job", "key", k, "error", err)
+		}
+	}
+}
+
+func (c *Coordinator) outputKeys() []string {
+	var keys []string
+	folders := append(splitNames(c.job.Spec), RejectedFolder)
+	for _, f := range folders {
+		keys = append(keys, f+"/"+SuccessName)
+	}
+	keys = append(keys, ManifestKey, ModelKey)
+	for _, f := range folders {
+		for i := range c.job.Splits {
+			keys = append(keys, PartKey(f, i))
+		}
+	}
+	return keys
+}
+
+func (c *Coordinator) workerSummaries() []WorkerSummary {
+	var out []WorkerSummary
+	for _, w := range c.workers {
+		out = append(out, WorkerSummary{Worker: w.id, Tasks: w.done, Rows: w.doneRows, Bytes: w.doneBytes, Lost: w.gone})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Worker < out[j].Worker })
+	return out
+}
+
+// WaitInformed waits, at most timeout, until every worker that has not
+// been lost has made a request since the job ended, so that it learned
+// the outcome from the coordinator.
+func (c *Coordinator) WaitInformed(ctx context.Context, timeout time.Duration) {
+	c.mu.Lock()
+	end := c.opts.Now()
+	c.mu.Unlock()
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		waiting := false
+		for _, w := range c.workers {
+			if !w.gone && w.id != "coordinator" && w.id != "local" && w.lastSeen.Before(end) {
+				waiting = true
+			}
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		if !waiting {
+			return
+		}
+		select {
+		case <-ch:
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

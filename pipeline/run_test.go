@@ -1,0 +1,210 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+// memStore is a Source and Sink over a map, for tests of the pipeline alone.
+type memStore struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	// onWrite, if set, runs when a writer is opened.
+	onWrite func(key string) error
+}
+
+func newMemStore() *memStore { return &memStore{objects: map[string][]byte{}} }
+
+func (m *memStore) NewRangeReader(ctx context.Context, url, etag string, off, n int64) (io.ReadCloser, error) {
+	m.mu.Lock()
+	data, ok := m.objects[url]
+	m.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", url, os.ErrNotExist)
+	}
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	end := int64(len(data))
+	if n >= 0 && off+n < end {
+		end = off + n
+	}
+	return io.NopCloser(bytes.NewReader(data[off:end])), nil
+}
+
+type memWriter struct {
+	ctx context.Context
+	m   *memStore
+	key string
+	buf bytes.Buffer
+}
+
+func (w *memWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.buf.Write(p)
+}
+
+func (w *memWriter) Close() error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	w.m.objects[w.key] = append([]byte(nil), w.buf.Bytes()...)
+	return nil
+}
+
+func (m *memStore) NewWriter(ctx context.Context, key string) (io.WriteCloser, error) {
+	if m.onWrite != nil {
+		if err := m.onWrite(key); err != nil {
+			return nil, err
+		}
+	}
+	return &memWriter{ctx: ctx, m: m, key: key}, nil
+}
+
+func (m *memStore) Delete(ctx context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objects, key)
+	return nil
+}
+
+func (m *memStore) keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var k []string
+	for key := range m.objects {
+		k = append(k, key)
+	}
+	sort.Strings(k)
+	return k
+}
+
+const testSpec = `{"columns":[{"name":"sex","type":"string"},{"name":"length","type":"double"},{"name":"diameter","type":"double"},
+{"name":"height","type":"double"},{"name":"whole_weight","type":"double"},{"name":"shucked_weight","type":"double"},
+{"name":"viscera_weight","type":"double"},{"name":"shell_weight","type":"double"},{"name":"rings","type":"double"}],
+"categorical":["sex"],"numeric":["length","diameter","height","whole_weight","shucked_weight","viscera_weight","shell_weight"],
+"label":"rings","splits":[{"name":"train","weight":0.8},{"name":"validation","weight":0.2}]}`
+
+func abaloneJob(t *testing.T, src *memStore, opts *JobOptions) *Job {
+	t.Helper()
+	data, err := os.ReadFile("testdata/abalone.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.objects["in/abalone.csv"] = data
+	spec, err := features.ParseSpec([]byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := NewJob(spec, []Object{{URL: "in/abalone.csv", Name: "abalone.csv", Size: int64(len(data)), Root: "in/"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func TestRunCommitsAndAllocatorBalances(t *testing.T) {
+	store := newMemStore()
+	job := abaloneJob(t, store, &JobOptions{Seed: 5, SplitSize: 20000})
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	res, err := Run(context.Background(), job, store, store, &Options{Workers: 3, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if m.Totals.RowsIn != 4177 || m.Totals.RowsOut["train"]+m.Totals.RowsOut["validation"] != 4177 {
+		t.Fatalf("totals %+v", m.Totals)
+	}
+	keys := strings.Join(store.keys(), " ")
+	for _, k := range []string{"train/_SUCCESS", "validation/_SUCCESS", ManifestKey, ModelKey, "train/part-00000", "validation/part-00009"} {
+		if !strings.Contains(keys, k) {
+			t.Errorf("missing %s in %s", k, keys)
+		}
+	}
+}
+
+// TestCancelledRunLeavesNothing cancels the job as its first part is
+// opened: no _SUCCESS, no parts, an error that says it was interrupted.
+func TestCancelledRunLeavesNothing(t *testing.T) {
+	store := newMemStore()
+	job := abaloneJob(t, store, &JobOptions{Seed: 5, SplitSize: 20000})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store.onWrite = func(key string) error {
+		if strings.Contains(key, "part-00003") {
+			cancel()
+		}
+		return nil
+	}
+	_, err := Run(ctx, job, store, store, &Options{Workers: 2})
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	for _, k := range store.keys() {
+		if !strings.HasPrefix(k, "in/") {
+			t.Errorf("cancelled run left %s", k)
+		}
+	}
+}
+
+// TestFailingSinkLeavesNothing: a write failure fails the job after its
+// retries and removes the parts already written.
+func TestFailingSinkLeavesNothing(t *testing.T) {
+	store := newMemStore()
+	job := abaloneJob(t, store, &JobOptions{Seed: 5, SplitSize: 20000})
+	store.onWrite = func(key string) error {
+		if strings.Contains(key, "validation/part-00005") {
+			return errors.New("disk on fire")
+		}
+		return nil
+	}
+	_, err := Run(context.Background(), job, store, store, &Options{Workers: 2})
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "3 times") {
+		t.Fatalf("failing sink: %v", err)
+	}
+	for _, k := range store.keys() {
+		if !strings.HasPrefix(k, "in/") {
+			t.Errorf("failed run left %s", k)
+		}
+	}
+}
+
+func TestGivenModelSkipsFit(t *testing.T) {
+	store := newMemStore()
+	job := abaloneJob(t, store, &JobOptions{Seed: 5})
+	res, err := Run(context.Background(), job, store, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := store.objects["train/part-00000"]
+	job2 := abaloneJob(t, store, &JobOptions{Seed: 5, Model: res.Manifest.Model})
+	store2 := newMemStore()
+	store2.objects = map[string][]byte{"in/abalone.csv": store.objects["in/abalone.csv"]}
+	res2, err := Run(context.Background(), job2, store2, store2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res2.Manifest.ModelGiven || res2.Manifest.Timings.FitMS != 0 {
+		t.Errorf("given model: manifest says model_given=%v fit_ms=%d", res2.Manifest.ModelGiven, res2.Manifest.Timings.FitMS)
+	}
+	if !bytes.Equal(store2.objects["train/part-00000"], train) {
+		t.Error("a run with the saved model wrote different bytes")
+	}
+}
