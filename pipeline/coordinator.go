@@ -34,7 +34,9 @@ type Task struct {
 	Attempt int   `json:"attempt"`
 }
 
-func (t Task) String() string { return fmt.Sprintf("%s split %d (attempt %d)", t.Phase, t.Split, t.Attempt) }
+func (t Task) String() string {
+	return fmt.Sprintf("%s split %d (attempt %d)", t.Phase, t.Split, t.Attempt)
+}
 
 // Protocol messages. Every request names its worker.
 type (
@@ -125,12 +127,12 @@ const (
 )
 
 type workerState struct {
-	id       string
-	joined   time.Time
-	lastSeen time.Time
-	progress map[Phase][2]int64 // bytes and rows per phase, from heartbeats
-	tasks    map[Task]bool
-	done     int // tasks completed
+	id        string
+	joined    time.Time
+	lastSeen  time.Time
+	progress  map[Phase][2]int64 // bytes and rows per phase, from heartbeats
+	tasks     map[Task]bool
+	done      int // tasks completed
 	doneRows  int64
 	doneBytes int64
 	gone      bool
