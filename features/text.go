@@ -1,0 +1,134 @@
+package features
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+)
+
+// AppendPyFloat appends v as Python's repr(float) spells it and returns the
+// extended buffer. The digits are the shortest that read back to v (Go's
+// shortest 'e' digits); with value 0.d1d2...dn x 10^decpt they are laid out
+// positionally when -4 < decpt <= 16, that is 1e-4 <= |v| < 1e16 (with ".0"
+// appended when there is no fraction: "15.0", "0.0001"), and in exponent
+// form otherwise, with a sign and at least two exponent digits ("1e-05",
+// "1e+16", "5e-324"). -0.0 keeps its sign; infinities are "inf" and "-inf",
+// NaN is "nan".
+func AppendPyFloat(dst []byte, v float64) []byte {
+	switch {
+	case v != v:
+		return append(dst, "nan"...)
+	case math.IsInf(v, 1):
+		return append(dst, "inf"...)
+	case math.IsInf(v, -1):
+		return append(dst, "-inf"...)
+	}
+	if v == math.Trunc(v) && v > -1e15 && v < 1e15 {
+		// Integers below 2^53 are exact and their shortest digits are the
+		// integer's own: the common 0.0 and 1.0 need no float formatting.
+		if v == 0 && math.Signbit(v) {
+			return append(dst, "-0.0"...)
+		}
+		return append(strconv.AppendInt(dst, int64(v), 10), '.', '0')
+	}
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], v, 'e', -1, 64) // [-]d[.ddd]e±dd[d]
+	mant := e
+	if mant[0] == '-' {
+		dst = append(dst, '-')
+		mant = mant[1:]
+	}
+	ep := len(mant) - 4 // 'e' sits 4 or 5 bytes from the end
+	if mant[ep] != 'e' {
+		ep--
+	}
+	exp := 0
+	for _, c := range mant[ep+2:] {
+		exp = exp*10 + int(c-'0')
+	}
+	if mant[ep+1] == '-' {
+		exp = -exp
+	}
+	decpt := exp + 1
+	if decpt < -3 || decpt > 16 {
+		// Go's 'e' layout is Python's: d[.ddd]e±dd, two digits at least.
+		return append(dst, mant...)
+	}
+	// Gather the digits without the decimal point.
+	var dbuf [17]byte
+	digits := append(dbuf[:0], mant[0])
+	if ep > 1 {
+		digits = append(digits, mant[2:ep]...)
+	}
+	switch {
+	case decpt <= 0: // 0.000ddd
+		dst = append(dst, '0', '.')
+		for i := decpt; i < 0; i++ {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits...)
+	case decpt >= len(digits): // ddd000.0
+		dst = append(dst, digits...)
+		for i := len(digits); i < decpt; i++ {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, '.', '0')
+	default: // dd.ddd
+		dst = append(dst, digits[:decpt]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[decpt:]...)
+	}
+	return dst
+}
+
+// AppendRows appends one text line per index in rows, in that order, to dst
+// and returns the extended buffer: the label, then each feature value,
+// comma-separated and '\n'-terminated, every number as AppendPyFloat
+// writes it. rec must be a record returned by Model.Transform (or have its
+// OutputSchema) and every index must be in [0, rec.NumRows()); anything
+// else is a programming error and panics. AppendRows allocates only when
+// dst has to grow.
+func AppendRows(dst []byte, rec arrow.Record, rows []int) []byte {
+	t := textOf(rec)
+	for _, r := range rows {
+		dst = t.appendLine(dst, r)
+	}
+	return dst
+}
+
+// AppendAll appends the lines of all rows of rec, in order; see AppendRows.
+func AppendAll(dst []byte, rec arrow.Record) []byte {
+	t := textOf(rec)
+	for r := range t.labels {
+		dst = t.appendLine(dst, r)
+	}
+	return dst
+}
+
+// text reads the columns of a transformed record.
+type text struct {
+	labels []float64
+	list   *array.FixedSizeList
+	values []float64
+}
+
+func textOf(rec arrow.Record) text {
+	list := rec.Column(1).(*array.FixedSizeList)
+	return text{
+		labels: rec.Column(0).(*array.Float64).Float64Values(),
+		list:   list,
+		values: list.ListValues().(*array.Float64).Float64Values(),
+	}
+}
+
+func (t text) appendLine(dst []byte, r int) []byte {
+	dst = AppendPyFloat(dst, t.labels[r])
+	start, end := t.list.ValueOffsets(r)
+	for _, v := range t.values[start:end] {
+		dst = append(dst, ',')
+		dst = AppendPyFloat(dst, v)
+	}
+	return append(dst, '\n')
+}
