@@ -4,7 +4,19 @@
 // with dropLast -> assemble) over Apache Arrow record batches, and the text
 // encoding of transformed rows with Python's repr(float) layout.
 //
-// Nothing here does I/O or starts goroutines. Records passed in are borrowed:
-// functions never retain or release them. Records returned are owned by the
-// caller, who must Release them.
+// The flow is: ParseSpec; Spec.Schema (or Spec.FitSchema for the fit pass)
+// types the decoded batches; NewStats, Stats.Add per batch and Stats.Merge
+// across workers (Stats travel as JSON between processes); Stats.Model fits
+// the Model (itself JSON, reusable with ReadModel and Model.Check);
+// Model.Transform turns a batch into label and feature vectors; AppendRows
+// writes chosen rows as text lines.
+//
+// Bad data is reported as a *RowError naming the first bad row of the batch
+// (its index in the batch), the column, the offending value and the reason;
+// malformed specs, models and stats are plain errors naming the bad field.
+//
+// Nothing here does I/O or starts goroutines. A Model is immutable and safe
+// for concurrent use; a Stats is not (give each goroutine its own and merge).
+// Records passed in are borrowed: functions never retain or release them.
+// Records returned are owned by the caller, who must Release them.
 package features
