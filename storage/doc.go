@@ -2,7 +2,27 @@
 // over local folders, memory and S3, and the credential sources (S3 Access
 // Grants, and a grants file for MinIO) that S3 buckets use.
 //
+// A Bucket is a flat key space rooted at a prefix, opened with OpenLocal,
+// NewMemory or OpenS3. Keys are slash-separated and relative to the root
+// ("train/part-00000"); List is recursive and sorted by key.
+//
 // A written object becomes visible only when its writer's Close returns nil;
-// a writer whose context is cancelled before Close leaves nothing behind.
-// A missing object is reported as an error wrapping fs.ErrNotExist.
+// a writer whose context is cancelled before Close leaves nothing behind
+// (local: a hidden temporary file renamed into place; S3: a single PutObject
+// or a multipart upload that is completed on Close and aborted otherwise).
+//
+// Reads are byte ranges (Bucket.NewRangeReader), streamed, never whole
+// objects in memory. An ETag from List or Stat pins a read to that version
+// of the object: a replaced object is an error wrapping ErrChanged, never a
+// mix of two versions.
+//
+// Errors name the object's URL and the operation, on one line. A missing
+// object is reported as an error wrapping fs.ErrNotExist, a denied request
+// as one wrapping fs.ErrPermission. S3 throttling, 5xx errors and dropped
+// connections are retried with backoff, a bounded number of times; access
+// denied, missing buckets or keys and failed preconditions are not.
+//
+// ParseLocation parses command-line storage arguments (s3://bucket/key,
+// local paths, mem://name/key); NewS3Client builds a client for AWS or
+// MinIO; a Mux routes object URLs to the open Buckets that hold them.
 package storage

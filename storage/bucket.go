@@ -1,0 +1,214 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrChanged reports that an object no longer has the ETag a read was
+// pinned to: it was replaced or deleted while a job was reading it.
+var ErrChanged = errors.New("object changed while reading")
+
+// errNoBucket reports an S3 bucket that does not exist.
+var errNoBucket = errors.New("bucket does not exist")
+
+var errClosed = errors.New("storage: writer already closed")
+
+// ObjectInfo describes one object. Key is relative to the Bucket's root.
+// ETag identifies the object's current content; it is never empty.
+type ObjectInfo struct {
+	Key     string
+	Size    int64
+	ETag    string
+	ModTime time.Time
+}
+
+// Bucket is a flat key space rooted at a prefix: a local folder, memory, or
+// s3://bucket/prefix/. Keys are slash-separated and relative to the root
+// ("train/part-00000"). A Bucket is safe for concurrent use; the readers and
+// writers it returns are not.
+//
+// Errors name the object (its URL) and the operation. A missing object
+// wraps fs.ErrNotExist, a denied one fs.ErrPermission, and a read whose
+// pinned ETag no longer matches wraps ErrChanged; test with errors.Is.
+type Bucket struct {
+	d driver
+}
+
+// driver is one backend. Keys reaching it have passed checkKey.
+type driver interface {
+	list(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	stat(ctx context.Context, key string) (ObjectInfo, error)
+	// newRangeReader: offset >= 0; length < 0 means to the end; length > 0.
+	newRangeReader(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error)
+	newWriter(ctx context.Context, key string) (io.WriteCloser, error)
+	delete(ctx context.Context, key string) error
+	// checkKey rejects keys the backend cannot store; checkPrefix list prefixes.
+	checkKey(key string) error
+	checkPrefix(prefix string) error
+	// url names a key for errors and for Mux routing; url("") is the root.
+	url(key string) string
+}
+
+// String returns the Bucket's root: "s3://bucket/prefix/", the local folder's
+// absolute path, or "mem://name/".
+func (b *Bucket) String() string { return b.d.url("") }
+
+// URL returns the URL of the object at key: the root followed by key.
+func (b *Bucket) URL(key string) string { return b.d.url(key) }
+
+// List returns the objects whose keys start with prefix, recursively, sorted
+// by key (byte order). Keys are relative to the Bucket's root. An empty
+// prefix lists everything; a root that does not exist yet lists nothing.
+// Objects still being written are never listed.
+func (b *Bucket) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := b.d.checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	return b.d.list(ctx, prefix)
+}
+
+// Stat describes the object at key. A missing object is an error wrapping
+// fs.ErrNotExist.
+func (b *Bucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := b.d.checkKey(key); err != nil {
+		return ObjectInfo{}, err
+	}
+	return b.d.stat(ctx, key)
+}
+
+// NewRangeReader reads length bytes of the object at key starting at offset;
+// length < 0 reads to the end. A range running past the end of the object is
+// cut at the end, and an offset at or past the end reads nothing (no error).
+// A non-empty etag pins the read to that version of the object: if it was
+// replaced, opening or a later Read fails with an error wrapping ErrChanged.
+// With an empty etag, S3 reads pin themselves to the version they first see.
+//
+// ctx governs the whole read, including Reads after NewRangeReader returns.
+// The caller must Close the reader.
+func (b *Bucket) NewRangeReader(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := b.d.checkKey(key); err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("read %s: negative offset %d", b.d.url(key), offset)
+	}
+	if length == 0 {
+		// Nothing to read, but the object must exist (at the pinned ETag).
+		info, err := b.d.stat(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if etag != "" && info.ETag != etag {
+			return nil, &objectError{op: "read", url: b.d.url(key), kind: ErrChanged}
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	return b.d.newRangeReader(ctx, key, etag, offset, length)
+}
+
+// NewWriter starts writing the object at key, replacing any object there.
+// The object becomes visible (to List, Stat, readers) only when Close returns
+// nil, all at once. If ctx is cancelled or a Write fails, the write is
+// abandoned and nothing is left behind: Close then returns the error. The
+// caller must always Close the writer, which also releases its resources.
+func (b *Bucket) NewWriter(ctx context.Context, key string) (io.WriteCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := b.d.checkKey(key); err != nil {
+		return nil, err
+	}
+	return b.d.newWriter(ctx, key)
+}
+
+// Delete removes the object at key. A missing object is not an error.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.d.checkKey(key); err != nil {
+		return err
+	}
+	return b.d.delete(ctx, key)
+}
+
+// checkKeyCommon holds the key rules every backend shares: non-empty, valid
+// UTF-8, no NUL byte, not starting with "/".
+func checkKeyCommon(key string) error {
+	switch {
+	case key == "":
+		return errors.New("storage: empty object key")
+	case !utf8.ValidString(key):
+		return fmt.Errorf("storage: object key %q is not valid UTF-8", key)
+	case strings.IndexByte(key, 0) >= 0:
+		return fmt.Errorf("storage: object key %q contains a NUL byte", key)
+	case strings.HasPrefix(key, "/"):
+		return fmt.Errorf("storage: object key %q is absolute; keys are relative to the bucket root", key)
+	}
+	return nil
+}
+
+func checkPrefixCommon(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	return checkKeyCommon(prefix)
+}
+
+// objectError is the error every backend returns for a failed operation on
+// one object (or list prefix). kind classifies it for errors.Is.
+type objectError struct {
+	op   string // "read", "write", "stat", "list", "delete" or an S3 API name
+	url  string // the object, or the listed prefix
+	kind error  // fs.ErrNotExist, fs.ErrPermission, ErrChanged, errNoBucket or nil
+	code string // the S3 error code, when it says more than kind
+	err  error  // the cause; may be nil
+}
+
+func (e *objectError) Error() string {
+	op := e.op
+	if e.code != "" {
+		op += ": " + e.code
+	}
+	switch e.kind {
+	case fs.ErrNotExist:
+		return fmt.Sprintf("object %s does not exist (%s)", e.url, op)
+	case fs.ErrPermission:
+		return fmt.Sprintf("access denied to %s (%s)", e.url, op)
+	case ErrChanged:
+		return fmt.Sprintf("object %s changed while reading (%s)", e.url, op)
+	case errNoBucket:
+		return fmt.Sprintf("bucket of %s does not exist (%s)", e.url, op)
+	}
+	if e.err == nil {
+		return fmt.Sprintf("%s %s: failed", e.op, e.url)
+	}
+	return fmt.Sprintf("%s %s: %v", e.op, e.url, e.err)
+}
+
+func (e *objectError) Unwrap() []error {
+	var errs []error
+	if e.kind != nil {
+		errs = append(errs, e.kind)
+	}
+	if e.err != nil {
+		errs = append(errs, e.err)
+	}
+	return errs
+}

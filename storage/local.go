@@ -1,0 +1,338 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// OpenLocal returns a Bucket over the folder dir (made absolute). The folder
+// need not exist yet: writers create it and any subfolders as needed. It is
+// an error if dir exists and is not a folder.
+//
+// Keys map to files under dir; keys with "." or ".." segments, empty
+// segments or a trailing "/" are rejected. A writer stages its data in a
+// hidden temporary file beside the target (".NAME.tmp-RANDOM"), syncs it and
+// renames it into place on Close; List never shows such files. ETags are
+// derived from the file's inode, size and modification time, so replacing a
+// file changes its ETag.
+func OpenLocal(dir string) (*Bucket, error) {
+	if dir == "" {
+		return nil, errors.New("storage: empty local folder path")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: local folder %q: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err == nil && !fi.IsDir():
+		return nil, fmt.Errorf("storage: %s is not a folder", abs)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("storage: local folder: %w", err)
+	}
+	return &Bucket{d: &localDriver{root: abs}}, nil
+}
+
+type localDriver struct {
+	root string // absolute, cleaned
+}
+
+func (d *localDriver) url(key string) string {
+	if key == "" {
+		return d.root
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key))
+}
+
+func (d *localDriver) checkKey(key string) error {
+	if err := checkKeyCommon(key); err != nil {
+		return err
+	}
+	if strings.HasSuffix(key, "/") {
+		return fmt.Errorf("storage: object key %q ends with \"/\"", key)
+	}
+	return checkSegments(key)
+}
+
+func (d *localDriver) checkPrefix(prefix string) error {
+	if err := checkPrefixCommon(prefix); err != nil {
+		return err
+	}
+	return checkSegments(strings.TrimSuffix(prefix, "/"))
+}
+
+// checkSegments rejects "", "." and ".." segments, which would escape the
+// root or alias another key on a file system.
+func checkSegments(key string) error {
+	if key == "" {
+		return nil
+	}
+	for _, seg := range strings.Split(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("storage: object key %q has an empty path segment", key)
+		case ".", "..":
+			return fmt.Errorf("storage: object key %q has a %q segment", key, seg)
+		}
+	}
+	if filepath.Separator != '/' && strings.ContainsRune(key, filepath.Separator) {
+		return fmt.Errorf("storage: object key %q contains %q", key, filepath.Separator)
+	}
+	return nil
+}
+
+// isTempName reports whether a file name is a writer's staging file.
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
+}
+
+func (d *localDriver) fail(op, key string, err error) error {
+	var kind error
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		kind = fs.ErrNotExist
+	case errors.Is(err, fs.ErrPermission):
+		kind = fs.ErrPermission
+	}
+	return &objectError{op: op, url: d.url(key), kind: kind, err: err}
+}
+
+func (d *localDriver) list(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	// Walk only the deepest folder the prefix names in full.
+	start := d.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
+	}
+	// A trailing separator makes WalkDir descend into a start folder that
+	// is a symbolic link (WalkDir follows no links, not even its root's).
+	if !strings.HasSuffix(start, string(filepath.Separator)) {
+		start += string(filepath.Separator)
+	}
+	var out []ObjectInfo
+	err := filepath.WalkDir(start, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // the root or a folder vanished: nothing there
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if de.IsDir() {
+			return nil
+		}
+		if isTempName(de.Name()) {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := os.Stat(p) // follows symlinks
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted since the folder was read
+			}
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil
+		}
+		out = append(out, localInfo(key, fi))
+		return nil
+	})
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return nil, err
+		}
+		return nil, d.fail("list", prefix, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+func localInfo(key string, fi fs.FileInfo) ObjectInfo {
+	return ObjectInfo{
+		Key:     key,
+		Size:    fi.Size(),
+		ETag:    fmt.Sprintf("%x-%x-%x", fileID(fi), fi.ModTime().UnixNano(), fi.Size()),
+		ModTime: fi.ModTime(),
+	}
+}
+
+func (d *localDriver) stat(_ context.Context, key string) (ObjectInfo, error) {
+	fi, err := os.Stat(d.url(key))
+	if err != nil {
+		return ObjectInfo{}, d.fail("stat", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return ObjectInfo{}, d.fail("stat", key, fmt.Errorf("not a regular file (%s): %w", fi.Mode().Type(), fs.ErrNotExist))
+	}
+	return localInfo(key, fi), nil
+}
+
+func (d *localDriver) newRangeReader(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error) {
+	f, err := os.Open(d.url(key))
+	if err != nil {
+		return nil, d.fail("read", key, err)
+	}
+	// Stat the open file: the data read below is this version even if the
+	// path is replaced meanwhile (writers rename, never write in place).
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, d.fail("read", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, d.fail("read", key, fmt.Errorf("not a regular file (%s): %w", fi.Mode().Type(), fs.ErrNotExist))
+	}
+	if etag != "" && localInfo(key, fi).ETag != etag {
+		f.Close()
+		return nil, &objectError{op: "read", url: d.url(key), kind: ErrChanged}
+	}
+	size := fi.Size()
+	if offset > size {
+		offset = size
+	}
+	n := size - offset
+	if length >= 0 && length < n {
+		n = length
+	}
+	return &localReader{ctx: ctx, f: f, r: io.NewSectionReader(f, offset, n)}, nil
+}
+
+// localReader reads a section of a file. It keeps the ctx it was opened
+// with because io.Reader has no other way to be cancelled.
+type localReader struct {
+	ctx context.Context
+	f   *os.File
+	r   *io.SectionReader
+}
+
+func (r *localReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+func (r *localReader) Close() error { return r.f.Close() }
+
+func (d *localDriver) newWriter(ctx context.Context, key string) (io.WriteCloser, error) {
+	target := d.url(key)
+	dir, base := filepath.Split(target)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, d.fail("write", key, err)
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, d.fail("write", key, err)
+	}
+	return &localWriter{ctx: ctx, d: d, key: key, target: target, f: f}, nil
+}
+
+// localWriter stages an object in a temporary file. It keeps the ctx it was
+// opened with so that Write and Close can abandon the object when cancelled.
+type localWriter struct {
+	ctx    context.Context
+	d      *localDriver
+	key    string
+	target string
+	f      *os.File
+	err    error // sticky: the first failure; the temp file is gone
+	closed bool
+}
+
+// abort removes the temporary file and records err.
+func (w *localWriter) abort(err error) error {
+	if w.err == nil {
+		w.f.Close()
+		os.Remove(w.f.Name())
+		w.err = err
+	}
+	return w.err
+}
+
+func (w *localWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errClosed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if err := w.ctx.Err(); err != nil {
+		return 0, w.abort(w.d.fail("write", w.key, err))
+	}
+	n, err := w.f.Write(p)
+	if err != nil {
+		return n, w.abort(w.d.fail("write", w.key, err))
+	}
+	return n, nil
+}
+
+func (w *localWriter) Close() error {
+	if w.closed {
+		return errClosed
+	}
+	w.closed = true
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.ctx.Err(); err != nil {
+		return w.abort(w.d.fail("write", w.key, err))
+	}
+	if err := w.f.Chmod(0o644); err != nil {
+		return w.abort(w.d.fail("write", w.key, err))
+	}
+	if err := w.f.Sync(); err != nil {
+		return w.abort(w.d.fail("write", w.key, err))
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.f.Name())
+		w.err = w.d.fail("write", w.key, err)
+		return w.err
+	}
+	if err := os.Rename(w.f.Name(), w.target); err != nil {
+		os.Remove(w.f.Name())
+		w.err = w.d.fail("write", w.key, err)
+		return w.err
+	}
+	syncDir(filepath.Dir(w.target))
+	return nil
+}
+
+// syncDir makes a rename in dir durable where the platform allows it.
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		f.Sync() // best effort: not every platform or file system supports it
+		f.Close()
+	}
+}
+
+func (d *localDriver) delete(_ context.Context, key string) error {
+	p := d.url(key)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.IsDir()) {
+		return nil // no object there (a folder is not an object)
+	}
+	if err == nil {
+		err = os.Remove(p)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return d.fail("delete", key, err)
+	}
+	return nil
+}
