@@ -1,4 +1,27 @@
 // Package container reads the SageMaker Processing platform contract
 // (/opt/ml/config/resourceconfig.json, /opt/ml/config/processingjobconfig.json
 // and the environment) into a plain Job, and holds the image recipe.
+//
+// The contract, as SageMaker Processing gives it to each instance:
+//
+//   - resourceconfig.json: {"current_host": "algo-2", "hosts": ["algo-1",
+//     "algo-2"], ...}. Load makes Hosts[0] the coordinator.
+//   - processingjobconfig.json: the CreateProcessingJob request plus
+//     ProcessingJobArn: ProcessingJobName, AppSpecification
+//     (ContainerArguments), Environment, ProcessingInputs (S3Input or
+//     DatasetDefinition, each with a LocalPath under /opt/ml/processing/),
+//     ProcessingOutputConfig.Outputs (S3Output or FeatureStoreOutput).
+//   - /opt/ml/output/message: a failed container's reason, at most 1 KB,
+//     shown as the job's ExitMessage (WriteFailure).
+//   - Peer host names resolve only once the instances are up (ResolveHost).
+//   - The exit code decides the job: all zero is Completed, else Failed.
+//
+// The image (Dockerfile beside this file, built by scripts/image.sh) is a
+// static shardprep on an empty base running as uid 65532, entrypoint
+// ["/shardprep", "container"]; the job's ContainerArguments follow it.
+// SageMaker may mount /opt/ml/output and /opt/ml/processing/* writable by
+// root only, so a non-root container can fail to write there: WriteFailure
+// then returns an error that callers should report and otherwise ignore.
+//
+// The package uses the standard library only.
 package container

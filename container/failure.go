@@ -22,7 +22,9 @@ const MaxFailureBytes = 1024
 // U+FFFD, surrounding space is trimmed, and a longer reason is cut on a rune
 // boundary and ends in "...". The directory is created if needed. The file
 // is written to a temporary name and renamed, so readers see the whole
-// message or none.
+// message or none. An error (e.g. the non-root image user may not write
+// under /opt/ml/output) leaves nothing behind; callers should report it and
+// still exit non-zero, which alone fails the job.
 func WriteFailure(root, reason string) error {
 	msg := FailureMessage(reason)
 	dir := filepath.Join(root, filepath.FromSlash(filepath.Dir(FailurePath)))
