@@ -183,7 +183,17 @@ func (lr *LineReader) findTerminator() (n, term int, err error) {
 }
 
 func (lr *LineReader) tooLong() error {
-	return fmt.Errorf("line at offset %d is longer than %d bytes", lr.pos, lr.max)
+	return &LineTooLongError{Offset: lr.pos, Max: lr.max}
+}
+
+// LineTooLongError reports a line longer than LineOptions.MaxLineBytes.
+type LineTooLongError struct {
+	Offset int64 // the line's first byte
+	Max    int
+}
+
+func (e *LineTooLongError) Error() string {
+	return fmt.Sprintf("line at offset %d is longer than %d bytes", e.Offset, e.Max)
 }
 
 // skipFirst discards input through the first line terminator at or after

@@ -87,7 +87,12 @@ func (in *splitInput) next() ([]byte, int64, error) {
 		if err == io.EOF {
 			return nil, 0, io.EOF
 		}
-		return nil, 0, &ParseError{Object: in.obj.URL, Offset: in.lr.BytesRead() + in.split.Offset, Reason: err.Error()}
+		var tl *LineTooLongError
+		if errors.As(err, &tl) {
+			return nil, 0, &ParseError{Object: in.obj.URL, Offset: tl.Offset,
+				Reason: fmt.Sprintf("line longer than %d bytes", tl.Max)}
+		}
+		return nil, 0, err
 	}
 	if !in.firstSeen {
 		in.firstSeen, in.firstOff, in.firstLines = true, off, in.lr.Lines()
@@ -181,7 +186,9 @@ func scan(ctx context.Context, src Source, job *Job, s Split, mem memory.Allocat
 		if err != nil {
 			var pe *ParseError
 			if errors.As(err, &pe) {
-				pe.Line = in.lineNumber(ctx, src)
+				if n, cerr := countLinesBefore(ctx, src, in.obj, pe.Offset); cerr == nil && !isCompressed(in.obj) {
+					pe.Line = n + 1
+				}
 			}
 			return res, err
 		}
@@ -265,7 +272,17 @@ func fitSplit(ctx context.Context, src Source, job *Job, s Split, mem memory.All
 // transformSplit runs the transform pass over one split and writes its parts.
 func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Split, mem memory.Allocator, c *counters) (res taskResult, err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // aborts every writer not closed successfully
+	var opened []*partWriter
+	defer func() {
+		cancel()
+		if err != nil {
+			// Closing after the cancel abandons each object, and does so
+			// before this returns, so no staged data outlives the task.
+			for _, w := range opened {
+				w.abandon()
+			}
+		}
+	}()
 
 	model := job.Model
 	names := splitNames(job.Spec)
@@ -277,6 +294,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 			return res, err
 		}
 		outs[i] = w
+		opened = append(opened, w)
 	}
 	var rej *partWriter
 	reject := func(line []byte, pe *ParseError) error {
@@ -286,6 +304,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 				return err
 			}
 			rej = w
+			opened = append(opened, w)
 			rej.buf = append(rej.buf, "object\tline\toffset\tcolumn\treason\ttext\n"...)
 		}
 		rej.buf = appendReject(rej.buf, pe, line)
@@ -526,9 +545,10 @@ func appendReject(dst []byte, pe *ParseError, line []byte) []byte {
 
 // partWriter buffers a part and streams it to the sink.
 type partWriter struct {
-	w   io.WriteCloser
-	buf []byte
-	n   int64
+	w      io.WriteCloser
+	buf    []byte
+	n      int64
+	closed bool
 }
 
 const partBuffer = 1 << 20
@@ -562,5 +582,15 @@ func (p *partWriter) Close() error {
 	if err := p.flush(); err != nil {
 		return err
 	}
+	p.closed = true
 	return p.w.Close()
+}
+
+// abandon closes a writer whose context is already cancelled, which
+// discards the object.
+func (p *partWriter) abandon() {
+	if !p.closed {
+		p.closed = true
+		p.w.Close()
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -125,8 +126,9 @@ func (b *Bucket) NewRangeReader(ctx context.Context, key, etag string, offset, l
 // NewWriter starts writing the object at key, replacing any object there.
 // The object becomes visible (to List, Stat, readers) only when Close returns
 // nil, all at once. If ctx is cancelled or a Write fails, the write is
-// abandoned and nothing is left behind: Close then returns the error. The
-// caller must always Close the writer, which also releases its resources.
+// abandoned and nothing is left behind: Close then returns the error.
+// Cancelling ctx alone is enough to abandon the write, even if Close is
+// never called (a failed job simply cancels its context).
 func (b *Bucket) NewWriter(ctx context.Context, key string) (io.WriteCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -134,7 +136,60 @@ func (b *Bucket) NewWriter(ctx context.Context, key string) (io.WriteCloser, err
 	if err := b.d.checkKey(key); err != nil {
 		return nil, err
 	}
-	return b.d.newWriter(ctx, key)
+	w, err := b.d.newWriter(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	g := &guardedWriter{ctx: ctx, w: w}
+	g.stop = context.AfterFunc(ctx, g.cancel)
+	return g, nil
+}
+
+// guardedWriter abandons its driver writer when the context ends before
+// Close. The drivers' Close abandons the object when the context is done,
+// so the cancellation path closes it too.
+type guardedWriter struct {
+	ctx  context.Context
+	stop func() bool
+
+	mu   sync.Mutex
+	w    io.WriteCloser
+	done bool
+}
+
+func (g *guardedWriter) cancel() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.done {
+		g.done = true
+		g.w.Close() // ctx is done: the driver abandons the object
+	}
+}
+
+func (g *guardedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		if err := g.ctx.Err(); err != nil {
+			return 0, err
+		}
+		return 0, errClosed
+	}
+	return g.w.Write(p)
+}
+
+func (g *guardedWriter) Close() error {
+	g.stop()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		if err := g.ctx.Err(); err != nil {
+			return err
+		}
+		return errClosed
+	}
+	g.done = true
+	return g.w.Close()
 }
 
 // Delete removes the object at key. A missing object is not an error.

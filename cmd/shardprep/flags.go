@@ -1,0 +1,126 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// optionalInt64 is an int64 flag that knows whether it was given.
+type optionalInt64 struct {
+	v   int64
+	set bool
+}
+
+func (o *optionalInt64) String() string {
+	if !o.set {
+		return ""
+	}
+	return strconv.FormatInt(o.v, 10)
+}
+
+func (o *optionalInt64) Set(s string) error {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("not a whole number: %q", s)
+	}
+	o.v, o.set = v, true
+	return nil
+}
+
+// byteSize is a size flag: 1048576, 64KiB, 32MiB, 1GiB, 10MB.
+type byteSize int64
+
+func (b *byteSize) String() string { return formatBytes(int64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	v, err := parseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(v)
+	return nil
+}
+
+func parseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v <= 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("not a positive size: %q (e.g. 1048576, 64KiB, 32MiB)", s)
+	}
+	return v * mult, nil
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// jobFlags are the flags of a job, shared by run, coordinator and container.
+type jobFlags struct {
+	inputs    stringList
+	output    string
+	seed      optionalInt64
+	workers   int
+	splitSize byteSize
+	overwrite bool
+	onInvalid string
+	spec      string
+	model     string
+	header    bool
+	splitMode string
+	jobName   string
+	logFormat string
+	quiet     bool
+	store     storeFlags
+}
+
+func (f *jobFlags) register(fs *flag.FlagSet) {
+	f.splitSize = 32 << 20
+	fs.Var(&f.inputs, "input", "input CSV `PATH`: a file, a folder or an s3://bucket/key-or-prefix (repeatable; a folder or prefix means every object under it; default: the bundled Abalone sample)")
+	fs.StringVar(&f.output, "output", "", "output `DIR` or s3://bucket/prefix (default: a new folder under ./shardprep-out)")
+	fs.Var(&f.seed, "seed", "split seed (default: chosen at random and recorded in the manifest)")
+	fs.IntVar(&f.workers, "workers", defaultWorkers(), "splits processed at once by this process")
+	fs.Var(&f.splitSize, "split-size", "bytes per input split, e.g. 64MiB")
+	fs.BoolVar(&f.overwrite, "overwrite", false, "replace an existing output (its objects are deleted first)")
+	fs.StringVar(&f.onInvalid, "on-invalid", "error", "invalid rows: `error` stops the job; skip leaves them out and keeps them under _rejected/")
+	fs.StringVar(&f.spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")
+	fs.StringVar(&f.model, "model", "", "reuse a fitted model JSON `FILE` (e.g. a previous run's _shardprep/model.json) instead of fitting")
+	fs.BoolVar(&f.header, "header", false, "the first line of each input object is a header row")
+	fs.StringVar(&f.splitMode, "split-mode", "hash", "`hash`: per-row hash of (seed, object, offset), stable for any worker count; spark: Spark's randomSplit for one-partition inputs")
+	fs.StringVar(&f.jobName, "job-name", "", "job name, recorded in the manifest and in S3 Access Grants audit context (default: shardprep-<time>)")
+	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: text, json, or auto (json without a terminal)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
+	f.store.register(fs)
+}
+
+func defaultWorkers() int { return runtime.NumCPU() }

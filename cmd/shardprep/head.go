@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/shardprep/shardprep/storage"
+)
+
+const headUsage = `Usage: shardprep head [-n N] LOCATION
+
+Prints the first N rows of the first part file under LOCATION (an output's
+split folder such as out/train or s3://bucket/prefix/output/train), read
+with the same credentials a job would use.
+
+Example:
+  shardprep head -n 5 s3://bucket/UserA/output/train --credentials grants
+
+Flags:
+`
+
+func runHead(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("head", headUsage, stderr)
+	n := fs.Int("n", 5, "rows to print")
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("head needs exactly one LOCATION")
+	}
+	root := normalizeRoot(fs.Arg(0))
+	if root == "" {
+		return usagef("head: %s is not a local folder or s3://bucket/prefix", fs.Arg(0))
+	}
+	if err := sf.check(); err != nil {
+		return err
+	}
+	st := newStores(sf, env, newLogger(stderr, "auto", env))
+	b, err := st.bucket(ctx, root, false)
+	if err != nil {
+		return err
+	}
+	infos, err := b.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	var first *storage.ObjectInfo
+	for i := range infos {
+		if strings.HasPrefix(infos[i].Key, "part-") {
+			first = &infos[i]
+			break
+		}
+	}
+	if first == nil {
+		return fmt.Errorf("%s: no part files there", displayRoot(root))
+	}
+	rc, err := b.NewRangeReader(ctx, first.Key, first.ETag, 0, -1)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for i := 0; i < *n && sc.Scan(); i++ {
+		fmt.Fprintln(stdout, sc.Text())
+	}
+	return sc.Err()
+}

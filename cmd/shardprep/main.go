@@ -1,0 +1,104 @@
+// Command shardprep turns CSV datasets into train/validation text parts with
+// the features of a PySpark StringIndexer -> OneHotEncoder -> VectorAssembler
+// pipeline, on one machine, against S3 or MinIO, or across many hosts.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usageError marks a command-line mistake (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitCode prints err as one line and maps it to the process status.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	}
+	fmt.Fprintf(stderr, "shardprep: %v\n", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
+}
+
+const topUsage = `shardprep prepares ML training data: it reads CSV objects, fits a string
+indexer on the categorical columns, one-hot encodes them (last category
+dropped), assembles a feature vector, splits rows 80/20 and writes
+"label,f1,...,fn" text parts under train/ and validation/ — the output of the
+PySpark StringIndexer/OneHotEncoder/VectorAssembler job it replaces, byte
+for byte.
+
+Usage:
+  shardprep <command> [flags]
+
+Commands:
+  run          run a job in this process (with no flags: the bundled Abalone sample)
+  coordinator  run a job as the coordinator of a cluster of workers
+  worker       join a coordinator and work on its job
+  container    the SageMaker Processing entrypoint
+  submit       launch a SageMaker Processing job running shardprep
+  head         print the first rows of an output split
+  gen          generate Abalone-like sample data for benchmarks
+  version      print the version
+
+Run "shardprep <command> -h" for a command's flags.
+`
+
+// run is the whole program: main only adds the process around it.
+func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, topUsage)
+		return usagef("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runJob(ctx, rest, env, stdout, stderr)
+	case "coordinator":
+		return runCoordinator(ctx, rest, env, stdout, stderr)
+	case "worker":
+		return runWorker(ctx, rest, env, stdout, stderr)
+	case "container":
+		return runContainer(ctx, rest, env, stdout, stderr)
+	case "submit":
+		return runSubmit(ctx, rest, env, stdout, stderr)
+	case "head":
+		return runHead(ctx, rest, env, stdout, stderr)
+	case "gen":
+		return runGen(ctx, rest, env, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "shardprep %s\n", version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, topUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, topUsage)
+	return usagef("unknown command %q", cmd)
+}
