@@ -287,7 +287,7 @@ func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFl
 	fs.Var(&f.env, "env", "environment variable `KEY=VALUE` for the containers (repeatable)")
 	fs.BoolVar(&f.wait, "wait", false, "wait for the job to end, printing status changes; fail unless it Completed")
 	fs.DurationVar(&f.pollInterval, "poll-interval", 30*time.Second, "with --wait, time between status checks")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print the CreateProcessingJob request as JSON and exit without calling AWS")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the CreateProcessingJob request as JSON (as aws sagemaker create-processing-job --cli-input-json takes it) and exit without calling AWS")
 	fs.StringVar(&f.region, "region", "", "AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)")
 	fs.StringVar(&f.endpoint, "endpoint-url", "", "SageMaker API endpoint `URL` (default: $AWS_ENDPOINT_URL_SAGEMAKER, $AWS_ENDPOINT_URL, AWS)")
 
@@ -397,6 +397,9 @@ func submitClient(ctx context.Context, f *submitFlags, env func(string) string) 
 		if endpoint == "" {
 			endpoint = env(k)
 		}
+	}
+	if cfg.Credentials == nil {
+		return nil, "", errors.New("submit: no AWS credential source configured")
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		return nil, "", fmt.Errorf("submit: no usable AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
