@@ -56,6 +56,9 @@ func runGen(ctx context.Context, args []string, env func(string) string, stdout,
 		}
 		tmp = f.Name()
 		defer os.Remove(tmp) // no-op after the rename
+		if err := f.Chmod(0o644); err != nil {
+			return err
+		}
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -219,6 +220,10 @@ func checkOutput(ctx context.Context, out *storage.Bucket, name string, overwrit
 	if err != nil {
 		return fmt.Errorf("output %s: %w", name, err)
 	}
+	// A container coordinator publishes the cluster secret there first.
+	infos = slices.DeleteFunc(infos, func(o storage.ObjectInfo) bool {
+		return strings.HasPrefix(o.Key, clusterSecretKey(""))
+	})
 	if len(infos) == 0 {
 		return nil
 	}
