@@ -313,6 +313,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 	rowsOut := make([]int64, len(names))
 	rows := make([][]int, len(names))
 	obj := job.Objects[s.Object]
+	drawer := NewHashDrawer(job.Seed, obj.Name)
 
 	var transform func(rec arrow.Record, order []int) error
 	transform = func(rec arrow.Record, order []int) error {
@@ -360,7 +361,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 		default:
 			offs := offsets(rec)
 			for r := 0; r < n; r++ {
-				k := pick(bounds, HashDraw(job.Seed, obj.Name, offs.Value(r)))
+				k := pick(bounds, drawer.Draw(offs.Value(r)))
 				rows[k] = append(rows[k], r)
 			}
 		}

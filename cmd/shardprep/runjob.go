@@ -247,7 +247,8 @@ func checkOutput(ctx context.Context, out *storage.Bucket, name string, overwrit
 func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Duration) {
 	secs := wall.Seconds()
 	fmt.Fprintf(w, "shardprep: committed %s\n", output)
-	fmt.Fprintf(w, "  rows read   %d (%d objects, %s, %d splits)\n", m.Totals.RowsIn+m.Totals.Rejected, len(m.Inputs), humanBytes(m.Totals.BytesIn), len(m.Parts))
+	fmt.Fprintf(w, "  rows read   %d (%s, %s, %s)\n", m.Totals.RowsIn+m.Totals.Rejected,
+		plural(len(m.Inputs), "object"), humanBytes(m.Totals.BytesIn), plural(len(m.Parts), "split"))
 	for _, s := range m.Spec.Splits {
 		fmt.Fprintf(w, "  %-11s %d\n", s.Name, m.Totals.RowsOut[s.Name])
 	}
@@ -271,4 +272,11 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
