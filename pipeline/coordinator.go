@@ -1,11 +1,13 @@
 package pipeline
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,10 +46,18 @@ type (
 		Protocol int    `json:"protocol"`
 		Worker   string `json:"worker"`
 		Version  string `json:"version"`
+		// Instance is random per worker process: a repeated join of the
+		// same process keeps its name, another process asking for a
+		// name in use gets a new one.
+		Instance string `json:"instance,omitempty"`
 	}
 	JoinResponse struct {
 		Protocol int  `json:"protocol"`
 		Job      *Job `json:"job"`
+		// Worker is the name the worker must use in every later request:
+		// the name it asked for, or that name with "#N" appended when
+		// another worker holds it.
+		Worker string `json:"worker"`
 		// HeartbeatMillis is how often the worker must heartbeat; a
 		// worker silent for LeaseMillis loses its tasks.
 		HeartbeatMillis int64 `json:"heartbeat_ms"`
@@ -57,12 +67,17 @@ type (
 		Worker string `json:"worker"`
 		Slots  int    `json:"slots"`   // tasks the worker can start now
 		WaitMS int64  `json:"wait_ms"` // how long the call may wait for work
+		// HaveModel says the worker already holds the model and first
+		// lines of an earlier transform lease, so they need not be sent
+		// again.
+		HaveModel bool `json:"have_model,omitempty"`
 	}
 	LeaseResponse struct {
 		State Phase  `json:"state"`
 		Error string `json:"error,omitempty"` // why the job failed
 		Tasks []Task `json:"tasks,omitempty"`
-		// Model and FirstLines come with transform tasks.
+		// Model and FirstLines come with transform tasks, unless the
+		// request said HaveModel.
 		Model      *features.Model `json:"model,omitempty"`
 		FirstLines []int64         `json:"first_lines,omitempty"`
 	}
@@ -104,11 +119,16 @@ type Transport interface {
 
 // CoordinatorOptions tune a coordinator; nil means defaults.
 type CoordinatorOptions struct {
-	LeaseTTL    time.Duration // default 30s
-	Heartbeat   time.Duration // default 1s
-	MaxAttempts int           // attempts per task before the job fails; default 3
+	LeaseTTL time.Duration // default 30s
+	// Heartbeat is how often workers heartbeat; default LeaseTTL/4, at
+	// most 1s.
+	Heartbeat time.Duration
+	// MaxAttempts bounds the attempts per task (failed or lost) before
+	// the job fails; default 3. A data error fails the job at once.
+	MaxAttempts int
 	Logger      *slog.Logger
-	Now         func() time.Time
+	// Now is the clock of leases and timings; default time.Now.
+	Now func() time.Time
 }
 
 type taskState struct {
@@ -118,6 +138,7 @@ type taskState struct {
 	deadline time.Time
 	result   *taskResult
 	workers  []string // every worker that held it
+	failedOn []string // workers on which an attempt failed
 }
 
 const (
@@ -128,14 +149,33 @@ const (
 
 type workerState struct {
 	id        string
+	instance  string
 	joined    time.Time
 	lastSeen  time.Time
+	lastDone  time.Time
 	progress  map[Phase][2]int64 // bytes and rows per phase, from heartbeats
 	tasks     map[Task]bool
 	done      int // tasks completed
 	doneRows  int64
 	doneBytes int64
-	gone      bool
+	gone      bool // its lease expired and it has not been heard from since
+	lost      bool // it lost a lease at least once
+	informed  bool // it was told the job's final state
+}
+
+// splitQueue is a min-heap of pending split indices: tasks are handed out
+// in input order, and a task returned to the pool goes before later ones.
+type splitQueue []int
+
+func (q splitQueue) Len() int           { return len(q) }
+func (q splitQueue) Less(i, j int) bool { return q[i] < q[j] }
+func (q splitQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *splitQueue) Push(x any)        { *q = append(*q, x.(int)) }
+func (q *splitQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
 }
 
 // Coordinator runs a job's phases and hands out tasks under leases. Its
@@ -151,6 +191,10 @@ type Coordinator struct {
 	phase      Phase
 	err        error
 	tasks      []*taskState
+	queue      splitQueue // pending tasks of the phase
+	ndone      int        // tasks of the phase done
+	doneBytes  int64      // input bytes and rows of the phase's done tasks
+	doneRows   int64
 	stats      *features.Stats
 	fit        []taskResult
 	results    []taskResult
@@ -182,7 +226,7 @@ func NewCoordinator(job *Job, sink Sink, opts *CoordinatorOptions) *Coordinator 
 		c.opts.LeaseTTL = 30 * time.Second
 	}
 	if c.opts.Heartbeat <= 0 {
-		c.opts.Heartbeat = time.Second
+		c.opts.Heartbeat = min(time.Second, c.opts.LeaseTTL/4)
 	}
 	if c.opts.MaxAttempts <= 0 {
 		c.opts.MaxAttempts = 3
@@ -216,11 +260,14 @@ func (c *Coordinator) startPhase(p Phase) {
 	}
 	c.phaseStart = now
 	c.phase = p
-	c.tasks = nil
+	c.tasks, c.queue = nil, nil
+	c.ndone, c.doneBytes, c.doneRows = 0, 0, 0
 	if p == PhaseFit || p == PhaseTransform {
 		c.tasks = make([]*taskState, len(c.job.Splits))
+		c.queue = make(splitQueue, len(c.job.Splits))
 		for i := range c.tasks {
 			c.tasks[i] = &taskState{task: Task{Phase: p, Split: i}}
+			c.queue[i] = i // sorted: already a heap
 		}
 	}
 	c.notify()
@@ -251,64 +298,140 @@ func (c *Coordinator) errText() string {
 	return c.err.Error()
 }
 
-func (c *Coordinator) worker(id string) *workerState {
+// seen returns the state of worker id, created if new, and records that
+// it was heard from now: a worker thought gone is alive again.
+func (c *Coordinator) seen(id string) *workerState {
+	now := c.opts.Now()
 	w := c.workers[id]
 	if w == nil {
-		now := c.opts.Now()
-		w = &workerState{id: id, joined: now, lastSeen: now, tasks: map[Task]bool{}, progress: map[Phase][2]int64{}}
+		w = &workerState{id: id, joined: now, tasks: map[Task]bool{}, progress: map[Phase][2]int64{}}
 		c.workers[id] = w
 	}
+	w.lastSeen = now
+	w.gone = false
 	return w
 }
 
-// Join registers a worker and returns the job.
+// final marks w as told the job's state, when that state is final.
+func (c *Coordinator) final(w *workerState, p Phase) {
+	if p == PhaseCommitted || p == PhaseFailed {
+		w.informed = true
+	}
+}
+
+// ProtocolError is a request the coordinator cannot accept as sent: a
+// worker of another protocol version, a nameless worker, a malformed
+// report. Retrying it cannot help.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return e.Msg }
+
+// Join registers a worker and returns the job (without its model, which
+// comes with the first transform lease).
 func (c *Coordinator) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, error) {
 	if req.Protocol != ProtocolVersion {
-		return nil, fmt.Errorf("worker %s speaks protocol %d, coordinator %d", req.Worker, req.Protocol, ProtocolVersion)
+		return nil, &ProtocolError{fmt.Sprintf("worker %s speaks protocol %d, coordinator %d (shardprep %s): run the same shardprep version everywhere",
+			req.Worker, req.Protocol, ProtocolVersion, Version)}
 	}
 	if req.Worker == "" {
-		return nil, errors.New("worker has no name")
+		return nil, &ProtocolError{"worker has no name"}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.worker(req.Worker)
-	w.gone = false
-	c.log.Info("worker joined", "worker", req.Worker, "version", req.Version)
+	id := req.Worker
+	for n := 2; ; n++ {
+		w := c.workers[id]
+		if w == nil || w.instance == req.Instance {
+			break
+		}
+		id = req.Worker + "#" + strconv.Itoa(n)
+	}
+	w := c.seen(id)
+	w.instance = req.Instance
+	if id != req.Worker {
+		c.log.Warn("worker name in use; renamed", "asked", req.Worker, "worker", id)
+	}
+	c.log.Info("worker joined", "worker", id, "version", req.Version, "phase", string(c.phase))
 	job := *c.job
 	job.Model = nil
-	return &JoinResponse{Protocol: ProtocolVersion, Job: &job,
+	job.FirstLines = nil
+	return &JoinResponse{Protocol: ProtocolVersion, Job: &job, Worker: id,
 		HeartbeatMillis: c.opts.Heartbeat.Milliseconds(), LeaseMillis: c.opts.LeaseTTL.Milliseconds()}, nil
 }
 
+// otherCanTake reports whether a live worker other than id, on which t
+// has not failed, could take t: then t should go to it rather than back
+// to id.
+func (c *Coordinator) otherCanTake(t *taskState, id string, now time.Time) bool {
+	for _, w := range c.workers {
+		if w.id != id && !w.gone && now.Sub(w.lastSeen) <= c.opts.LeaseTTL && !c.failedOn(t, w.id) {
+			return true
+		}
+	}
+	return false
+}
+
+// pop takes up to n pending tasks for worker id, lowest split first,
+// passing over tasks that failed on id while another live worker could
+// take them.
+func (c *Coordinator) pop(id string, n int, now time.Time) []*taskState {
+	var got, skipped []*taskState
+	for len(got) < n && c.queue.Len() > 0 {
+		t := c.tasks[heap.Pop(&c.queue).(int)]
+		if t.state != pending {
+			continue // a stale entry: taken or done since it was queued
+		}
+		if c.failedOn(t, id) && c.otherCanTake(t, id, now) {
+			skipped = append(skipped, t)
+			continue
+		}
+		got = append(got, t)
+	}
+	for _, t := range skipped {
+		heap.Push(&c.queue, t.task.Split)
+	}
+	return got
+}
+
+func (c *Coordinator) failedOn(t *taskState, id string) bool {
+	for _, f := range t.failedOn {
+		if f == id {
+			return true
+		}
+	}
+	return false
+}
+
+// requeue returns a task to the pool.
+func (c *Coordinator) requeue(t *taskState) {
+	t.state, t.worker = pending, ""
+	heap.Push(&c.queue, t.task.Split)
+}
+
 // Lease hands the worker up to Slots pending tasks of the current phase,
-// waiting up to WaitMS for some to become available.
+// waiting up to WaitMS for some to become available. A task whose attempt
+// failed on this worker goes to another live worker if there is one.
 func (c *Coordinator) Lease(ctx context.Context, req *LeaseRequest) (*LeaseResponse, error) {
 	deadline := time.Now().Add(time.Duration(req.WaitMS) * time.Millisecond)
 	for {
 		c.mu.Lock()
-		w := c.worker(req.Worker)
-		now := c.opts.Now()
-		w.lastSeen = now
+		w := c.seen(req.Worker)
+		now := w.lastSeen
 		resp := &LeaseResponse{State: c.phase, Error: c.errText()}
 		if c.phase == PhaseFit || c.phase == PhaseTransform {
-			for _, t := range c.tasks {
-				if len(resp.Tasks) >= req.Slots {
-					break
-				}
-				if t.state != pending {
-					continue
-				}
+			for _, t := range c.pop(req.Worker, req.Slots, now) {
 				t.state, t.worker, t.deadline = leased, req.Worker, now.Add(c.opts.LeaseTTL)
 				t.task.Attempt++
 				t.workers = append(t.workers, req.Worker)
 				w.tasks[t.task] = true
 				resp.Tasks = append(resp.Tasks, t.task)
 			}
-			if len(resp.Tasks) > 0 && c.phase == PhaseTransform {
+			if len(resp.Tasks) > 0 && c.phase == PhaseTransform && !req.HaveModel {
 				resp.Model = c.job.Model
 				resp.FirstLines = c.job.FirstLines
 			}
 		}
+		c.final(w, resp.State)
 		ch := c.changed
 		c.mu.Unlock()
 		if len(resp.Tasks) > 0 || resp.State == PhaseCommitted || resp.State == PhaseFailed {
@@ -330,42 +453,63 @@ func (c *Coordinator) Lease(ctx context.Context, req *LeaseRequest) (*LeaseRespo
 	}
 }
 
-// Report records a finished (or failed) task.
+// Report records a finished (or failed) task. A result is accepted from
+// any worker that ran the task, even after its lease passed to another
+// (parts are deterministic, so both wrote the same bytes); a second result
+// is ignored. A failure counts only from the task's current holder and
+// attempt: a stale one is ignored. A data error fails the job at once;
+// another error returns the task to the pool, or fails the job after
+// MaxAttempts.
 func (c *Coordinator) Report(ctx context.Context, req *ReportRequest) (*ReportResponse, error) {
+	if req.Error == "" && req.Result == nil {
+		return nil, &ProtocolError{"report without result or error"}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	defer c.notify()
-	w := c.worker(req.Worker)
-	w.lastSeen = c.opts.Now()
+	w := c.seen(req.Worker)
 	delete(w.tasks, req.Task)
+	resp := func() (*ReportResponse, error) {
+		c.final(w, c.phase)
+		return &ReportResponse{State: c.phase}, nil
+	}
 	if req.Task.Phase != c.phase || req.Task.Split < 0 || req.Task.Split >= len(c.tasks) {
-		return &ReportResponse{State: c.phase}, nil // stale: a phase already over
+		return resp() // stale: a phase already over
 	}
 	t := c.tasks[req.Task.Split]
 	if t.state == done {
-		return &ReportResponse{State: c.phase}, nil // done twice: parts are identical
+		return resp() // done twice: parts are identical
 	}
 	if req.Error != "" {
 		if req.DataError {
+			c.log.Error("data error; the job fails", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
 			c.fail(errors.New(req.Error))
-			return &ReportResponse{State: c.phase}, nil
+			return resp()
+		}
+		if t.state != leased || t.worker != req.Worker || t.task.Attempt != req.Task.Attempt {
+			return resp() // stale: the task has moved on
 		}
 		c.log.Warn("task failed", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
+		t.failedOn = append(t.failedOn, req.Worker)
 		if t.task.Attempt >= c.opts.MaxAttempts {
 			c.fail(fmt.Errorf("%s failed %d times, last on %s: %s", t.task, t.task.Attempt, req.Worker, req.Error))
-			return &ReportResponse{State: c.phase}, nil
+			return resp()
 		}
-		if t.worker == req.Worker {
-			t.state = pending
-			c.notify()
-		}
-		return &ReportResponse{State: c.phase}, nil
+		c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: req.Worker, Reason: "failed: " + req.Error})
+		c.requeue(t)
+		c.notify()
+		return resp()
 	}
-	if req.Result == nil {
-		return nil, errors.New("report without result or error")
+	if t.state == leased {
+		if h := c.workers[t.worker]; h != nil && h != w {
+			delete(h.tasks, t.task) // its holder's copy is now a duplicate
+		}
 	}
 	t.state, t.result = done, req.Result
+	c.ndone++
+	c.doneBytes += req.Result.BytesRead
+	c.doneRows += req.Result.RowsIn
 	w.done++
+	w.lastDone = c.opts.Now()
 	if c.phase == PhaseTransform {
 		w.doneRows += req.Result.RowsIn
 		w.doneBytes += req.Result.BytesRead
@@ -373,20 +517,18 @@ func (c *Coordinator) Report(ctx context.Context, req *ReportRequest) (*ReportRe
 	if c.phase == PhaseFit && req.Result.Stats != nil {
 		if err := c.stats.Merge(req.Result.Stats); err != nil {
 			c.fail(fmt.Errorf("merging fit statistics of split %d: %w", req.Task.Split, err))
-			return &ReportResponse{State: c.phase}, nil
+			return resp()
 		}
 	}
 	c.advance()
-	return &ReportResponse{State: c.phase}, nil
+	return resp()
 }
 
 // advance moves to the next phase when every task of this one is done.
 func (c *Coordinator) advance() {
-	for _, t := range c.tasks {
-		if t.state != done {
-			c.notify()
-			return
-		}
+	if c.ndone < len(c.tasks) {
+		c.notify()
+		return
 	}
 	results := make([]taskResult, len(c.tasks))
 	for i, t := range c.tasks {
@@ -447,9 +589,8 @@ func (c *Coordinator) emptyInputError(results []taskResult) error {
 func (c *Coordinator) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.worker(req.Worker)
-	now := c.opts.Now()
-	w.lastSeen = now
+	w := c.seen(req.Worker)
+	now := w.lastSeen
 	if req.Phase != "" {
 		w.progress[req.Phase] = [2]int64{req.Bytes, req.Rows}
 	}
@@ -461,6 +602,7 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*He
 			t.deadline = now.Add(c.opts.LeaseTTL)
 		}
 	}
+	c.final(w, c.phase)
 	return &HeartbeatResponse{State: c.phase, Error: c.errText()}, nil
 }
 
@@ -475,13 +617,14 @@ func (c *Coordinator) expire() {
 			c.log.Warn("lease expired; reassigning", "task", t.task.String(), "worker", t.worker)
 			c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: t.worker, Reason: "lease expired"})
 			if w := c.workers[t.worker]; w != nil {
-				w.gone = true
+				w.gone, w.lost = true, true
+				delete(w.tasks, t.task)
 			}
 			if t.task.Attempt >= c.opts.MaxAttempts {
 				c.fail(fmt.Errorf("%s lost %d times; last worker %s stopped answering", t.task, t.task.Attempt, t.worker))
 				return
 			}
-			t.state = pending
+			c.requeue(t)
 			changed = true
 		}
 	}
@@ -505,18 +648,12 @@ type Snapshot struct {
 func (c *Coordinator) Snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Snapshot{Phase: c.phase, SplitsTotal: len(c.tasks)}
+	s := Snapshot{Phase: c.phase, SplitsTotal: len(c.tasks), SplitsDone: c.ndone}
 	for _, o := range c.job.Objects {
 		s.BytesTotal += o.Size
 	}
-	var doneBytes, doneRows, liveBytes, liveRows int64
-	for _, t := range c.tasks {
-		if t.state == done {
-			s.SplitsDone++
-			doneBytes += t.result.BytesRead
-			doneRows += t.result.RowsIn
-		}
-	}
+	doneBytes, doneRows := c.doneBytes, c.doneRows
+	var liveBytes, liveRows int64
 	for _, w := range c.workers {
 		if !w.gone {
 			s.Workers++
@@ -533,7 +670,7 @@ func (c *Coordinator) Snapshot() Snapshot {
 	return s
 }
 
-// Done returns a channel closed when the job has committed or failed.
+// wait returns when the job is ready to commit, or has ended.
 func (c *Coordinator) wait(ctx context.Context) (Phase, error) {
 	for {
 		c.mu.Lock()
@@ -657,25 +794,25 @@ func (c *Coordinator) outputKeys() []string {
 func (c *Coordinator) workerSummaries() []WorkerSummary {
 	var out []WorkerSummary
 	for _, w := range c.workers {
-		out = append(out, WorkerSummary{Worker: w.id, Tasks: w.done, Rows: w.doneRows, Bytes: w.doneBytes, Lost: w.gone})
+		out = append(out, WorkerSummary{Worker: w.id, Tasks: w.done, Rows: w.doneRows, Bytes: w.doneBytes, Lost: w.lost})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Worker < out[j].Worker })
 	return out
 }
 
-// WaitInformed waits, at most timeout, until every worker that has not
-// been lost has made a request since the job ended, so that it learned
-// the outcome from the coordinator.
+// WaitInformed waits, at most timeout, until every worker has learned
+// the job's outcome from the coordinator, so that it can exit with the
+// right status. Workers in this process ("coordinator", "local") and
+// workers silent for a lease period (gone) are not waited for.
 func (c *Coordinator) WaitInformed(ctx context.Context, timeout time.Duration) {
-	c.mu.Lock()
-	end := c.opts.Now()
-	c.mu.Unlock()
-	deadline := time.After(timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	for {
 		c.mu.Lock()
 		waiting := false
+		now := c.opts.Now()
 		for _, w := range c.workers {
-			if !w.gone && w.id != "coordinator" && w.id != "local" && w.lastSeen.Before(end) {
+			if !w.informed && !w.gone && w.id != "coordinator" && w.id != "local" && now.Sub(w.lastSeen) <= c.opts.LeaseTTL {
 				waiting = true
 			}
 		}
@@ -687,10 +824,39 @@ func (c *Coordinator) WaitInformed(ctx context.Context, timeout time.Duration) {
 		select {
 		case <-ch:
 		case <-time.After(100 * time.Millisecond):
-		case <-deadline:
+		case <-deadline.C:
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// WorkerStatus is one worker's share of a job so far.
+type WorkerStatus struct {
+	Worker  string
+	Tasks   int   // tasks completed, both phases
+	Rows    int64 // valid rows transformed
+	Bytes   int64 // input bytes transformed
+	Running int   // tasks it holds now
+	Lost    bool  // it lost a lease at least once
+	Gone    bool  // it is silent now
+	// Active is the time from its join to its last completed task.
+	Active time.Duration
+}
+
+// Workers returns every worker's status, by name.
+func (c *Coordinator) Workers() []WorkerStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]WorkerStatus, 0, len(c.workers))
+	for _, w := range c.workers {
+		s := WorkerStatus{Worker: w.id, Tasks: w.done, Rows: w.doneRows, Bytes: w.doneBytes, Running: len(w.tasks), Lost: w.lost, Gone: w.gone}
+		if w.done > 0 {
+			s.Active = w.lastDone.Sub(w.joined)
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Worker < out[j].Worker })
+	return out
 }

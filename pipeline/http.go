@@ -29,6 +29,11 @@ import (
 // response's State is "committed" the worker exits 0; when it is "failed"
 // the worker stops its tasks and exits non-zero.
 //
+// The name in JoinResponse.Worker is the worker's name in every later
+// request (a name already held by another worker process gets "#N").
+// Transform leases carry the model and the first line numbers of the
+// splits until the worker says it has them (LeaseRequest.HaveModel).
+//
 // Every request carries the header
 //
 //	Shardprep-Auth: t=<unix seconds>,sig=<hex HMAC-SHA256(secret, t "\n" path "\n" body)>
@@ -36,13 +41,18 @@ import (
 // made with the cluster secret, which itself never crosses the network.
 // The coordinator refuses (401) a missing or wrong signature, or a time
 // more than five minutes off; it compares signatures in constant time.
-// A protocol version mismatch is refused at join (409). No credentials
+// A protocol version mismatch is refused at join (409), a malformed
+// request with 400; a worker gives up on any of these at once, while it
+// retries other failures for its coordinator timeout. No credentials
 // cross this protocol: each worker opens storage with its own.
 
 // AuthHeader carries a request's signature.
 const AuthHeader = "Shardprep-Auth"
 
 const maxClockSkew = 5 * time.Minute
+
+// maxBody bounds a request or response body.
+const maxBody = 64 << 20
 
 func sign(secret []byte, ts int64, path string, body []byte) string {
 	m := hmac.New(sha256.New, secret)
@@ -85,7 +95,7 @@ func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	handle := func(path string, call func(ctx context.Context, body []byte) (any, error)) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
-			body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 			if err != nil {
 				http.Error(w, "reading request: "+err.Error(), http.StatusBadRequest)
 				return
@@ -98,11 +108,18 @@ func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 			resp, err := call(r.Context(), body)
 			if err != nil {
 				code := http.StatusInternalServerError
-				var pe *PermanentError
-				if errors.As(err, &pe) {
+				var pe *ProtocolError
+				var se *json.SyntaxError
+				var te *json.UnmarshalTypeError
+				switch {
+				case errors.As(err, &pe) && path == "/v1/join":
 					code = http.StatusConflict
+				case errors.As(err, &pe), errors.As(err, &se), errors.As(err, &te):
+					code = http.StatusBadRequest
 				}
-				http.Error(w, err.Error(), code)
+				if r.Context().Err() == nil {
+					http.Error(w, err.Error(), code)
+				}
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
@@ -114,11 +131,7 @@ func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, err
 		}
-		resp, err := c.Join(ctx, &req)
-		if err != nil && req.Protocol != ProtocolVersion {
-			return nil, &PermanentError{err}
-		}
-		return resp, err
+		return c.Join(ctx, &req)
 	})
 	handle("/v1/lease", func(ctx context.Context, body []byte) (any, error) {
 		var req LeaseRequest
@@ -180,12 +193,12 @@ func (cl *Client) call(ctx context.Context, path string, req, resp any) error {
 		return err
 	}
 	defer r.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
 		return err
 	}
 	switch {
-	case r.StatusCode == http.StatusUnauthorized || r.StatusCode == http.StatusConflict:
+	case r.StatusCode == http.StatusUnauthorized || r.StatusCode == http.StatusConflict || r.StatusCode == http.StatusBadRequest:
 		return &PermanentError{fmt.Errorf("coordinator %s refused %s: %s", cl.base, path, strings.TrimSpace(string(data)))}
 	case r.StatusCode != http.StatusOK:
 		return fmt.Errorf("coordinator %s: %s: %s", cl.base, r.Status, strings.TrimSpace(string(data)))

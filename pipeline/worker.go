@@ -2,11 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -22,18 +23,20 @@ type WorkerOptions struct {
 	ID    string // default "worker"
 	Slots int    // tasks run at once; default 1
 	Mem   memory.Allocator
-	// CoordinatorTimeout is how long the worker keeps trying to reach a
-	// silent coordinator before it gives up and fails; default 60s.
+	// CoordinatorTimeout bounds how long the worker goes on without an
+	// answer from its coordinator: it fails when none came for this long
+	// (joining, or between heartbeats); default 60s.
 	CoordinatorTimeout time.Duration
 	Logger             *slog.Logger
 }
 
 // Worker leases tasks from a coordinator and runs them.
 type Worker struct {
-	t    Transport
-	open Opener
-	opts WorkerOptions
-	log  *slog.Logger
+	t        Transport
+	open     Opener
+	opts     WorkerOptions
+	log      *slog.Logger
+	instance string
 
 	mu      sync.Mutex
 	running map[Task]context.CancelFunc
@@ -63,6 +66,9 @@ func NewWorker(t Transport, open Opener, opts *WorkerOptions) *Worker {
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
+	var b [8]byte
+	rand.Read(b[:])
+	w.instance = hex.EncodeToString(b[:])
 	return w
 }
 
@@ -107,15 +113,34 @@ func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Run joins the coordinator and runs tasks until the job ends. It returns
-// nil only when the coordinator reports the job committed.
+// nil only when the coordinator reports the job committed; an error
+// wrapping ErrJobFailed when it reports the job failed; and an error when
+// the coordinator has not answered for CoordinatorTimeout, or refuses the
+// worker (a *PermanentError: wrong secret, other protocol version).
 func (w *Worker) Run(ctx context.Context) error {
+	timeout := w.opts.CoordinatorTimeout
+	start := time.Now()
 	join, err := retry(ctx, w, "join", func(ctx context.Context) (*JoinResponse, error) {
-		return w.t.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: w.opts.ID, Version: Version})
+		// Bound each call too: a coordinator that accepts connections
+		// but never answers must not hold the worker forever.
+		ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
+		defer cancel()
+		return w.t.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: w.opts.ID, Version: Version, Instance: w.instance})
 	})
 	if err != nil {
 		return err
 	}
+	id := w.opts.ID
+	if join.Worker != "" {
+		id = join.Worker
+	}
+	if id != w.opts.ID {
+		w.log.Warn("the coordinator knows this worker by another name: its name is in use", "worker", id)
+	}
 	job := join.Job
+	if job == nil || len(job.Splits) == 0 || job.Spec == nil {
+		return errors.New("the coordinator sent no job")
+	}
 	src, sink, err := w.open(ctx, job)
 	if err != nil {
 		return err
@@ -123,15 +148,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	// Heartbeats: extend leases, report progress, learn of failure.
+	// Heartbeats extend leases, report progress and learn of failure;
+	// they are also the watchdog: with no answer from the coordinator for
+	// CoordinatorTimeout, the worker stops.
 	hbDone := make(chan struct{})
-	var hbErr atomic.Value
 	go func() {
 		defer close(hbDone)
 		every := time.Duration(join.HeartbeatMillis) * time.Millisecond
 		if every <= 0 {
 			every = time.Second
 		}
+		perCall := max(time.Duration(join.LeaseMillis)*time.Millisecond, every)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		last := time.Now()
@@ -141,17 +168,28 @@ func (w *Worker) Run(ctx context.Context) error {
 				return
 			case <-t.C:
 			}
-			resp, err := w.t.Heartbeat(ctx, w.heartbeat())
+			giveUp := last.Add(timeout)
+			callEnd := time.Now().Add(perCall)
+			if giveUp.Before(callEnd) {
+				callEnd = giveUp
+			}
+			cctx, ccancel := context.WithDeadline(ctx, callEnd)
+			resp, err := w.t.Heartbeat(cctx, w.heartbeat(id))
+			ccancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				if time.Since(last) > w.opts.CoordinatorTimeout {
-					err = fmt.Errorf("coordinator unreachable for %s: %w", w.opts.CoordinatorTimeout, err)
-					hbErr.Store(err)
+				var perm *PermanentError
+				if errors.As(err, &perm) {
 					cancel(err)
 					return
 				}
+				if !time.Now().Before(giveUp) {
+					cancel(fmt.Errorf("coordinator unreachable for %s: %w", timeout, err))
+					return
+				}
+				w.log.Warn("heartbeat failed", "error", err)
 				continue
 			}
 			last = time.Now()
@@ -170,6 +208,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		free <- struct{}{}
 	}
 	var job2 Job = *job
+	haveModel := false
 	loopErr := func() error {
 		for {
 			// Wait for at least one free slot.
@@ -183,7 +222,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				<-free
 			}
 			resp, err := retry(gctx, w, "lease", func(ctx context.Context) (*LeaseResponse, error) {
-				return w.t.Lease(ctx, &LeaseRequest{Worker: w.opts.ID, Slots: slots, WaitMS: 5000})
+				return w.t.Lease(ctx, &LeaseRequest{Worker: id, Slots: slots, WaitMS: 5000, HaveModel: haveModel})
 			})
 			if err != nil {
 				return err
@@ -197,15 +236,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			if resp.Model != nil {
 				job2.Model = resp.Model
 				job2.FirstLines = resp.FirstLines
+				haveModel = true
 			}
 			for range slots - len(resp.Tasks) {
 				free <- struct{}{}
 			}
 			jobCopy := job2
 			for _, task := range resp.Tasks {
+				if task.Split < 0 || task.Split >= len(job.Splits) {
+					return fmt.Errorf("the coordinator leased %s of a job with %d splits", task, len(job.Splits))
+				}
 				g.Go(func() error {
 					defer func() { free <- struct{}{} }()
-					return w.runTask(gctx, src, sink, &jobCopy, task)
+					return w.runTask(gctx, id, src, sink, &jobCopy, task)
 				})
 			}
 		}
@@ -240,10 +283,10 @@ func (w *Worker) counters(p Phase) *counters {
 	return c
 }
 
-func (w *Worker) heartbeat() *HeartbeatRequest {
+func (w *Worker) heartbeat(id string) *HeartbeatRequest {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	req := &HeartbeatRequest{Worker: w.opts.ID}
+	req := &HeartbeatRequest{Worker: id}
 	for t := range w.running {
 		req.Tasks = append(req.Tasks, t)
 	}
@@ -256,7 +299,7 @@ func (w *Worker) heartbeat() *HeartbeatRequest {
 // runTask runs one task and reports it. Only a failed report (the
 // coordinator is gone) is returned as an error: task failures are the
 // coordinator's to decide on.
-func (w *Worker) runTask(ctx context.Context, src Source, sink Sink, job *Job, task Task) error {
+func (w *Worker) runTask(ctx context.Context, id string, src Source, sink Sink, job *Job, task Task) error {
 	tctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
 	w.running[task] = cancel
@@ -290,10 +333,10 @@ func (w *Worker) runTask(ctx context.Context, src Source, sink Sink, job *Job, t
 		// the lease to expire. One try; the lease covers a lost message.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer rcancel()
-		w.t.Report(rctx, &ReportRequest{Worker: w.opts.ID, Task: task, Error: "worker stopped: " + context.Cause(ctx).Error()})
+		w.t.Report(rctx, &ReportRequest{Worker: id, Task: task, Error: "worker stopped: " + context.Cause(ctx).Error()})
 		return nil
 	}
-	req := &ReportRequest{Worker: w.opts.ID, Task: task}
+	req := &ReportRequest{Worker: id, Task: task}
 	if err != nil {
 		req.Error = err.Error()
 		req.DataError = IsDataError(err)

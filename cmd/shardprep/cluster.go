@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -75,6 +76,12 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	if f.workers < 0 {
 		return usagef("--workers must be 0 or more")
 	}
+	if *lease < 100*time.Millisecond {
+		return usagef("--lease must be at least 100ms")
+	}
+	if *linger < 0 {
+		return usagef("--linger must not be negative")
+	}
 	slots := f.workers
 	if slots == 0 {
 		f.workers = 1 // prepare's check; no local worker runs
@@ -106,6 +113,7 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	start := time.Now()
 	res, err := pipeline.Serve(ctx, c, &pipeline.Options{Logger: log, Progress: prog.update, ProgressEvery: prog.every()}, local...)
 	prog.finish()
+	logWorkers(log, c.Workers())
 	// Let workers hear the outcome before the server goes away.
 	c.WaitInformed(ctx, *linger)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -116,6 +124,19 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	}
 	printSummary(stdout, res.Manifest, p.output, time.Since(start))
 	return nil
+}
+
+// logWorkers logs each worker's share of the job: splits, rows and its
+// throughput while it worked.
+func logWorkers(log *slog.Logger, ws []pipeline.WorkerStatus) {
+	for _, w := range ws {
+		mbps := 0.0
+		if w.Active > 0 {
+			mbps = float64(w.Bytes) / 1e6 / w.Active.Seconds()
+		}
+		log.Info("worker summary", "worker", w.Worker, "splits", w.Tasks, "rows", w.Rows, "bytes", w.Bytes,
+			"mb_per_s", float64(int(mbps*10))/10, "lost_a_lease", w.Lost)
+	}
 }
 
 func runWorker(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
@@ -135,6 +156,9 @@ func runWorker(ctx context.Context, args []string, env func(string) string, stdo
 	}
 	if *slots < 1 {
 		return usagef("--workers must be at least 1")
+	}
+	if *timeout <= 0 {
+		return usagef("--coordinator-timeout must be positive")
 	}
 	secret, err := clusterSecret(env)
 	if err != nil {
