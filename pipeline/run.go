@@ -48,7 +48,7 @@ type PartSummary struct {
 
 // Totals sums the parts.
 type Totals struct {
-	BytesIn  int64            `json:"bytes_in"`
+	BytesIn  int64            `json:"bytes_in"` // input objects' total size
 	RowsIn   int64            `json:"rows_in"`
 	Rejected int64            `json:"rejected"`
 	RowsOut  map[string]int64 `json:"rows_out"`
@@ -130,6 +130,9 @@ func (c *Coordinator) manifestLocked() *Manifest {
 	if m.Reassigned == nil {
 		m.Reassigned = []Reassignment{}
 	}
+	for _, o := range j.Objects {
+		m.Totals.BytesIn += o.Size
+	}
 	for i, s := range j.Splits {
 		r := c.results[i]
 		p := PartSummary{Split: s.Index, Object: j.Objects[s.Object].URL, Offset: s.Offset, Length: s.Length,
@@ -145,7 +148,6 @@ func (c *Coordinator) manifestLocked() *Manifest {
 		}
 		m.Totals.RowsIn += r.RowsIn
 		m.Totals.Rejected += r.Rejected
-		m.Totals.BytesIn += r.BytesRead
 		m.Parts = append(m.Parts, p)
 	}
 	return m

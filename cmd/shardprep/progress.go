@@ -54,7 +54,7 @@ type progress struct {
 	phase     pipeline.Phase
 	drawn     bool
 	lastLog   time.Time
-	lastBytes int64
+	last      pipeline.Snapshot // of the transform phase, for the final line
 }
 
 func newProgress(w io.Writer, log *slog.Logger, quiet bool) *progress {
@@ -74,13 +74,23 @@ func (p *progress) update(s pipeline.Snapshot) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s.Phase != pipeline.PhaseFit && s.Phase != pipeline.PhaseTransform {
-		return
-	}
 	if !p.tty {
 		p.log.Info("progress", "phase", string(s.Phase), "splits_done", s.SplitsDone, "splits", s.SplitsTotal,
 			"bytes_done", s.BytesDone, "bytes", s.BytesTotal, "rows", s.Rows, "workers", s.Workers,
 			"elapsed_s", int(time.Since(p.start).Seconds()))
+		return
+	}
+	switch s.Phase {
+	case pipeline.PhaseFit, pipeline.PhaseTransform:
+		p.last = s
+	case pipeline.PhaseCommit, pipeline.PhaseCommitted:
+		if p.last.Phase != pipeline.PhaseTransform {
+			return
+		}
+		// The transform is over: show it complete.
+		s = p.last
+		s.BytesDone, s.SplitsDone = s.BytesTotal, s.SplitsTotal
+	default:
 		return
 	}
 	if p.drawn && s.Phase != p.phase {
