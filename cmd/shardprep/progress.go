@@ -50,11 +50,11 @@ type progress struct {
 	quiet bool
 	start time.Time
 
-	mu        sync.Mutex
-	phase     pipeline.Phase
-	drawn     bool
-	lastLog   time.Time
-	last      pipeline.Snapshot // of the transform phase, for the final line
+	mu      sync.Mutex
+	phase   pipeline.Phase
+	drawn   bool
+	lastLog time.Time
+	last    pipeline.Snapshot // of the transform phase, for the final line
 }
 
 func newProgress(w io.Writer, log *slog.Logger, quiet bool) *progress {
