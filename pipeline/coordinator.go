@@ -260,9 +260,10 @@ func (c *Coordinator) startPhase(p Phase) {
 	}
 	c.phaseStart = now
 	c.phase = p
-	c.tasks, c.queue = nil, nil
-	c.ndone, c.doneBytes, c.doneRows = 0, 0, 0
+	// The commit keeps the transform tasks: the manifest names the
+	// workers of each part.
 	if p == PhaseFit || p == PhaseTransform {
+		c.ndone, c.doneBytes, c.doneRows = 0, 0, 0
 		c.tasks = make([]*taskState, len(c.job.Splits))
 		c.queue = make(splitQueue, len(c.job.Splits))
 		for i := range c.tasks {
@@ -425,6 +426,7 @@ func (c *Coordinator) Lease(ctx context.Context, req *LeaseRequest) (*LeaseRespo
 				t.workers = append(t.workers, req.Worker)
 				w.tasks[t.task] = true
 				resp.Tasks = append(resp.Tasks, t.task)
+				c.log.Debug("task leased", "task", t.task.String(), "worker", req.Worker)
 			}
 			if len(resp.Tasks) > 0 && c.phase == PhaseTransform && !req.HaveModel {
 				resp.Model = c.job.Model
@@ -504,6 +506,7 @@ func (c *Coordinator) Report(ctx context.Context, req *ReportRequest) (*ReportRe
 			delete(h.tasks, t.task) // its holder's copy is now a duplicate
 		}
 	}
+	c.log.Debug("task done", "task", req.Task.String(), "worker", req.Worker)
 	t.state, t.result = done, req.Result
 	c.ndone++
 	c.doneBytes += req.Result.BytesRead

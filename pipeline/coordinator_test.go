@@ -669,6 +669,11 @@ func TestClusterOverHTTP(t *testing.T) {
 	if len(res.Manifest.Workers) != 3 {
 		t.Errorf("manifest workers %+v, want w, w#2, w#3", res.Manifest.Workers)
 	}
+	for _, p := range res.Manifest.Parts {
+		if len(p.Workers) != 1 || !strings.HasPrefix(p.Workers[0], "w") {
+			t.Errorf("part %d: workers %v, want the one that wrote it", p.Split, p.Workers)
+		}
+	}
 	for _, k := range ref.keys() {
 		if strings.HasPrefix(k, "train/") || strings.HasPrefix(k, "validation/") {
 			if !bytes.Equal(ref.objects[k], store.objects[k]) {
