@@ -136,6 +136,9 @@ func NewS3Client(cfg aws.Config, endpoint string, pathStyle bool) *s3.Client {
 			}
 		}
 		o.UsePathStyle = pathStyle
+		// Ranged GETs carry no whole-object checksum to validate; without
+		// this the SDK logs a line to the process's stderr for each one.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 }
 
