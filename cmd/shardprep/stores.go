@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shardprep/shardprep/pipeline"
@@ -35,6 +36,8 @@ type storeFlags struct {
 	controlEndpoint string
 	grantsFallback  bool
 	grantDuration   time.Duration
+	partSize        byteSize // 0: storage.DefaultPartSize
+	maxRetries      int
 	jobName         string // for the grants audit context; set by the job
 }
 
@@ -48,6 +51,8 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.controlEndpoint, "s3control-endpoint", "", "S3 Control endpoint `URL` for GetDataAccess (default: AWS)")
 	fs.BoolVar(&f.grantsFallback, "grants-fallback", false, "with --credentials grants: where no grant matches, use the caller's own credentials (logged)")
 	fs.DurationVar(&f.grantDuration, "grants-duration", time.Hour, "lifetime asked for grant credentials (15m to 12h); they are refreshed ahead of expiry")
+	fs.Var(&f.partSize, "s3-part-size", "S3 multipart upload part `size` (5MiB to 5GiB; default 16MiB); each open output part holds one in memory")
+	fs.IntVar(&f.maxRetries, "s3-max-retries", 9, "retries of one S3 request after throttling, a 5xx answer or a failed connection, with exponential backoff up to 20s (0: none)")
 }
 
 func (f *storeFlags) check() error {
@@ -61,6 +66,12 @@ func (f *storeFlags) check() error {
 	}
 	if f.grantDuration < 15*time.Minute || f.grantDuration > 12*time.Hour {
 		return usagef("--grants-duration %s: must be from 15m to 12h", f.grantDuration)
+	}
+	if f.partSize != 0 && (f.partSize < storage.MinPartSize || f.partSize > 5<<30) {
+		return usagef("--s3-part-size %s: must be from 5MiB to 5GiB", &f.partSize)
+	}
+	if f.maxRetries < 0 {
+		return usagef("--s3-max-retries must be 0 or more")
 	}
 	return nil
 }
@@ -99,8 +110,16 @@ func (s *stores) awsConfig(ctx context.Context) (aws.Config, error) {
 		return *s.cfg, nil
 	}
 	var opts []func(*config.LoadOptions) error
+	// The SDK reads the process environment itself; credentials and region
+	// given in this run's environment take precedence, as the SDK's chain
+	// would give them (unless a profile is named).
 	if s.flags.region != "" {
 		opts = append(opts, config.WithRegion(s.flags.region))
+	} else if r := s.env("AWS_REGION"); r != "" {
+		opts = append(opts, config.WithRegion(r))
+	}
+	if id, secret := s.env("AWS_ACCESS_KEY_ID"), s.env("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" && s.env("AWS_PROFILE") == "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, s.env("AWS_SESSION_TOKEN"))))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -147,7 +166,7 @@ func (s *stores) bucket(ctx context.Context, root string, write bool) (*storage.
 			var client *s3.Client
 			client, err = s.s3Client(ctx, loc.Bucket, loc.Path, write)
 			if err == nil {
-				b, err = storage.OpenS3(loc.Bucket, loc.Path, &storage.S3Options{Client: client})
+				b, err = storage.OpenS3(loc.Bucket, loc.Path, s.s3Options(client))
 			}
 		case "file":
 			b, err = storage.OpenLocal(loc.Path)
@@ -162,6 +181,15 @@ func (s *stores) bucket(ctx context.Context, root string, write bool) (*storage.
 	s.buckets[key] = b
 	s.mu.Unlock()
 	return b, nil
+}
+
+// s3Options are the bucket options the flags ask for.
+func (s *stores) s3Options(client *s3.Client) *storage.S3Options {
+	retries := s.flags.maxRetries
+	if retries == 0 {
+		retries = -1 // storage's "never"
+	}
+	return &storage.S3Options{Client: client, PartSize: int64(s.flags.partSize), MaxRetries: retries}
 }
 
 // s3Client returns a client for a prefix of a bucket. With grant
@@ -341,9 +369,10 @@ func listInput(ctx context.Context, st *stores, arg, output string) ([]pipeline.
 		return nil, fmt.Errorf("input %s: %w", arg, err)
 	}
 	outRoot := normalizeRoot(output)
+	outputs := outputFolders(infos)
 	var objs []pipeline.Object
 	for _, info := range infos {
-		if hidden(info.Key) {
+		if hidden(info.Key) || underAny(info.Key, outputs) {
 			continue
 		}
 		url := root + info.Key
@@ -352,8 +381,37 @@ func listInput(ctx context.Context, st *stores, arg, output string) ([]pipeline.
 		}
 		objs = append(objs, pipeline.Object{URL: url, Name: info.Key, Size: info.Size, ETag: info.ETag, Root: root})
 	}
+	if len(outputs) > 0 {
+		st.log.Info("input: leaving out earlier shardprep outputs under it", "input", arg, "outputs", outputs)
+	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Name < objs[j].Name })
 	return objs, nil
+}
+
+// outputFolders returns the folders below a listing's root that hold a
+// shardprep output (a _shardprep/ folder beside train/ and validation/),
+// so that processing a prefix again does not read earlier outputs under it.
+func outputFolders(infos []storage.ObjectInfo) []string {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, info := range infos {
+		i := strings.Index(info.Key, "/"+path.Dir(pipeline.ManifestKey)+"/")
+		if i < 0 || seen[info.Key[:i+1]] {
+			continue
+		}
+		seen[info.Key[:i+1]] = true
+		dirs = append(dirs, info.Key[:i+1])
+	}
+	return dirs
+}
+
+func underAny(key string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(key, d) {
+			return true
+		}
+	}
+	return false
 }
 
 func hidden(key string) bool {
