@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -126,12 +127,25 @@ func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 			json.NewEncoder(w).Encode(resp)
 		})
 	}
+	// The job a worker gets at join is the same for all (its size grows
+	// with the splits): encode it once.
+	var jobOnce sync.Once
+	var jobJSON json.RawMessage
+	var jobErr error
 	handle("/v1/join", func(ctx context.Context, body []byte) (any, error) {
 		var req JoinRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, err
 		}
-		return c.Join(ctx, &req)
+		resp, err := c.Join(ctx, &req)
+		if err != nil {
+			return nil, err
+		}
+		jobOnce.Do(func() { jobJSON, jobErr = json.Marshal(resp.Job) })
+		if jobErr != nil {
+			return nil, jobErr
+		}
+		return &joinWire{JoinResponse: resp, Job: jobJSON}, nil
 	})
 	handle("/v1/lease", func(ctx context.Context, body []byte) (any, error) {
 		var req LeaseRequest
@@ -158,6 +172,12 @@ func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 		return c.Heartbeat(ctx, &req)
 	})
 	return mux
+}
+
+// joinWire is a JoinResponse with its job already encoded.
+type joinWire struct {
+	*JoinResponse
+	Job json.RawMessage `json:"job"` // shadows JoinResponse.Job
 }
 
 // Client is a Transport to a coordinator over HTTP.

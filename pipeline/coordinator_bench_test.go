@@ -1,0 +1,238 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+// benchJob returns a job of n one-byte splits with a fitted model, so that
+// it starts in the transform phase; simulated workers report results
+// without reading anything.
+func benchJob(b *testing.B, n int) *Job {
+	b.Helper()
+	data, err := os.ReadFile("testdata/abalone.csv")
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, err := features.ParseSpec([]byte(testSpec))
+	if err != nil {
+		b.Fatal(err)
+	}
+	store := newMemStore()
+	store.objects["abalone.csv"] = data
+	obj := Object{URL: "abalone.csv", Name: "abalone.csv", Size: int64(len(data))}
+	fit, err := NewJob(spec, []Object{obj}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := fitSplit(context.Background(), store, fit, fit.Splits[0], memory.DefaultAllocator, &counters{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	model, err := res.Stats.Model()
+	if err != nil {
+		b.Fatal(err)
+	}
+	job, err := NewJob(spec, []Object{{URL: "big.csv", Name: "big.csv", Size: int64(n)}}, &JobOptions{Model: model, SplitSize: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(job.Splits) != n {
+		b.Fatalf("%d splits, want %d", len(job.Splits), n)
+	}
+	return job
+}
+
+// simulate runs workers simulated workers over t until the job ends:
+// they all join, then each leases one task at a time and reports it done
+// at once. It returns the time the joins took, and the number of leases
+// granted and the time they took, from the last join to the end.
+func simulate(b *testing.B, t Transport, workers int) (joins time.Duration, leases int64, leasing time.Duration) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	result := &taskResult{Lines: 10, RowsIn: 10, RowsOut: []int64{8, 2}, BytesRead: 1}
+	names := make([]string, workers)
+	start := time.Now()
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, err := t.Join(context.Background(), &JoinRequest{Protocol: ProtocolVersion, Worker: "w" + strconv.Itoa(i), Instance: strconv.Itoa(i)})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			names[i] = j.Worker
+		}()
+	}
+	wg.Wait()
+	joins = time.Since(start)
+	start = time.Now()
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			var n int64
+			have := false
+			for {
+				resp, err := t.Lease(ctx, &LeaseRequest{Worker: names[i], Slots: 1, WaitMS: 1000, HaveModel: have})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if resp.State == PhaseCommitted || resp.State == PhaseFailed {
+					if resp.State == PhaseFailed {
+						b.Error(resp.Error)
+					}
+					break
+				}
+				have = have || resp.Model != nil
+				for _, task := range resp.Tasks {
+					n++
+					if _, err := t.Report(ctx, &ReportRequest{Worker: names[i], Task: task, Result: result}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+			mu.Lock()
+			leases += n
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return joins, leases, time.Since(start)
+}
+
+// BenchmarkCoordinator measures what one coordinator sustains with 100
+// workers and 100,000 splits: lease+report round trips (a whole job per
+// iteration) and heartbeats, in process and over HTTP (loopback, signed
+// requests, one connection pool standing in for 100 worker processes).
+//
+// Joins are measured apart, on the coordinator's side only (join/http):
+// the job they send grows with the splits.
+//
+//	go test -run '^$' -bench Coordinator -benchtime 1x ./pipeline/
+func BenchmarkCoordinator(b *testing.B) {
+	const workers, splits = 100, 100_000
+	job := benchJob(b, splits)
+	secret := []byte("0123456789abcdef")
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * workers}}
+
+	runJob := func(b *testing.B, overHTTP bool) {
+		b.ReportAllocs()
+		var leases int64
+		var leasing time.Duration
+		for range b.N {
+			j := *job
+			c := NewCoordinator(&j, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute})
+			var t Transport = c
+			var srv *httptest.Server
+			if overHTTP {
+				srv = httptest.NewServer(NewHandler(c, secret, nil))
+				t = NewClient(srv.URL, secret, hc)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := c.Run(context.Background()); done <- err }()
+			jt, n, lt := simulate(b, t, workers)
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			_ = jt // joins over HTTP are measured apart (join/http), without the clients' decoding
+			leases += n
+			leasing += lt
+			if srv != nil {
+				srv.Close()
+			}
+		}
+		if leases < int64(b.N*splits) {
+			b.Fatalf("%d leases for %d splits", leases, b.N*splits)
+		}
+		b.ReportMetric(float64(leases)/leasing.Seconds(), "leases/s")
+	}
+	b.Run("lease+report/inproc", func(b *testing.B) { runJob(b, false) })
+	b.Run("lease+report/http", func(b *testing.B) { runJob(b, true) })
+
+	heartbeats := func(b *testing.B, overHTTP bool) {
+		j := *job
+		c := NewCoordinator(&j, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute})
+		var t Transport = c
+		if overHTTP {
+			srv := httptest.NewServer(NewHandler(c, secret, nil))
+			defer srv.Close()
+			t = NewClient(srv.URL, secret, hc)
+		}
+		// Each worker holds 4 tasks and reports progress.
+		held := make([][]Task, workers)
+		for i := range workers {
+			ctx := context.Background()
+			jr, err := c.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: "w" + strconv.Itoa(i)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp, err := c.Lease(ctx, &LeaseRequest{Worker: jr.Worker, Slots: 4})
+			if err != nil || len(resp.Tasks) != 4 {
+				b.Fatalf("lease: %v %v", resp, err)
+			}
+			held[i] = resp.Tasks
+		}
+		// Each iteration: every worker heartbeats 100 times.
+		const rounds = 100
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			var wg sync.WaitGroup
+			for i := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req := &HeartbeatRequest{Worker: "w" + strconv.Itoa(i), Tasks: held[i], Phase: PhaseTransform, Bytes: 1 << 20, Rows: 1000}
+					for range rounds {
+						if _, err := t.Heartbeat(context.Background(), req); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		b.ReportMetric(float64(b.N*workers*rounds)/time.Since(start).Seconds(), "heartbeats/s")
+	}
+	b.Run("heartbeat/inproc", func(b *testing.B) { heartbeats(b, false) })
+	b.Run("join/http", func(b *testing.B) {
+		// The coordinator's side of a join: verify, register, send the job.
+		j := *job
+		c := NewCoordinator(&j, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute})
+		h := NewHandler(c, secret, nil)
+		b.ReportAllocs()
+		var sent int64
+		for i := range b.N {
+			body := []byte(`{"protocol":1,"worker":"w` + strconv.Itoa(i) + `"}`)
+			ts := time.Now().Unix()
+			req := httptest.NewRequest(http.MethodPost, "/v1/join", bytes.NewReader(body))
+			req.Header.Set(AuthHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(secret, ts, "/v1/join", body))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("join: %d %s", rec.Code, rec.Body.String())
+			}
+			sent += int64(rec.Body.Len())
+		}
+		b.SetBytes(sent / int64(b.N))
+	})
+	b.Run("heartbeat/http", func(b *testing.B) { heartbeats(b, true) })
+}
