@@ -114,8 +114,14 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	res, err := pipeline.Serve(ctx, c, &pipeline.Options{Logger: log, Progress: prog.update, ProgressEvery: prog.every()}, local...)
 	prog.finish()
 	logWorkers(log, c.Workers())
-	// Let workers hear the outcome before the server goes away.
-	c.WaitInformed(ctx, *linger)
+	// Let workers hear the outcome before the server goes away; when
+	// interrupted, only for a few heartbeats, so that they stop at once
+	// rather than after their coordinator timeout.
+	wait := *linger
+	if ctx.Err() != nil {
+		wait = min(wait, 5*time.Second)
+	}
+	c.WaitInformed(context.WithoutCancel(ctx), wait)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)

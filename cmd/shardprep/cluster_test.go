@@ -1044,3 +1044,42 @@ func netnsUnavailable() string {
 	exec.Command("ip", "netns", "del", name).Run()
 	return ""
 }
+
+// TestClusterCoordinatorInterrupted: SIGTERM to the coordinator fails the
+// job: the workers hear it and exit non-zero well before their
+// coordinator timeout, and the parts already written are removed.
+func TestClusterCoordinatorInterrupted(t *testing.T) {
+	in := testData(t)
+	out := filepath.Join(t.TempDir(), "out")
+	coord, addr := startCoordinator(t, clusterEnv(), nil, "--listen", "127.0.0.1:0", "--input", in, "--output", out,
+		"--seed", "3", "--split-size", "256KiB", "--workers", "0", "--lease", "2s")
+	var once sync.Once
+	coord.onLog(func(r logRecord) {
+		if r.Msg == "task done" && strings.HasPrefix(r.Task, "transform") {
+			once.Do(func() { coord.cmd.Process.Signal(syscall.SIGTERM) })
+		}
+	})
+	var workers []*proc
+	for i := 1; i <= 2; i++ {
+		workers = append(workers, startWorker(t, clusterEnv(), nil, "http://"+addr, fmt.Sprintf("w%d", i),
+			"--coordinator-timeout", "60s"))
+	}
+	if code := coord.wait(t, 2*time.Minute); code != 130 {
+		t.Errorf("interrupted coordinator: exit %d, want 130\n%s", code, lastLines(coord.errText(), 2))
+	}
+	stopped, _ := coord.exited()
+	for _, w := range workers {
+		code := w.wait(t, 30*time.Second)
+		at, _ := w.exited()
+		if code == 0 || !strings.Contains(w.errText(), "job failed") {
+			t.Errorf("%s: exit %d, %s", w.name, code, lastLines(w.errText(), 1))
+		}
+		if d := at.Sub(stopped); d > 10*time.Second {
+			t.Errorf("%s exited %s after the coordinator", w.name, d)
+		}
+	}
+	noSuccess(t, out)
+	if parts := partsOf(t, out); len(parts) != 0 {
+		t.Errorf("the interrupted job left %d parts", len(parts))
+	}
+}
