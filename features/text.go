@@ -33,6 +33,15 @@ func AppendPyFloat(dst []byte, v float64) []byte {
 		}
 		return append(strconv.AppendInt(dst, int64(v), 10), '.', '0')
 	}
+	if out, ok := appendShortDecimal(dst, v); ok {
+		return out
+	}
+	return appendPyFloatStrconv(dst, v)
+}
+
+// appendPyFloatStrconv is AppendPyFloat for finite v, laid out from
+// strconv's shortest 'e' digits.
+func appendPyFloatStrconv(dst []byte, v float64) []byte {
 	var buf [32]byte
 	e := strconv.AppendFloat(buf[:0], v, 'e', -1, 64) // [-]d[.ddd]e±dd[d]
 	mant := e
