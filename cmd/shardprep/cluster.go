@@ -132,7 +132,7 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	return nil
 }
 
-// logWorkers logs each worker's share of the job: splits, rows and its
+// logWorkers logs each worker's share of the job: tasks (fit and transform), rows and its
 // throughput while it worked.
 func logWorkers(log *slog.Logger, ws []pipeline.WorkerStatus) {
 	for _, w := range ws {
@@ -140,7 +140,7 @@ func logWorkers(log *slog.Logger, ws []pipeline.WorkerStatus) {
 		if w.Active > 0 {
 			mbps = float64(w.Bytes) / 1e6 / w.Active.Seconds()
 		}
-		log.Info("worker summary", "worker", w.Worker, "splits", w.Tasks, "rows", w.Rows, "bytes", w.Bytes,
+		log.Info("worker summary", "worker", w.Worker, "tasks", w.Tasks, "rows", w.Rows, "bytes", w.Bytes,
 			"mb_per_s", float64(int(mbps*10))/10, "lost_a_lease", w.Lost)
 	}
 }
