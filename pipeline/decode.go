@@ -89,9 +89,11 @@ type Decoder struct {
 	offsets []int64                // pending offsets
 	n       int
 
-	fields  [][]byte  // reused field slices of the current line
-	vals    []float64 // reused parsed doubles of the current line
-	scratch []byte    // reused buffer for unquoted fields
+	fields   [][]byte  // reused field slices of the current line
+	spans    []span    // per spec column: the current line's string fields (addPlain)
+	skipFrom int       // the columns from here on are all colSkip
+	vals     []float64 // reused parsed doubles of the current line
+	scratch  []byte    // reused buffer for unquoted fields
 }
 
 // NewDecoder returns a decoder for lines of spec's columns; record buffers
@@ -114,6 +116,7 @@ func NewDecoder(spec *features.Spec, mem memory.Allocator, opts *DecodeOptions) 
 		strs:    make([]*array.BinaryBuilder, len(spec.Columns)),
 		doubles: make([][]float64, len(spec.Columns)),
 		fields:  make([][]byte, 0, len(spec.Columns)),
+		spans:   make([]span, len(spec.Columns)),
 		vals:    make([]float64, len(spec.Columns)),
 	}
 	for i, c := range spec.Columns {
@@ -130,6 +133,10 @@ func NewDecoder(spec *features.Spec, mem memory.Allocator, opts *DecodeOptions) 
 			d.kinds[i] = colDouble
 		}
 	}
+	d.skipFrom = len(d.kinds)
+	for d.skipFrom > 0 && d.kinds[d.skipFrom-1] == colSkip {
+		d.skipFrom--
+	}
 	return d
 }
 
@@ -143,6 +150,14 @@ func (d *Decoder) Len() int { return d.n }
 // object. On a bad line it returns a *FieldError and adds nothing; the
 // decoder stays usable.
 func (d *Decoder) Add(line []byte, offset int64) *FieldError {
+	if d.addPlain(line, offset) {
+		return nil
+	}
+	return d.addGeneral(line, offset)
+}
+
+// addGeneral is Add by the general rules, for any line.
+func (d *Decoder) addGeneral(line []byte, offset int64) *FieldError {
 	if !utf8.Valid(line) {
 		return &FieldError{Value: shorten(line), Reason: "invalid UTF-8"}
 	}
@@ -190,6 +205,9 @@ func parseDouble(f []byte) (v float64, reason string) {
 	f = trimBlanks(f)
 	if len(f) == 0 {
 		return 0, "empty number"
+	}
+	if v, n, ok := scanPlain(f); ok && n == len(f) {
+		return v, ""
 	}
 	if bytes.IndexByte(f, '_') >= 0 { // ParseFloat takes Go's digit separators
 		return 0, "not a number"

@@ -1,0 +1,348 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+// refParseDouble is parseDouble without the fast path.
+func refParseDouble(f []byte) (float64, string) {
+	f = trimBlanks(f)
+	if len(f) == 0 {
+		return 0, "empty number"
+	}
+	if bytes.IndexByte(f, '_') >= 0 {
+		return 0, "not a number"
+	}
+	v, err := strconv.ParseFloat(string(f), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, "not a number"
+	}
+	if math.IsNaN(v) {
+		return 0, "NaN is not allowed"
+	}
+	return v, ""
+}
+
+// checkParse compares scanPlain and parseDouble with strconv.ParseFloat.
+func checkParse(t *testing.T, s string) {
+	t.Helper()
+	got, reason := parseDouble([]byte(s))
+	want, wantReason := refParseDouble([]byte(s))
+	if reason != wantReason || math.Float64bits(got) != math.Float64bits(want) {
+		t.Fatalf("parseDouble(%q) = %v %q [%#x], want %v %q [%#x]", s, got, reason, math.Float64bits(got), want, wantReason, math.Float64bits(want))
+	}
+	v, n, ok := scanPlain([]byte(s))
+	if !ok {
+		return
+	}
+	if n < len(s) && s[n] != ',' {
+		t.Fatalf("scanPlain(%q) stopped at %d", s, n)
+	}
+	num := strings.Trim(s[:n], " \t")
+	pf, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		t.Fatalf("scanPlain(%q) = %v, ParseFloat(%q): %v", s, v, num, err)
+	}
+	if math.Float64bits(v) != math.Float64bits(pf) {
+		t.Fatalf("scanPlain(%q) = %v [%#x], ParseFloat %v [%#x]", s, v, math.Float64bits(v), pf, math.Float64bits(pf))
+	}
+}
+
+var parseCases = []string{
+	"0", "-0", "+0", "0.0", "-0.0", "-0.000", "00", "007", "0.5490", ".5", "5.", "-.5", "+5.", ".", "-", "+", "",
+	" 1 ", "\t-2.5\t", " \t ", "1 2", "1.2.3", "1..2", "--1", "+-1", "1,2", "1e5", "1E+2", "1e", "0x1p-2",
+	"inf", "-Inf", "NaN", "nan", "1_0", "_1", "1\r", "１",
+	"9007199254740991", "9007199254740992", "9007199254740993", "-9007199254740993",
+	"900719925474099.3", "0.9007199254740993", "4503599627370497.5",
+	"1234567890123456789", "12345678901234567890", "1.234567890123456789", "0.0000000000000000001",
+	"00000000000000000000001", "0.00000000000000000000001", "9999999999999999999", "99999999999999999999",
+	"0.1", "0.2", "0.3", "0.30000000000000004", "123456789012345.67", "1797693134862315708145274237317043567981",
+	"0.000000000000000000000000000001", "4.9e-324", "1e400",
+}
+
+func TestScanPlainMatchesParseFloat(t *testing.T) {
+	for _, s := range parseCases {
+		checkParse(t, s)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var b []byte
+	for range 300000 {
+		b = randomDecimal(rng, b[:0], rng.IntN(2) == 0)
+		checkParse(t, string(b))
+	}
+}
+
+// randomDecimal appends a random number text: a plain decimal of up to 12
+// digits, or when messy up to 22 digits, sometimes with an exponent, a
+// digit separator or a blank.
+func randomDecimal(rng *rand.Rand, b []byte, messy bool) []byte {
+	if messy && rng.IntN(8) == 0 {
+		b = append(b, " \t"[rng.IntN(2)])
+	}
+	switch rng.IntN(6) {
+	case 0:
+		b = append(b, '-')
+	case 1:
+		b = append(b, '+')
+	}
+	nd := 1 + rng.IntN(12)
+	if messy {
+		nd = 1 + rng.IntN(22)
+	}
+	dot := rng.IntN(nd + 2)
+	for i := range nd {
+		if i == dot {
+			b = append(b, '.')
+		}
+		if i == 0 && rng.IntN(4) == 0 {
+			b = append(b, '0')
+			continue
+		}
+		b = append(b, byte('0'+rng.IntN(10)))
+	}
+	if dot == nd {
+		b = append(b, '.')
+	}
+	if !messy {
+		return b
+	}
+	switch rng.IntN(20) {
+	case 0:
+		b = append(b, 'e')
+		b = strconv.AppendInt(b, int64(rng.IntN(40)-20), 10)
+	case 1:
+		b = append(b, '_', '1')
+	case 2:
+		b = append(b, ' ')
+	}
+	return b
+}
+
+func FuzzScanPlain(f *testing.F) {
+	for _, s := range parseCases {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkParse(t, s)
+	})
+}
+
+// decodeBoth adds line to a decoder's Add (plain path first) and to
+// another's general path, and fails if they disagree on the error.
+func decodeBoth(t *testing.T, fast, general *Decoder, line string, off int64) {
+	t.Helper()
+	fe := fast.Add([]byte(line), off)
+	ge := general.addGeneral([]byte(line), off)
+	switch {
+	case (fe == nil) != (ge == nil):
+		t.Fatalf("%q: Add error %v, general error %v", line, fe, ge)
+	case fe != nil && *fe != *ge:
+		t.Fatalf("%q: Add error %+v, general error %+v", line, *fe, *ge)
+	}
+}
+
+// sameRecords fails unless a and b hold the same values, bit for bit.
+func sameRecords(t *testing.T, a, b arrow.Record) {
+	t.Helper()
+	if !a.Schema().Equal(b.Schema()) || a.NumRows() != b.NumRows() {
+		t.Fatalf("records differ: %v rows vs %v rows", a.NumRows(), b.NumRows())
+	}
+	for c := range int(a.NumCols()) {
+		switch x := a.Column(c).(type) {
+		case *array.String:
+			y := b.Column(c).(*array.String)
+			for r := range x.Len() {
+				if x.Value(r) != y.Value(r) {
+					t.Fatalf("column %d row %d: %q vs %q", c, r, x.Value(r), y.Value(r))
+				}
+			}
+		case *array.Float64:
+			y := b.Column(c).(*array.Float64)
+			for r := range x.Len() {
+				if math.Float64bits(x.Value(r)) != math.Float64bits(y.Value(r)) {
+					t.Fatalf("column %d row %d: %v vs %v", c, r, x.Value(r), y.Value(r))
+				}
+			}
+		case *array.Int64:
+			y := b.Column(c).(*array.Int64)
+			for r := range x.Len() {
+				if x.Value(r) != y.Value(r) {
+					t.Fatalf("column %d row %d: %v vs %v", c, r, x.Value(r), y.Value(r))
+				}
+			}
+		default:
+			t.Fatalf("column %d: unexpected type %T", c, x)
+		}
+	}
+}
+
+var lineCases = []string{
+	"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15",
+	"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15",
+	"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15,",
+	"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15,1",
+	",1,2,3,4,5,6,7,8", `"",1,2,3,4,5,6,7,8`, `"M",1,2,3,4,5,6,7,8`, `M,"1",2,3,4,5,6,7,8`,
+	`x"y,1,2,3,4,5,6,7,8`, `"a,b",1,2,3,4,5,6,7,8`, `"M,1,2,3,4,5,6,7,8`, `M,"1"x,2,3,4,5,6,7,8`,
+	"é,1,2,3,4,5,6,7,8", "M\xff,1,2,3,4,5,6,7,8", "M,1,2,3,4,5,6,7,8\xc3", "M,1,2,3,4,5,6,7,\xc3",
+	" M , 1 ,2\t,\t3,inf,-Inf,1e400,-0,0x1p-2", "M,1,,3,4,5,6,7,8", "M,1,2, \t ,4,5,6,7,8",
+	"M,1,2,3,abc,5,6,7,8", "M,1,2,3,4,1_0,6,7,8", "M,1,2,3,4,5,6,7,NaN", "M,1,2,3,4,5,6, nan ,8",
+	"M,-0,+0,.5,5.,1e5,9007199254740993,0.30000000000000004,12345678901234567890",
+	"", ",", ",,,,,,,,", "M,1,2,3,4,5,6,7,8\r",
+}
+
+// TestDecoderPlainMatchesGeneral checks that the plain path adds exactly
+// what the general rules add, and fails where they fail, in both modes.
+func TestDecoderPlainMatchesGeneral(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	abalone := append([]string(nil), lineCases...)
+	mixed := append([]string(nil), lineCases...)
+	for range 20000 {
+		abalone = append(abalone, randomLine(rng))
+		mixed = append(mixed, randomMixedLine(rng))
+	}
+	for _, tc := range []struct {
+		name  string
+		spec  *features.Spec
+		lines []string
+	}{
+		{"abalone", abaloneSpec(), abalone},
+		{"mixed", mixedSpec(), mixed},
+	} {
+		if err := tc.spec.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		for _, fit := range []bool{false, true} {
+			mem := newChecked(t)
+			fast := NewDecoder(tc.spec, mem, &DecodeOptions{FitOnly: fit})
+			general := NewDecoder(tc.spec, mem, &DecodeOptions{FitOnly: fit})
+			plain := 0
+			for i, l := range tc.lines {
+				if fast.addPlain([]byte(l), int64(i)) {
+					plain++
+					if fe := general.addGeneral([]byte(l), int64(i)); fe != nil {
+						t.Fatalf("%s: %q: plain path took it, general path: %v", tc.name, l, fe)
+					}
+					continue
+				}
+				decodeBoth(t, fast, general, l, int64(i))
+			}
+			if plain < len(tc.lines)/2 {
+				t.Errorf("%s, fit=%v: plain path took only %d of %d lines", tc.name, fit, plain, len(tc.lines))
+			}
+			a, b := fast.Flush(), general.Flush()
+			sameRecords(t, a, b)
+			a.Release()
+			b.Release()
+			fast.Release()
+			general.Release()
+		}
+	}
+}
+
+// mixedSpec has strings between numbers, an unused string column and a
+// categorical column last.
+func mixedSpec() *features.Spec {
+	return &features.Spec{
+		Columns: []features.Column{
+			{Name: "b", Type: features.ColumnString},
+			{Name: "x", Type: features.ColumnDouble},
+			{Name: "y", Type: features.ColumnDouble},
+			{Name: "id", Type: features.ColumnString},
+			{Name: "a", Type: features.ColumnString},
+		},
+		Categorical: []string{"a", "b"},
+		Numeric:     []string{"x"},
+		Label:       "y",
+		Splits:      []features.Split{{Name: "train", Weight: 1}},
+	}
+}
+
+// randomMixedLine makes a line for mixedSpec; a quarter of them are messy.
+func randomMixedLine(rng *rand.Rand) string {
+	messy := rng.IntN(4) == 0
+	words := []string{"u", "vw", "é", `x"y`, "A1"}
+	if messy {
+		words = append(words, "", " ", `"q"`, `"r,s"`, `"t""u"`, "\xff", `"v"w`, `"`)
+	}
+	n := 5
+	if messy && rng.IntN(10) == 0 {
+		n += rng.IntN(3) - 1
+	}
+	var b []byte
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if i == 1 || i == 2 {
+			b = randomDecimal(rng, b, messy)
+		} else {
+			b = append(b, words[rng.IntN(len(words))]...)
+		}
+	}
+	return string(b)
+}
+
+// randomLine makes an Abalone-like line; a quarter of them are messy:
+// broken, quoted or with numbers outside the plain path.
+func randomLine(rng *rand.Rand) string {
+	messy := rng.IntN(4) == 0
+	var b []byte
+	if messy {
+		b = append(b, []string{"M", "F", "I", "é", `"M"`, `"a,""b"""`, "", " M"}[rng.IntN(8)]...)
+	} else {
+		b = append(b, []string{"M", "F", "I", "é", "x\"y"}[rng.IntN(5)]...)
+	}
+	n := 8
+	if messy && rng.IntN(10) == 0 {
+		n += rng.IntN(3) - 1
+	}
+	for range n {
+		b = append(b, ',')
+		if messy && rng.IntN(10) == 0 {
+			b = append(b, []string{"", " ", "abc", `"1.5"`, "nan", "inf", "\xff", "1_0", `"1"x`}[rng.IntN(9)]...)
+			continue
+		}
+		b = randomDecimal(rng, b, messy)
+	}
+	return string(b)
+}
+
+func FuzzDecoderAdd(f *testing.F) {
+	for _, l := range lineCases {
+		f.Add(l, false, false)
+		f.Add(l, true, false)
+	}
+	for _, l := range []string{"u,1,2,id,A1", `u,1,2,"i,d",A1`, "u,1,2,id,\"A1\"", "u,x,,id,A1", "u,1,2,id", "u,1,2,,A1,"} {
+		f.Add(l, false, true)
+		f.Add(l, true, true)
+	}
+	f.Fuzz(func(t *testing.T, line string, fit, mixed bool) {
+		spec := abaloneSpec()
+		if mixed {
+			spec = mixedSpec()
+		}
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		fast := NewDecoder(spec, mem, &DecodeOptions{FitOnly: fit})
+		defer fast.Release()
+		general := NewDecoder(spec, mem, &DecodeOptions{FitOnly: fit})
+		defer general.Release()
+		decodeBoth(t, fast, general, line, 3)
+		a, b := fast.Flush(), general.Flush()
+		defer a.Release()
+		defer b.Release()
+		sameRecords(t, a, b)
+	})
+}
