@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"strings"
 
@@ -196,9 +197,9 @@ func (e *ParseError) Error() string {
 	return b.String()
 }
 
-// IsDataError reports whether err is caused by the input data (a retry on
-// another worker cannot help), rather than by a transient failure.
+// IsDataError reports whether err is one that a retry on another worker
+// cannot mend: invalid input data, or storage refusing access.
 func IsDataError(err error) bool {
 	var pe *ParseError
-	return errors.As(err, &pe)
+	return errors.As(err, &pe) || errors.Is(err, fs.ErrPermission)
 }

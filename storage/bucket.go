@@ -192,6 +192,18 @@ func (g *guardedWriter) Close() error {
 	return g.w.Close()
 }
 
+// Sweep removes what writers of crashed processes left staged under the
+// bucket (hidden temporary files of a local folder); other backends have
+// nothing to sweep (an S3 upload is aborted by its writer, and an upload of
+// a killed process expires with the bucket's lifecycle rules). Call it only
+// when no writer of the bucket is active, e.g. after a job has ended.
+func (b *Bucket) Sweep(ctx context.Context) error {
+	if d, ok := b.d.(*localDriver); ok {
+		return d.sweep(ctx)
+	}
+	return nil
+}
+
 // Delete removes the object at key. A missing object is not an error.
 func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {

@@ -336,3 +336,26 @@ func (d *localDriver) delete(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+// sweep removes the staging files of writers that never finished: those a
+// killed process left behind. Only call it when no writer is active.
+func (d *localDriver) sweep(ctx context.Context) error {
+	// The trailing separator makes WalkDir follow a root that is a symlink.
+	return filepath.WalkDir(d.root+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !de.IsDir() && isTempName(de.Name()) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -122,6 +122,9 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 		wait = min(wait, 5*time.Second)
 	}
 	c.WaitInformed(context.WithoutCancel(ctx), wait)
+	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
+		log.Warn("could not remove staging files of stopped workers", "error", serr)
+	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)

@@ -207,6 +207,10 @@ func TestHead(t *testing.T) {
 	if n := len(lines([]byte(got))); n != 5 {
 		t.Fatalf("head printed %d lines:\n%s", n, got)
 	}
+	// Flags may follow the location.
+	if got3 := mustRun(t, "head", filepath.Join(out, "train"), "-n", "3"); len(lines([]byte(got3))) != 3 {
+		t.Errorf("head LOCATION -n 3 printed:\n%s", got3)
+	}
 	train := lines(readSplit(t, out, "train"))
 	if !strings.HasPrefix(strings.Join(train, "\n"), strings.TrimSuffix(got, "\n")) {
 		t.Errorf("head output is not the first rows of train")

@@ -62,14 +62,33 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseFlags parses args, allowing flags after positional arguments
+// ("head out/train -n 3"); everything after a "--" is positional. fs.Args()
+// then returns the positional arguments in order.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var rest []string
+	for i, a := range args {
+		if a == "--" {
+			args, rest = args[:i], args[i+1:]
+			break
 		}
-		return &usageError{err.Error()}
 	}
-	return nil
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return &usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	return fs.Parse(append([]string{"--"}, append(pos, rest...)...))
 }
 
 func runJob(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
@@ -92,6 +111,9 @@ func runJob(ctx context.Context, args []string, env func(string) string, stdout,
 		Workers: f.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
 	})
 	prog.finish()
+	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
+		log.Warn("could not remove staging files", "error", serr)
+	}
 	if err != nil {
 		return jobError(ctx, err, p.output)
 	}
