@@ -508,7 +508,15 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 func (w *s3Writer) flush() error {
 	key := aws.String(w.d.prefix + w.key)
 	if w.uploadID == "" {
-		out, err := w.d.client.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{
+		if err := w.ctx.Err(); err != nil {
+			return w.d.fail("CreateMultipartUpload", w.key, err)
+		}
+		// Not on w.ctx: a cancellation racing the request could drop an
+		// answer whose upload then exists unknown to us, and so is never
+		// aborted. Once the ID is known, a cancellation aborts it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), abortTimeout)
+		defer cancel()
+		out, err := w.d.client.CreateMultipartUpload(cctx, &s3.CreateMultipartUploadInput{
 			Bucket:            aws.String(w.d.bucket),
 			Key:               key,
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,

@@ -108,7 +108,7 @@ func runContainer(ctx context.Context, args []string, env func(string) string, s
 		if werr := container.WriteFailure(root, err.Error()); werr != nil {
 			log.Error("could not write the failure message", "error", werr.Error())
 		}
-		return err
+		return &loggedError{err}
 	}
 	c, err := newContainerRun(root, args, env, stdout, stderr)
 	if err != nil {

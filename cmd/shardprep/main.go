@@ -26,6 +26,13 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
+// loggedError is an error already reported as a log record (JSON lines
+// in the container), which main must not print again.
+type loggedError struct{ err error }
+
+func (e *loggedError) Error() string { return e.err.Error() }
+func (e *loggedError) Unwrap() error { return e.err }
+
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 // exitCode prints err as one line and maps it to the process status.
@@ -36,7 +43,10 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	}
-	fmt.Fprintf(stderr, "shardprep: %v\n", err)
+	var logged *loggedError
+	if !errors.As(err, &logged) {
+		fmt.Fprintf(stderr, "shardprep: %v\n", err)
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return 2
