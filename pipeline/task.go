@@ -323,13 +323,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 			if !errors.As(err, &re) {
 				return err
 			}
-			pe := rowError(ctx, src, job, s, rec, re)
-			if job.OnInvalid != PolicySkip {
-				return pe
-			}
-			res.Rejected++
-			res.RowsIn--
-			if err := reject(readLineAt(ctx, src, obj, pe.Offset, rec, re.Row), pe); err != nil {
+			if err := skipRow(ctx, src, job, s, rec, re, reject, &res); err != nil {
 				return err
 			}
 			// Transform the rows around the bad one.
@@ -405,6 +399,19 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 	return res, nil
 }
 
+// skipRow handles a row the model cannot transform: with the skip policy
+// it is counted and kept as rejected; otherwise it is the job's error.
+func skipRow(ctx context.Context, src Source, job *Job, s Split, rec arrow.Record, re *features.RowError,
+	reject func([]byte, *ParseError) error, res *taskResult) error {
+	pe := rowError(ctx, src, job, s, rec, re)
+	if job.OnInvalid != PolicySkip {
+		return pe
+	}
+	res.Rejected++
+	res.RowsIn--
+	return reject(readLineAt(ctx, src, job.Objects[s.Object], pe.Offset, rec, re.Row), pe)
+}
+
 // sparkPrefilter drops rows whose categorical values the model does not
 // know (as rejects) before the whole-split batch is sorted and drawn.
 func sparkPrefilter(ctx context.Context, src Source, job *Job, s Split, mem memory.Allocator,
@@ -422,13 +429,7 @@ func sparkPrefilter(ctx context.Context, src Source, job *Job, s Split, mem memo
 			if !errors.As(err, &re) {
 				return err
 			}
-			pe := rowError(ctx, src, job, s, rec, re)
-			if job.OnInvalid != PolicySkip {
-				return pe
-			}
-			res.Rejected++
-			res.RowsIn--
-			if err := reject(readLineAt(ctx, src, job.Objects[s.Object], pe.Offset, rec, re.Row), pe); err != nil {
+			if err := skipRow(ctx, src, job, s, rec, re, reject, res); err != nil {
 				return err
 			}
 			left := rec.NewSlice(0, int64(re.Row))

@@ -117,3 +117,30 @@ func TestSkipPolicyKeepsRejectedRows(t *testing.T) {
 		}
 	}
 }
+
+// TestUnseenLabelWithSavedModel: new data with a category the saved model
+// does not know fails with its place, or is rejected verbatim with skip.
+func TestUnseenLabelWithSavedModel(t *testing.T) {
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref")
+	mustRun(t, "run", "--output", ref, "--seed", "1", "--quiet")
+	model := filepath.Join(ref, "_shardprep", "model.json")
+	in := filepath.Join(dir, "new.csv")
+	odd := "X,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"
+	os.WriteFile(in, []byte(goodRow+goodRow+odd+"\n"+goodRow), 0o644)
+
+	_, _, err := runCLI(t, "run", "--input", in, "--output", filepath.Join(dir, "a"), "--model", model, "--quiet")
+	if err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), `column "sex"`) || !strings.Contains(err.Error(), `"X"`) {
+		t.Fatalf("unseen label: %v", err)
+	}
+	out := filepath.Join(dir, "b")
+	mustRun(t, "run", "--input", in, "--output", out, "--model", model, "--on-invalid", "skip", "--quiet")
+	m := readManifest(t, out)
+	if m.Totals.Rejected != 1 || m.Totals.RowsIn != 3 || !m.ModelGiven {
+		t.Errorf("manifest: rejected %d rows in %d model given %v", m.Totals.Rejected, m.Totals.RowsIn, m.ModelGiven)
+	}
+	rej, _ := os.ReadFile(filepath.Join(out, "_rejected", "part-00000"))
+	if f := strings.SplitN(lines(rej)[1], "\t", 6); f[1] != "3" || f[5] != odd {
+		t.Errorf("rejected row: %q", lines(rej)[1])
+	}
+}

@@ -303,30 +303,6 @@ func ctrPartKeys(out string, n int) []string {
 	return keys
 }
 
-// ctrLocalParts reads the part files of a local output folder by their
-// relative path.
-func ctrLocalParts(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	parts := map[string][]byte{}
-	for _, split := range []string{"train", "validation"} {
-		names, err := filepath.Glob(filepath.Join(dir, split, "part-*"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			data, err := os.ReadFile(n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			parts[split+"/"+filepath.Base(n)] = data
-		}
-	}
-	if len(parts) == 0 {
-		t.Fatalf("no parts in %s", dir)
-	}
-	return parts
-}
-
 func ctrCompareParts(t *testing.T, want, got map[string][]byte) {
 	t.Helper()
 	for k, w := range want {
@@ -487,7 +463,7 @@ func TestContainerTwoInstances(t *testing.T) {
 	if manifests != 1 {
 		t.Errorf("%d manifests, want 1", manifests)
 	}
-	ctrCompareParts(t, ctrLocalParts(t, ref), got)
+	ctrCompareParts(t, partsOf(t, ref), got)
 
 	data, err := a.get(t, "output/"+pipeline.ManifestKey)
 	if err != nil {
@@ -658,7 +634,7 @@ func TestContainerLocalChannels(t *testing.T) {
 			t.Fatalf("exit status %d\n%s", code, p.tail())
 		}
 		out := filepath.Join(root, "opt/ml/processing/output/prepared")
-		ctrCompareParts(t, ctrLocalParts(t, ref), ctrLocalParts(t, out))
+		ctrCompareParts(t, partsOf(t, ref), partsOf(t, out))
 		for _, marker := range []string{"train/_SUCCESS", "validation/_SUCCESS"} {
 			if _, err := os.Stat(filepath.Join(out, marker)); err != nil {
 				t.Error(err)
