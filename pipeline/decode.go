@@ -17,10 +17,6 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// offsetField names the int64 column a Decoder adds to every record: the
-// byte offset of each row's line in its object.
-const offsetField = "__offset"
-
 // maxValueBytes bounds FieldError.Value.
 const maxValueBytes = 100
 
@@ -104,7 +100,7 @@ func NewDecoder(spec *features.Spec, mem memory.Allocator, opts *DecodeOptions) 
 	if fitOnly {
 		base = spec.FitSchema()
 	}
-	fields := append(base.Fields(), arrow.Field{Name: offsetField, Type: arrow.PrimitiveTypes.Int64})
+	fields := append(base.Fields(), arrow.Field{Name: OffsetColumn, Type: arrow.PrimitiveTypes.Int64})
 	schema := arrow.NewSchema(fields, nil)
 
 	d := &Decoder{

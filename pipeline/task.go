@@ -249,8 +249,8 @@ func offsets(rec arrow.Record) *array.Int64 {
 	return rec.Column(idx[0]).(*array.Int64)
 }
 
-// OffsetColumn is the int64 column of decoded records holding each row's
-// line offset within its object.
+// OffsetColumn names the int64 column a Decoder adds to every record: the
+// byte offset of each row's line in its object.
 const OffsetColumn = "__offset"
 
 // fitSplit runs the fit pass over one split.
