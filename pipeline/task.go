@@ -310,6 +310,9 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 		rej.buf = appendReject(rej.buf, pe, line)
 		return rej.flushIfFull()
 	}
+	// adj collects rows that decoded but that the model rejects; scan's
+	// counts are corrected by it at the end.
+	var adj taskResult
 	rowsOut := make([]int64, len(names))
 	rows := make([][]int, len(names))
 	obj := job.Objects[s.Object]
@@ -323,7 +326,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 			if !errors.As(err, &re) {
 				return err
 			}
-			if err := skipRow(ctx, src, job, s, rec, re, reject, &res); err != nil {
+			if err := skipRow(ctx, src, job, s, rec, re, reject, &adj); err != nil {
 				return err
 			}
 			// Transform the rows around the bad one.
@@ -376,12 +379,11 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 			return transform(rec, SparkOrder(job.Spec, rec))
 		}
 		// Rows with unseen labels must leave before sorting.
-		sinkFn = sparkPrefilter(ctx, src, job, s, mem, reject, &res, sinkFn)
+		sinkFn = sparkPrefilter(ctx, src, job, s, mem, reject, &adj, sinkFn)
 	}
-	sres, err := scan(ctx, src, job, s, mem, false, oneBatch, sinkFn, reject, c)
-	sres.Rejected += res.Rejected
-	sres.RowsIn += res.RowsIn
-	res = sres
+	res, err = scan(ctx, src, job, s, mem, false, oneBatch, sinkFn, reject, c)
+	res.Rejected += adj.Rejected
+	res.RowsIn += adj.RowsIn
 	if err != nil {
 		return res, err
 	}
