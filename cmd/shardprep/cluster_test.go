@@ -417,19 +417,6 @@ func noSuccess(t *testing.T, dir string) {
 	})
 }
 
-func manifestOf(t *testing.T, dir string) *pipeline.Manifest {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "_shardprep", "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m pipeline.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return &m
-}
-
 func workerSummary(m *pipeline.Manifest, name string) (pipeline.WorkerSummary, bool) {
 	for _, w := range m.Workers {
 		if w.Worker == name {
@@ -474,7 +461,7 @@ func TestClusterMatchesRun(t *testing.T) {
 	}
 	sameParts(t, partsOf(t, ref), partsOf(t, out))
 	committed(t, out)
-	m := manifestOf(t, out)
+	m := readManifest(t, out)
 	total := 0
 	for _, ws := range m.Workers {
 		total += ws.Tasks
@@ -587,7 +574,7 @@ func TestClusterSurvivesKilledWorker(t *testing.T) {
 	sameParts(t, partsOf(t, ref), partsOf(t, out))
 	committed(t, out)
 
-	m := manifestOf(t, out)
+	m := readManifest(t, out)
 	reassigned := map[int]bool{}
 	for _, r := range m.Reassigned {
 		if r.From != "w2" || r.Reason != "lease expired" || r.Phase != pipeline.PhaseTransform {
@@ -714,7 +701,7 @@ func TestClusterRefusesWrongSecret(t *testing.T) {
 	if strings.Contains(logs, testSecret) || strings.Contains(logs, wrong) {
 		t.Error("a secret appears in the coordinator's log")
 	}
-	if m := manifestOf(t, out); len(m.Workers) != 1 || m.Workers[0].Worker != "good" {
+	if m := readManifest(t, out); len(m.Workers) != 1 || m.Workers[0].Worker != "good" {
 		t.Errorf("manifest workers %+v, want only good", m.Workers)
 	}
 }
@@ -769,7 +756,7 @@ func TestClusterLateJoiner(t *testing.T) {
 	}
 	sameParts(t, partsOf(t, ref), partsOf(t, out))
 	committed(t, out)
-	m := manifestOf(t, out)
+	m := readManifest(t, out)
 	for _, name := range []string{"early", "late"} {
 		if ws, ok := workerSummary(m, name); !ok || ws.Tasks == 0 || ws.Lost {
 			t.Errorf("%s in the manifest: %+v, want tasks and no lost lease", name, ws)
@@ -1017,7 +1004,7 @@ func TestClusterInNetworkNamespaces(t *testing.T) {
 	}
 	sameParts(t, partsOf(t, ref), partsOf(t, out))
 	committed(t, out)
-	m := manifestOf(t, out)
+	m := readManifest(t, out)
 	for i := 1; i <= workers; i++ {
 		if ws, ok := workerSummary(m, fmt.Sprintf("w%d", i)); !ok || ws.Tasks == 0 {
 			t.Logf("w%d did no task (%+v): the others were faster", i, ws)

@@ -84,22 +84,8 @@ func platformArgs(t *testing.T, root string) []string {
 	return job.Arguments
 }
 
-// ctrEnv is this process's environment without AWS, SHARDPREP and proxy
-// settings, plus extra.
-func ctrEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "SHARDPREP_") || strings.HasSuffix(strings.ToUpper(k), "_PROXY") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
 func ctrMinIOEnv(e storagetest.MinIOEnv) []string {
-	return ctrEnv("AWS_ACCESS_KEY_ID="+e.RootUser, "AWS_SECRET_ACCESS_KEY="+e.RootPassword, "AWS_REGION=us-east-1")
+	return baseEnv("AWS_ACCESS_KEY_ID="+e.RootUser, "AWS_SECRET_ACCESS_KEY="+e.RootPassword, "AWS_REGION=us-east-1")
 }
 
 func ctrFreePort(t *testing.T) int {
@@ -629,7 +615,7 @@ func TestContainerLocalChannels(t *testing.T) {
 		root, job := setup(t, abalone)
 		// Only the container's own flag: the job's ContainerArguments
 		// (--seed 42 --split-size 64KiB) are used.
-		p := startCtr(t, "algo-1", ctrEnv(), "container", "--sagemaker-root", root)
+		p := startCtr(t, "algo-1", baseEnv(), "container", "--sagemaker-root", root)
 		if code := p.wait(t, time.Minute); code != 0 {
 			t.Fatalf("exit status %d\n%s", code, p.tail())
 		}
@@ -654,7 +640,7 @@ func TestContainerLocalChannels(t *testing.T) {
 			t.Fatal("test input unchanged")
 		}
 		root, _ := setup(t, bad)
-		p := startCtr(t, "algo-1", ctrEnv(), "container", "--sagemaker-root", root)
+		p := startCtr(t, "algo-1", baseEnv(), "container", "--sagemaker-root", root)
 		if code := p.wait(t, time.Minute); code == 0 {
 			t.Fatalf("exit status 0 for a bad row\n%s", p.tail())
 		}
