@@ -532,3 +532,40 @@ func BenchmarkRunMinIO(b *testing.B) {
 	}
 	b.ReportMetric(float64(calls)/float64(b.N), "grantcalls/op")
 }
+
+// TestS3JobOutlivesGrantCredentials: with a refresh margin longer than the
+// credentials' lifetime, every credential is due for replacement the moment
+// it is handed out, as if it expired mid-job at every request. The job
+// refreshes them, one AssumeRole at a time, and writes exactly what a run
+// with long-lived credentials writes.
+func TestS3JobOutlivesGrantCredentials(t *testing.T) {
+	e := newS3Env(t)
+	sample, err := os.ReadFile(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := e.area("UserA")
+	e.put(t, in+"abalone.csv", sample)
+	common := []string{"run", "--credentials", "grants", "--grants-file", e.grants, "--s3-endpoint", e.Endpoint,
+		"--input", e.url(in + "abalone.csv"), "--seed", "11", "--split-size", "16KiB", "--workers", "2", "--quiet"}
+
+	stable, _, err := e.run(context.Background(), e.userEnv("a"), append(common, "--output", e.url(in+"stable/"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	churn, stderr, err := e.run(context.Background(), e.userEnv("a"),
+		append(common, "--output", e.url(in+"churn/"), "--grants-duration", "15m", "--grants-refresh", "20m")...)
+	if err != nil {
+		t.Fatalf("job with constantly expiring credentials: %v\n%s", err, stderr)
+	}
+	n, m := grantCalls(stable), grantCalls(churn)
+	t.Logf("grant calls: %d with long-lived credentials, %d with expiring ones", n, m)
+	if n < 1 || m <= 2*n {
+		t.Errorf("grant calls: %d with long-lived credentials, %d with expiring ones; want many refreshes", n, m)
+	}
+	for _, split := range []string{"train", "validation"} {
+		if !bytes.Equal(e.split(t, in+"stable/", split), e.split(t, in+"churn/", split)) {
+			t.Errorf("%s differs between the two runs", split)
+		}
+	}
+}

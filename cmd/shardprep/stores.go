@@ -36,6 +36,7 @@ type storeFlags struct {
 	controlEndpoint string
 	grantsFallback  bool
 	grantDuration   time.Duration
+	grantRefresh    time.Duration
 	partSize        byteSize // 0: storage.DefaultPartSize
 	maxRetries      int
 	jobName         string // for the grants audit context; set by the job
@@ -51,6 +52,7 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.controlEndpoint, "s3control-endpoint", "", "S3 Control endpoint `URL` for GetDataAccess (default: AWS)")
 	fs.BoolVar(&f.grantsFallback, "grants-fallback", false, "with --credentials grants: where no grant matches, use the caller's own credentials (logged)")
 	fs.DurationVar(&f.grantDuration, "grants-duration", time.Hour, "lifetime asked for grant credentials (15m to 12h); they are refreshed ahead of expiry")
+	fs.DurationVar(&f.grantRefresh, "grants-refresh", 0, "refresh grant credentials this long before they expire (default: a tenth of their lifetime, 1m to 5m; longer than the lifetime: before every use)")
 	fs.Var(&f.partSize, "s3-part-size", "S3 multipart upload part `size` (5MiB to 5GiB; default 16MiB); each open output part holds one in memory")
 	fs.IntVar(&f.maxRetries, "s3-max-retries", 9, "retries of one S3 request after throttling, a 5xx answer or a failed connection, with exponential backoff up to 20s (0: none)")
 }
@@ -232,7 +234,7 @@ func (s *stores) grantSource(ctx context.Context, cfg aws.Config, ep string) (*s
 	}
 	opts := &storage.GrantOptions{
 		AccountID: s.flags.accountID, Duration: s.flags.grantDuration,
-		JobName: s.flags.jobName, Fallback: s.flags.grantsFallback,
+		JobName: s.flags.jobName, Fallback: s.flags.grantsFallback, RefreshMargin: s.flags.grantRefresh,
 	}
 	var src *storage.GrantSource
 	var err error
