@@ -43,10 +43,9 @@ the container's own, the job's ContainerArguments are added):
   --account_id A                                 -> --account-id A (and --credentials grants)
   --s3_input_bucket B  --s3_input_key_prefix P   -> --input s3://B/P/
   --s3_output_bucket B --s3_output_key_prefix P  -> --output s3://B/P/
-Without --input
-(--output), the local path of the job's first ProcessingInput
-(ProcessingOutput) is used; a job on several instances needs an s3://
-output, and local inputs there must be FullyReplicated.
+Without --input (--output), the local path of the job's first
+ProcessingInput (ProcessingOutput) is used; a job on several instances
+needs an s3:// output, and local inputs there must be FullyReplicated.
 
 Paths starting with /opt/ml/ (channel paths, --spec, --model, --grants-file)
 are resolved under --sagemaker-root, so a fake tree can stand in for the
@@ -118,9 +117,33 @@ func runContainer(ctx context.Context, args []string, env func(string) string, s
 	return fail(c.run(ctx))
 }
 
+// register makes the container's flag set: run's flags and its own. It
+// returns the flags that newContainerRun checks after parsing.
+func (c *containerRun) register() (rootFlag, host *string) {
+	c.fs = newFlagSet("container", containerUsage, c.stderr)
+	c.f.register(c.fs)
+	rootFlag = c.fs.String("sagemaker-root", "/", "`DIR` holding opt/ml (a fake tree in tests); must be given on the command line")
+	host = c.fs.String("host", "", "this instance's host name (default: current_host from resourceconfig.json)")
+	c.fs.IntVar(&c.port, "cluster-port", 7070, "TCP port of the coordinator on the first host")
+	c.fs.Var(&c.hostAddrs, "host-address", "`NAME=ADDR` address of a host without asking DNS (repeatable; for tests)")
+	c.fs.DurationVar(&c.resolveTimeout, "resolve-timeout", 5*time.Minute, "how long a worker waits for the coordinator's host name to resolve")
+	c.fs.DurationVar(&c.secretTimeout, "secret-timeout", 5*time.Minute, "how long a worker waits for the coordinator's cluster secret")
+	c.fs.DurationVar(&c.lease, "lease", 30*time.Second, "a worker silent this long loses its tasks")
+	return rootFlag, host
+}
+
 // newContainerRun loads the platform files, parses the flags (translating
 // the seed script's) and fills what the flags leave out from the job.
 func newContainerRun(root string, args []string, env func(string) string, stdout, stderr io.Writer) (*containerRun, error) {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			// Help needs no platform files.
+			c := &containerRun{stderr: stderr}
+			c.register()
+			c.fs.Usage()
+			return nil, flag.ErrHelp
+		}
+	}
 	sm, err := container.Load(os.DirFS(root), env)
 	if err != nil {
 		return nil, fmt.Errorf("reading the SageMaker Processing configuration: %w", err)
@@ -133,15 +156,7 @@ func newContainerRun(root string, args []string, env func(string) string, stdout
 		return nil, &usageError{err.Error()}
 	}
 	c := &containerRun{sm: sm, root: root, env: env, stderr: stderr}
-	c.fs = newFlagSet("container", containerUsage, stderr)
-	c.f.register(c.fs)
-	rootFlag := c.fs.String("sagemaker-root", "/", "`DIR` holding opt/ml (a fake tree in tests); must be given on the command line")
-	host := c.fs.String("host", "", "this instance's host name (default: current_host from resourceconfig.json)")
-	c.fs.IntVar(&c.port, "cluster-port", 7070, "TCP port of the coordinator on the first host")
-	c.fs.Var(&c.hostAddrs, "host-address", "`NAME=ADDR` address of a host without asking DNS (repeatable; for tests)")
-	c.fs.DurationVar(&c.resolveTimeout, "resolve-timeout", 5*time.Minute, "how long a worker waits for the coordinator's host name to resolve")
-	c.fs.DurationVar(&c.secretTimeout, "secret-timeout", 5*time.Minute, "how long a worker waits for the coordinator's cluster secret")
-	c.fs.DurationVar(&c.lease, "lease", 30*time.Second, "a worker silent this long loses its tasks")
+	rootFlag, host := c.register()
 	if err := parseFlags(c.fs, translated); err != nil {
 		return nil, err
 	}

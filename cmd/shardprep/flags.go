@@ -123,4 +123,6 @@ func (f *jobFlags) register(fs *flag.FlagSet) {
 	f.store.register(fs)
 }
 
-func defaultWorkers() int { return runtime.NumCPU() }
+// defaultWorkers is the default of --workers: one slot per CPU. A
+// variable so that tests can pin it.
+var defaultWorkers = runtime.NumCPU
