@@ -45,10 +45,10 @@ type storeFlags struct {
 func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.endpoint, "s3-endpoint", "", "S3 endpoint `URL`, e.g. http://127.0.0.1:9000 for MinIO (default: $AWS_ENDPOINT_URL_S3, else AWS)")
 	fs.BoolVar(&f.pathStyle, "s3-path-style", false, "path-style S3 addressing (implied by an S3 endpoint, as MinIO needs it)")
-	fs.StringVar(&f.region, "region", "", "AWS region (default: the SDK's chain: $AWS_REGION, profile)")
+	fs.StringVar(&f.region, "region", "", "AWS `REGION` (default: the SDK's chain: $AWS_REGION, profile)")
 	fs.StringVar(&f.credentials, "credentials", "default", "S3 credentials: `default` (the SDK's chain) or grants (S3 Access Grants: READ on each input prefix, READWRITE on the output prefix)")
 	fs.StringVar(&f.grantsFile, "grants-file", "", "with --credentials grants: a grants JSON `FILE` standing in for S3 Access Grants on MinIO (credentials minted with MinIO's STS AssumeRole)")
-	fs.StringVar(&f.accountID, "account-id", "", "AWS account of the S3 Access Grants instance (default: the caller's, from STS)")
+	fs.StringVar(&f.accountID, "account-id", "", "AWS account `ID` of the S3 Access Grants instance (default: the caller's, from STS)")
 	fs.StringVar(&f.controlEndpoint, "s3control-endpoint", "", "S3 Control endpoint `URL` for GetDataAccess (default: AWS)")
 	fs.BoolVar(&f.grantsFallback, "grants-fallback", false, "with --credentials grants: where no grant matches, use the caller's own credentials (logged)")
 	fs.DurationVar(&f.grantDuration, "grants-duration", time.Hour, "lifetime asked for grant credentials (15m to 12h); they are refreshed ahead of expiry")
