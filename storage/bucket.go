@@ -48,7 +48,7 @@ type driver interface {
 	stat(ctx context.Context, key string) (ObjectInfo, error)
 	// newRangeReader: offset >= 0; length < 0 means to the end; length > 0.
 	newRangeReader(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error)
-	newWriter(ctx context.Context, key string) (io.WriteCloser, error)
+	newWriter(ctx context.Context, key string) (driverWriter, error)
 	delete(ctx context.Context, key string) error
 	// checkKey rejects keys the backend cannot store; checkPrefix list prefixes.
 	checkKey(key string) error
@@ -140,56 +140,99 @@ func (b *Bucket) NewWriter(ctx context.Context, key string) (io.WriteCloser, err
 	if err != nil {
 		return nil, err
 	}
-	g := &guardedWriter{ctx: ctx, w: w}
+	g := &writer{ctx: ctx, url: b.d.url(key), w: w}
 	g.stop = context.AfterFunc(ctx, g.cancel)
 	return g, nil
 }
 
-// guardedWriter abandons its driver writer when the context ends before
-// Close. The drivers' Close abandons the object when the context is done,
-// so the cancellation path closes it too.
-type guardedWriter struct {
+// driverWriter stages one object for a driver. The Bucket's writer calls
+// Write any number of times, then exactly one of commit or abort (abort
+// also after a failed Write or commit). The driver does no bookkeeping of
+// its own: closed state, sticky errors and cancellation are the writer's.
+type driverWriter interface {
+	io.Writer
+	// commit publishes the object; on an error abort follows.
+	commit() error
+	// abort discards what was staged.
+	abort() error
+}
+
+// writer is the one implementation of the Bucket's visibility contract:
+// the object is published only by a Close that returns nil, and is
+// abandoned, at once and by this writer alone, when a Write or the commit
+// fails or when ctx ends first, even if Close is never called.
+type writer struct {
 	ctx  context.Context
+	url  string
 	stop func() bool
 
 	mu   sync.Mutex
-	w    io.WriteCloser
-	done bool
+	w    driverWriter
+	done bool  // committed or abandoned
+	err  error // why it was abandoned; nil after a commit
 }
 
-func (g *guardedWriter) cancel() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+// abandon discards the object (once) and records why; mu must be held.
+func (g *writer) abandon(err error) error {
 	if !g.done {
 		g.done = true
-		g.w.Close() // ctx is done: the driver abandons the object
+		if aerr := g.w.abort(); aerr != nil {
+			err = fmt.Errorf("%w (and discarding the staged object failed: %v)", err, aerr)
+		}
+		g.err = err
 	}
+	return g.err
 }
 
-func (g *guardedWriter) Write(p []byte) (int, error) {
+func (g *writer) cancelled() error {
+	return &objectError{op: "write", url: g.url, err: g.ctx.Err()}
+}
+
+func (g *writer) cancel() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.abandon(g.cancelled())
+}
+
+// finished is the answer to a Write or Close after the end.
+func (g *writer) finished() error {
+	if g.err != nil {
+		return g.err
+	}
+	return errClosed
+}
+
+func (g *writer) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.done {
-		if err := g.ctx.Err(); err != nil {
-			return 0, err
-		}
-		return 0, errClosed
+		return 0, g.finished()
 	}
-	return g.w.Write(p)
+	if g.ctx.Err() != nil {
+		return 0, g.abandon(g.cancelled())
+	}
+	n, err := g.w.Write(p)
+	if err != nil {
+		return n, g.abandon(err)
+	}
+	return n, nil
 }
 
-func (g *guardedWriter) Close() error {
+func (g *writer) Close() error {
 	g.stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.done {
-		if err := g.ctx.Err(); err != nil {
-			return err
-		}
-		return errClosed
+		return g.finished()
+	}
+	if g.ctx.Err() != nil {
+		return g.abandon(g.cancelled())
+	}
+	if err := g.w.commit(); err != nil {
+		return g.abandon(err)
 	}
 	g.done = true
-	return g.w.Close()
+	return nil
 }
 
 // Sweep removes what writers of crashed processes left staged under the

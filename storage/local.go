@@ -231,7 +231,7 @@ func (r *localReader) Read(p []byte) (int, error) {
 
 func (r *localReader) Close() error { return r.f.Close() }
 
-func (d *localDriver) newWriter(ctx context.Context, key string) (io.WriteCloser, error) {
+func (d *localDriver) newWriter(_ context.Context, key string) (driverWriter, error) {
 	target := d.url(key)
 	dir, base := filepath.Split(target)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
@@ -241,76 +241,49 @@ func (d *localDriver) newWriter(ctx context.Context, key string) (io.WriteCloser
 	if err != nil {
 		return nil, d.fail("write", key, err)
 	}
-	return &localWriter{ctx: ctx, d: d, key: key, target: target, f: f}, nil
+	return &localWriter{d: d, key: key, target: target, f: f}, nil
 }
 
-// localWriter stages an object in a temporary file. It keeps the ctx it was
-// opened with so that Write and Close can abandon the object when cancelled.
+// localWriter stages an object in a hidden temporary file beside its
+// target and renames it into place on commit.
 type localWriter struct {
-	ctx    context.Context
 	d      *localDriver
 	key    string
 	target string
 	f      *os.File
-	err    error // sticky: the first failure; the temp file is gone
-	closed bool
-}
-
-// abort removes the temporary file and records err.
-func (w *localWriter) abort(err error) error {
-	if w.err == nil {
-		w.f.Close()
-		os.Remove(w.f.Name())
-		w.err = err
-	}
-	return w.err
 }
 
 func (w *localWriter) Write(p []byte) (int, error) {
-	if w.closed {
-		return 0, errClosed
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	if err := w.ctx.Err(); err != nil {
-		return 0, w.abort(w.d.fail("write", w.key, err))
-	}
 	n, err := w.f.Write(p)
 	if err != nil {
-		return n, w.abort(w.d.fail("write", w.key, err))
+		return n, w.d.fail("write", w.key, err)
 	}
 	return n, nil
 }
 
-func (w *localWriter) Close() error {
-	if w.closed {
-		return errClosed
-	}
-	w.closed = true
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.ctx.Err(); err != nil {
-		return w.abort(w.d.fail("write", w.key, err))
-	}
+func (w *localWriter) commit() error {
 	if err := w.f.Chmod(0o644); err != nil {
-		return w.abort(w.d.fail("write", w.key, err))
+		return w.d.fail("write", w.key, err)
 	}
 	if err := w.f.Sync(); err != nil {
-		return w.abort(w.d.fail("write", w.key, err))
+		return w.d.fail("write", w.key, err)
 	}
 	if err := w.f.Close(); err != nil {
-		os.Remove(w.f.Name())
-		w.err = w.d.fail("write", w.key, err)
-		return w.err
+		return w.d.fail("write", w.key, err)
 	}
 	if err := os.Rename(w.f.Name(), w.target); err != nil {
-		os.Remove(w.f.Name())
-		w.err = w.d.fail("write", w.key, err)
-		return w.err
+		return w.d.fail("write", w.key, err)
 	}
 	syncDir(filepath.Dir(w.target))
+	return nil
+}
+
+// abort removes the temporary file (closing it first, if still open).
+func (w *localWriter) abort() error {
+	w.f.Close()
+	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 

@@ -109,48 +109,20 @@ func (r *memReader) Read(p []byte) (int, error) {
 
 func (r *memReader) Close() error { return nil }
 
-func (d *memDriver) newWriter(ctx context.Context, key string) (io.WriteCloser, error) {
-	return &memWriter{ctx: ctx, d: d, key: key}, nil
+func (d *memDriver) newWriter(_ context.Context, key string) (driverWriter, error) {
+	return &memWriter{d: d, key: key}, nil
 }
 
-// memWriter buffers an object and stores it on Close. It keeps the ctx it
-// was opened with so that Write and Close can abandon the object.
+// memWriter buffers an object and stores it on commit.
 type memWriter struct {
-	ctx    context.Context
-	d      *memDriver
-	key    string
-	buf    bytes.Buffer
-	err    error
-	closed bool
+	d   *memDriver
+	key string
+	buf bytes.Buffer
 }
 
-func (w *memWriter) Write(p []byte) (int, error) {
-	if w.closed {
-		return 0, errClosed
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	if err := w.ctx.Err(); err != nil {
-		w.err = &objectError{op: "write", url: w.d.url(w.key), err: err}
-		w.buf = bytes.Buffer{}
-		return 0, w.err
-	}
-	return w.buf.Write(p)
-}
+func (w *memWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
 
-func (w *memWriter) Close() error {
-	if w.closed {
-		return errClosed
-	}
-	w.closed = true
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.ctx.Err(); err != nil {
-		w.err = &objectError{op: "write", url: w.d.url(w.key), err: err}
-		return w.err
-	}
+func (w *memWriter) commit() error {
 	data := w.buf.Bytes() // the buffer is dropped: data is the object's own
 	w.buf = bytes.Buffer{}
 	sum := md5.Sum(data)
@@ -158,6 +130,11 @@ func (w *memWriter) Close() error {
 	w.d.mu.Lock()
 	w.d.objects[w.key] = o
 	w.d.mu.Unlock()
+	return nil
+}
+
+func (w *memWriter) abort() error {
+	w.buf = bytes.Buffer{}
 	return nil
 }
 

@@ -458,14 +458,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (d *s3Driver) newWriter(ctx context.Context, key string) (io.WriteCloser, error) {
+func (d *s3Driver) newWriter(ctx context.Context, key string) (driverWriter, error) {
 	return &s3Writer{ctx: ctx, d: d, key: key}, nil
 }
 
 // s3Writer buffers up to one part. The first part to fill starts a
-// multipart upload; an object that never fills a part is sent by Close with
-// PutObject. It keeps the ctx it was opened with so that Write and Close can
-// abandon the upload when cancelled.
+// multipart upload; an object that never fills a part is sent on commit
+// with PutObject. Its requests run on the writer's ctx, so a cancellation
+// interrupts them; abort then discards the upload.
 type s3Writer struct {
 	ctx      context.Context
 	d        *s3Driver
@@ -473,27 +473,16 @@ type s3Writer struct {
 	buf      []byte
 	uploadID string
 	parts    []types.CompletedPart
-	err      error // sticky: the first failure; the upload is aborted
-	closed   bool
 }
 
 func (w *s3Writer) Write(p []byte) (int, error) {
-	if w.closed {
-		return 0, errClosed
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	if err := w.ctx.Err(); err != nil {
-		return 0, w.fail(&objectError{op: "write", url: w.d.url(w.key), err: err})
-	}
 	n := 0
 	for len(p) > 0 {
 		// Send a full part only once more data arrives, so that an object
 		// of exactly one part goes out as a single PutObject.
 		if int64(len(w.buf)) == w.d.partSize {
 			if err := w.flush(); err != nil {
-				return n, w.fail(err)
+				return n, err
 			}
 		}
 		k := min(int64(len(p)), w.d.partSize-int64(len(w.buf)))
@@ -552,40 +541,29 @@ func (w *s3Writer) flush() error {
 	return nil
 }
 
-// fail records err, aborts the multipart upload if one was started, and
-// drops the buffer. The abort runs on a context that outlives the writer's
-// (it may be the cancellation being handled), bounded by abortTimeout.
-func (w *s3Writer) fail(err error) error {
-	w.err = err
+// abort drops the buffer and aborts the multipart upload, if one was
+// started, on a context that outlives the writer's (it may be the
+// cancellation being handled), bounded by abortTimeout.
+func (w *s3Writer) abort() error {
 	w.buf = nil
 	if w.uploadID == "" {
-		return err
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), abortTimeout)
 	defer cancel()
-	_, abortErr := w.d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+	_, err := w.d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   aws.String(w.d.bucket),
 		Key:      aws.String(w.d.prefix + w.key),
 		UploadId: aws.String(w.uploadID),
 	}, w.d.opts)
-	if abortErr != nil {
-		w.err = fmt.Errorf("%w (and aborting multipart upload %s failed: %v)", err, w.uploadID, w.d.fail("AbortMultipartUpload", w.key, abortErr))
+	if err != nil {
+		return fmt.Errorf("aborting multipart upload %s: %w", w.uploadID, w.d.fail("AbortMultipartUpload", w.key, err))
 	}
 	w.uploadID = ""
-	return w.err
+	return nil
 }
 
-func (w *s3Writer) Close() error {
-	if w.closed {
-		return errClosed
-	}
-	w.closed = true
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.ctx.Err(); err != nil {
-		return w.fail(&objectError{op: "write", url: w.d.url(w.key), err: err})
-	}
+func (w *s3Writer) commit() error {
 	if w.uploadID == "" {
 		_, err := w.d.client.PutObject(w.ctx, &s3.PutObjectInput{
 			Bucket:        aws.String(w.d.bucket),
@@ -595,14 +573,13 @@ func (w *s3Writer) Close() error {
 		}, w.d.opts)
 		w.buf = nil
 		if err != nil {
-			w.err = w.d.fail("PutObject", w.key, err)
-			return w.err
+			return w.d.fail("PutObject", w.key, err)
 		}
 		return nil
 	}
 	if len(w.buf) > 0 {
 		if err := w.flush(); err != nil {
-			return w.fail(err)
+			return err
 		}
 	}
 	w.buf = nil
@@ -613,7 +590,7 @@ func (w *s3Writer) Close() error {
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts},
 	}, w.d.opts)
 	if err != nil {
-		return w.fail(w.d.fail("CompleteMultipartUpload", w.key, err))
+		return w.d.fail("CompleteMultipartUpload", w.key, err)
 	}
 	return nil
 }
