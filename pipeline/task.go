@@ -318,46 +318,22 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 	obj := job.Objects[s.Object]
 	drawer := NewHashDrawer(job.Seed, obj.Name)
 
-	var transform func(rec arrow.Record, order []int) error
-	transform = func(rec arrow.Record, order []int) error {
-		out, err := model.Transform(rec, mem)
-		if err != nil {
-			var re *features.RowError
-			if !errors.As(err, &re) {
-				return err
-			}
-			if err := skipRow(ctx, src, job, s, rec, re, reject, &adj); err != nil {
-				return err
-			}
-			// Transform the rows around the bad one.
-			n := int(rec.NumRows())
-			left, right := rec.NewSlice(0, int64(re.Row)), rec.NewSlice(int64(re.Row)+1, int64(n))
-			defer left.Release()
-			defer right.Release()
-			if order != nil {
-				return errors.New("internal: invalid row in a sorted batch")
-			}
-			if err := transform(left, nil); err != nil {
-				return err
-			}
-			return transform(right, nil)
-		}
-		defer out.Release()
+	// emit draws the rows of out (the transform of rec) into the outputs,
+	// visiting them in order (nil: record order).
+	emit := func(rec, out arrow.Record, order []int) error {
 		for i := range rows {
 			rows[i] = rows[i][:0]
 		}
-		n := int(rec.NumRows())
 		switch job.SplitMode {
 		case SplitSpark:
 			rng := NewXORShiftRandom(job.Seed + int64(s.Index))
 			for _, r := range order {
-				d := rng.NextDouble()
-				k := pick(bounds, d)
+				k := pick(bounds, rng.NextDouble())
 				rows[k] = append(rows[k], r)
 			}
 		default:
 			offs := offsets(rec)
-			for r := 0; r < n; r++ {
+			for r := range int(rec.NumRows()) {
 				k := pick(bounds, drawer.Draw(offs.Value(r)))
 				rows[k] = append(rows[k], r)
 			}
@@ -372,14 +348,63 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 		return nil
 	}
 
-	sinkFn := func(rec arrow.Record) error { return transform(rec, nil) }
+	// Hash mode: a batch is transformed once; a row the model rejects is
+	// skipped and the rows around it are transformed on their own.
+	var transform func(rec arrow.Record) error
+	transform = func(rec arrow.Record) error {
+		out, err := model.Transform(rec, mem)
+		if err != nil {
+			var re *features.RowError
+			if !errors.As(err, &re) {
+				return err
+			}
+			if err := skipRow(ctx, src, job, s, rec, re, reject, &adj); err != nil {
+				return err
+			}
+			left, right := rec.NewSlice(0, int64(re.Row)), rec.NewSlice(int64(re.Row)+1, rec.NumRows())
+			defer left.Release()
+			defer right.Release()
+			if err := transform(left); err != nil {
+				return err
+			}
+			return transform(right)
+		}
+		defer out.Release()
+		return emit(rec, out, nil)
+	}
+	sinkFn := transform
 	oneBatch := job.SplitMode == SplitSpark
 	if oneBatch {
+		// Spark mode: the whole split is one batch; rejected rows leave
+		// it before it is sorted and drawn, since every draw depends on
+		// the rows before it.
 		sinkFn = func(rec arrow.Record) error {
-			return transform(rec, SparkOrder(job.Spec, rec))
+			rec.Retain()
+			defer func() { rec.Release() }()
+			for {
+				out, err := model.Transform(rec, mem)
+				if err == nil {
+					defer out.Release()
+					return emit(rec, out, SparkOrder(job.Spec, rec))
+				}
+				var re *features.RowError
+				if !errors.As(err, &re) {
+					return err
+				}
+				if err := skipRow(ctx, src, job, s, rec, re, reject, &adj); err != nil {
+					return err
+				}
+				left, right := rec.NewSlice(0, int64(re.Row)), rec.NewSlice(int64(re.Row)+1, rec.NumRows())
+				joined, err := concatRecords(mem, left, right)
+				left.Release()
+				right.Release()
+				if err != nil {
+					return err
+				}
+				rec.Release()
+				rec = joined
+			}
 		}
-		// Rows with unseen labels must leave before sorting.
-		sinkFn = sparkPrefilter(ctx, src, job, s, mem, reject, &adj, sinkFn)
 	}
 	res, err = scan(ctx, src, job, s, mem, false, oneBatch, sinkFn, reject, c)
 	res.Rejected += adj.Rejected
@@ -412,40 +437,6 @@ func skipRow(ctx context.Context, src Source, job *Job, s Split, rec arrow.Recor
 	res.Rejected++
 	res.RowsIn--
 	return reject(readLineAt(ctx, src, job.Objects[s.Object], pe.Offset, rec, re.Row), pe)
-}
-
-// sparkPrefilter drops rows whose categorical values the model does not
-// know (as rejects) before the whole-split batch is sorted and drawn.
-func sparkPrefilter(ctx context.Context, src Source, job *Job, s Split, mem memory.Allocator,
-	reject func([]byte, *ParseError) error, res *taskResult, next rowSink) rowSink {
-	return func(rec arrow.Record) error {
-		rec.Retain()
-		defer func() { rec.Release() }()
-		for {
-			out, err := job.Model.Transform(rec, mem)
-			if err == nil {
-				out.Release()
-				return next(rec)
-			}
-			var re *features.RowError
-			if !errors.As(err, &re) {
-				return err
-			}
-			if err := skipRow(ctx, src, job, s, rec, re, reject, res); err != nil {
-				return err
-			}
-			left := rec.NewSlice(0, int64(re.Row))
-			right := rec.NewSlice(int64(re.Row)+1, rec.NumRows())
-			joined, err := concatRecords(mem, left, right)
-			left.Release()
-			right.Release()
-			if err != nil {
-				return err
-			}
-			rec.Release()
-			rec = joined
-		}
-	}
 }
 
 func concatRecords(mem memory.Allocator, recs ...arrow.Record) (arrow.Record, error) {

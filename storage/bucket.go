@@ -145,6 +145,20 @@ func (b *Bucket) NewWriter(ctx context.Context, key string) (io.WriteCloser, err
 	return g, nil
 }
 
+// Put writes data as the object at key, visible once Put returns nil.
+func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // abandons the object unless Close published it
+	w, err := b.NewWriter(ctx, key)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
 // driverWriter stages one object for a driver. The Bucket's writer calls
 // Write any number of times, then exactly one of commit or abort (abort
 // also after a failed Write or commit). The driver does no bookkeeping of

@@ -133,14 +133,19 @@ func TestUnseenLabelWithSavedModel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), `column "sex"`) || !strings.Contains(err.Error(), `"X"`) {
 		t.Fatalf("unseen label: %v", err)
 	}
-	out := filepath.Join(dir, "b")
-	mustRun(t, "run", "--input", in, "--output", out, "--model", model, "--on-invalid", "skip", "--quiet")
-	m := readManifest(t, out)
-	if m.Totals.Rejected != 1 || m.Totals.RowsIn != 3 || !m.ModelGiven {
-		t.Errorf("manifest: rejected %d rows in %d model given %v", m.Totals.Rejected, m.Totals.RowsIn, m.ModelGiven)
-	}
-	rej, _ := os.ReadFile(filepath.Join(out, "_rejected", "part-00000"))
-	if f := strings.SplitN(lines(rej)[1], "\t", 6); f[1] != "3" || f[5] != odd {
-		t.Errorf("rejected row: %q", lines(rej)[1])
+	for _, mode := range []string{"hash", "spark"} {
+		out := filepath.Join(dir, "b-"+mode)
+		mustRun(t, "run", "--input", in, "--output", out, "--model", model, "--on-invalid", "skip", "--split-mode", mode, "--quiet")
+		m := readManifest(t, out)
+		if m.Totals.Rejected != 1 || m.Totals.RowsIn != 3 || !m.ModelGiven {
+			t.Errorf("%s: manifest: rejected %d rows in %d model given %v", mode, m.Totals.Rejected, m.Totals.RowsIn, m.ModelGiven)
+		}
+		if got := len(lines(readSplit(t, out, "train"))) + len(lines(readSplit(t, out, "validation"))); got != 3 {
+			t.Errorf("%s: %d rows written, want 3", mode, got)
+		}
+		rej, _ := os.ReadFile(filepath.Join(out, "_rejected", "part-00000"))
+		if f := strings.SplitN(lines(rej)[1], "\t", 6); f[1] != "3" || f[5] != odd {
+			t.Errorf("%s: rejected row: %q", mode, lines(rej)[1])
+		}
 	}
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	_ "embed"
 
 	"github.com/shardprep/shardprep/features"
-	"github.com/shardprep/shardprep/storage"
 )
 
 // The bundled sample is the Abalone dataset from the UCI Machine Learning
@@ -24,17 +22,6 @@ const (
 	bundledRoot = "bundled:"
 	bundledName = "abalone.csv"
 )
-
-func loadBundled(ctx context.Context, b *storage.Bucket) error {
-	w, err := b.NewWriter(ctx, bundledName)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(bundledCSV); err != nil {
-		return err
-	}
-	return w.Close()
-}
 
 func defaultSpec() *features.Spec {
 	s, err := features.ParseSpec(defaultSpecJSON)

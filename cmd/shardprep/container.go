@@ -271,7 +271,7 @@ func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Buck
 			return fmt.Errorf("making the cluster secret: %w", err)
 		}
 		secret = hex.EncodeToString(b)
-		if err := putSecret(ctx, out, key, secret); err != nil {
+		if err := out.Put(ctx, key, []byte(secret)); err != nil {
 			return fmt.Errorf("publishing the cluster secret at %s: %w", out.URL(key), err)
 		}
 		c.log.Info("cluster secret published for the workers", "object", out.URL(key))
@@ -455,19 +455,6 @@ func hostLookup(overrides stringList) func(context.Context, string) ([]string, e
 		}
 		return net.DefaultResolver.LookupHost(ctx, host)
 	}
-}
-
-func putSecret(ctx context.Context, b *storage.Bucket, key, secret string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // an unfinished write is abandoned
-	w, err := b.NewWriter(ctx, key)
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, secret); err != nil {
-		return err
-	}
-	return w.Close()
 }
 
 // waitSecret polls key until the coordinator has published the cluster

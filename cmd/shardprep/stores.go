@@ -156,7 +156,7 @@ func (s *stores) bucket(ctx context.Context, root string, write bool) (*storage.
 	switch {
 	case root == bundledRoot:
 		b = storage.NewMemory()
-		err = loadBundled(ctx, b)
+		err = b.Put(ctx, bundledName, bundledCSV)
 	default:
 		var loc storage.Location
 		loc, err = storage.ParseLocation(root)
