@@ -133,18 +133,14 @@ func (lr *LineReader) Next() (line []byte, offset int64, err error) {
 func (lr *LineReader) findTerminator() (n, term int, err error) {
 	scanned := 0 // buf[r:r+scanned] holds neither '\n' nor '\r'
 	for {
-		seg := lr.buf[lr.r+scanned : lr.w]
-		i := bytes.IndexByte(seg, '\n')
-		var j int
-		if i >= 0 {
-			j = bytes.IndexByte(seg[:i], '\r')
-		} else {
-			j = bytes.IndexByte(seg, '\r')
-		}
-		if j >= 0 {
-			n = scanned + j
+		k, cr := lineBreak(lr.buf[lr.r+scanned : lr.w])
+		if k >= 0 {
+			n = scanned + k
 			if n > lr.max {
 				return 0, 0, lr.tooLong()
+			}
+			if !cr {
+				return n, 1, nil
 			}
 			// "\r" or "\r\n": look at the following byte.
 			if lr.r+n+1 >= lr.w && lr.rerr == nil {
@@ -155,13 +151,6 @@ func (lr *LineReader) findTerminator() (n, term int, err error) {
 			}
 			if lr.rerr != nil && lr.rerr != io.EOF && lr.r+n+1 >= lr.w {
 				return 0, 0, lr.rerr
-			}
-			return n, 1, nil
-		}
-		if i >= 0 {
-			n = scanned + i
-			if n > lr.max {
-				return 0, 0, lr.tooLong()
 			}
 			return n, 1, nil
 		}
@@ -180,6 +169,19 @@ func (lr *LineReader) findTerminator() (n, term int, err error) {
 		}
 		lr.fill()
 	}
+}
+
+// lineBreak returns the index of the first '\n' or '\r' in seg (-1 if
+// none) and whether it is a '\r'.
+func lineBreak(seg []byte) (k int, cr bool) {
+	i := bytes.IndexByte(seg, '\n')
+	if i >= 0 {
+		seg = seg[:i]
+	}
+	if j := bytes.IndexByte(seg, '\r'); j >= 0 {
+		return j, true
+	}
+	return i, false
 }
 
 func (lr *LineReader) tooLong() error {
@@ -201,15 +203,12 @@ func (e *LineTooLongError) Error() string {
 func (lr *LineReader) skipFirst() error {
 	for {
 		seg := lr.buf[lr.r:lr.w]
-		i := bytes.IndexByte(seg, '\n')
-		var j int
-		if i >= 0 {
-			j = bytes.IndexByte(seg[:i], '\r')
-		} else {
-			j = bytes.IndexByte(seg, '\r')
-		}
-		if j >= 0 {
-			lr.advance(j + 1)
+		k, cr := lineBreak(seg)
+		if k >= 0 {
+			lr.advance(k + 1)
+			if !cr {
+				return nil
+			}
 			if lr.r >= lr.w && lr.rerr == nil {
 				lr.fill()
 			}
@@ -219,10 +218,6 @@ func (lr *LineReader) skipFirst() error {
 			if lr.r >= lr.w && lr.rerr != nil && lr.rerr != io.EOF {
 				return lr.rerr
 			}
-			return nil
-		}
-		if i >= 0 {
-			lr.advance(i + 1)
 			return nil
 		}
 		lr.advance(len(seg))
