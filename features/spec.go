@@ -89,69 +89,61 @@ func decodeStrict(data []byte, v any) error {
 // types are "string" or "double"; categorical columns are distinct string
 // columns; numeric columns are distinct double columns; the label is a
 // double column that is not also a numeric feature; there is at least one
-// feature column; at least one split, split names unique and made of
-// [a-z0-9_-] only, weights finite and > 0.
+// feature column; at least one split; split names unique, made of
+// [a-z0-9_-] only and not starting with '_' (Hadoop and Spark readers hide
+// such folders, and _rejected and _shardprep are shardprep's own); weights
+// finite and > 0.
 func (s *Spec) Validate() error {
 	if s == nil {
 		return errors.New("spec: nil")
 	}
+	types, err := s.columnTypes()
+	if err != nil {
+		return err
+	}
+	if err := s.checkFeatures(types); err != nil {
+		return err
+	}
+	return s.checkSplits()
+}
+
+// columnTypes checks Columns and returns each column's type by name.
+func (s *Spec) columnTypes() (map[string]ColumnType, error) {
 	if len(s.Columns) == 0 {
-		return errors.New("spec: columns: at least one column is required")
+		return nil, errors.New("spec: columns: at least one column is required")
 	}
 	types := make(map[string]ColumnType, len(s.Columns))
 	for i, c := range s.Columns {
 		switch {
 		case c.Name == "":
-			return fmt.Errorf("spec: columns[%d].name is empty", i)
+			return nil, fmt.Errorf("spec: columns[%d].name is empty", i)
 		case strings.HasPrefix(c.Name, ReservedPrefix):
-			return fmt.Errorf("spec: columns[%d].name %q: names starting with %q are reserved", i, c.Name, ReservedPrefix)
+			return nil, fmt.Errorf("spec: columns[%d].name %q: names starting with %q are reserved", i, c.Name, ReservedPrefix)
 		case c.Type != ColumnString && c.Type != ColumnDouble:
-			return fmt.Errorf("spec: columns[%d].type %q for column %q: want %q or %q", i, c.Type, c.Name, ColumnString, ColumnDouble)
+			return nil, fmt.Errorf("spec: columns[%d].type %q for column %q: want %q or %q", i, c.Type, c.Name, ColumnString, ColumnDouble)
 		}
 		if _, dup := types[c.Name]; dup {
-			return fmt.Errorf("spec: columns[%d].name %q is declared twice", i, c.Name)
+			return nil, fmt.Errorf("spec: columns[%d].name %q is declared twice", i, c.Name)
 		}
 		types[c.Name] = c.Type
 	}
-	check := func(field string, i int, name string, want ColumnType) error {
-		t, ok := types[name]
-		if !ok {
-			if i < 0 {
-				return fmt.Errorf("spec: %s %q is not a declared column", field, name)
-			}
-			return fmt.Errorf("spec: %s[%d] %q is not a declared column", field, i, name)
-		}
-		if t != want {
-			if i < 0 {
-				return fmt.Errorf("spec: %s %q is a %s column, want %s", field, name, t, want)
-			}
-			return fmt.Errorf("spec: %s[%d] %q is a %s column, want %s", field, i, name, t, want)
-		}
-		return nil
-	}
+	return types, nil
+}
+
+// checkFeatures checks Categorical, Numeric and Label against the declared
+// column types.
+func (s *Spec) checkFeatures(types map[string]ColumnType) error {
 	used := make(map[string]string)
-	for i, name := range s.Categorical {
-		if err := check("categorical", i, name, ColumnString); err != nil {
-			return err
-		}
-		if prev, dup := used[name]; dup {
-			return fmt.Errorf("spec: categorical[%d] %q is already listed in %s", i, name, prev)
-		}
-		used[name] = "categorical"
+	if err := checkFeatureList("categorical", s.Categorical, ColumnString, types, used); err != nil {
+		return err
 	}
-	for i, name := range s.Numeric {
-		if err := check("numeric", i, name, ColumnDouble); err != nil {
-			return err
-		}
-		if prev, dup := used[name]; dup {
-			return fmt.Errorf("spec: numeric[%d] %q is already listed in %s", i, name, prev)
-		}
-		used[name] = "numeric"
+	if err := checkFeatureList("numeric", s.Numeric, ColumnDouble, types, used); err != nil {
+		return err
 	}
 	if s.Label == "" {
 		return errors.New("spec: label is empty")
 	}
-	if err := check("label", -1, s.Label, ColumnDouble); err != nil {
+	if err := checkColumn(types, "label", s.Label, ColumnDouble); err != nil {
 		return err
 	}
 	if _, dup := used[s.Label]; dup {
@@ -160,11 +152,50 @@ func (s *Spec) Validate() error {
 	if len(s.Categorical)+len(s.Numeric) == 0 {
 		return errors.New("spec: categorical and numeric are both empty: at least one feature column is required")
 	}
+	return nil
+}
+
+// checkFeatureList checks that the columns listed in field are declared
+// with type want and not listed before; used maps each listed column to
+// the field that lists it.
+func checkFeatureList(field string, names []string, want ColumnType, types map[string]ColumnType, used map[string]string) error {
+	for i, name := range names {
+		ref := fmt.Sprintf("%s[%d]", field, i)
+		if err := checkColumn(types, ref, name, want); err != nil {
+			return err
+		}
+		if prev, dup := used[name]; dup {
+			return fmt.Errorf("spec: %s %q is already listed in %s", ref, name, prev)
+		}
+		used[name] = field
+	}
+	return nil
+}
+
+// checkColumn checks that the column name, given in the field ref, is
+// declared with type want.
+func checkColumn(types map[string]ColumnType, ref, name string, want ColumnType) error {
+	t, ok := types[name]
+	if !ok {
+		return fmt.Errorf("spec: %s %q is not a declared column", ref, name)
+	}
+	if t != want {
+		return fmt.Errorf("spec: %s %q is a %s column, want %s", ref, name, t, want)
+	}
+	return nil
+}
+
+// checkSplits checks the split names and weights.
+func (s *Spec) checkSplits() error {
 	if len(s.Splits) == 0 {
 		return errors.New("spec: splits: at least one split is required")
 	}
 	names := make(map[string]bool, len(s.Splits))
+	var sum float64
 	for i, sp := range s.Splits {
+		if hiddenName(sp.Name) {
+			return fmt.Errorf("spec: splits[%d].name %q: split names may not start with '_' or '.' (Hadoop and Spark readers skip such folders; _rejected and _shardprep are shardprep's own)", i, sp.Name)
+		}
 		if !validSplitName(sp.Name) {
 			return fmt.Errorf("spec: splits[%d].name %q: want a non-empty folder name of a-z, 0-9, '_' and '-'", i, sp.Name)
 		}
@@ -175,15 +206,19 @@ func (s *Spec) Validate() error {
 		if !(sp.Weight > 0) || math.IsInf(sp.Weight, 0) {
 			return fmt.Errorf("spec: splits[%d].weight %v for split %q: want a finite number > 0", i, sp.Weight, sp.Name)
 		}
-	}
-	var sum float64
-	for _, sp := range s.Splits {
 		sum += sp.Weight
 	}
 	if math.IsInf(sum, 0) {
 		return errors.New("spec: splits: the weights' sum overflows")
 	}
 	return nil
+}
+
+// hiddenName reports whether name starts with '_' or '.': Hadoop and Spark
+// readers skip such folders, and shardprep's own (_rejected, _shardprep)
+// are named so.
+func hiddenName(name string) bool {
+	return strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")
 }
 
 func validSplitName(name string) bool {

@@ -1,6 +1,7 @@
 package features
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -98,6 +99,9 @@ func TestSpecValidation(t *testing.T) {
 		{"split name upper case", `"name": "train"`, `"name": "Train"`, `splits[0].name "Train"`},
 		{"split name path", `"name": "train"`, `"name": "../train"`, `splits[0].name "../train"`},
 		{"split name empty", `"name": "train"`, `"name": ""`, `splits[0].name ""`},
+		{"split name _rejected", `"name": "validation"`, `"name": "_rejected"`, `splits[1].name "_rejected": split names may not start with '_' or '.'`},
+		{"split name _shardprep", `"name": "train"`, `"name": "_shardprep"`, `splits[0].name "_shardprep": split names may not start with '_' or '.'`},
+		{"split name hidden", `"name": "train"`, `"name": ".train"`, `splits[0].name ".train": split names may not start with '_' or '.'`},
 		{"split name twice", `"name": "validation"`, `"name": "train"`, `splits[1].name "train" is used twice`},
 		{"weight zero", `"weight": 0.2`, `"weight": 0`, `splits[1].weight 0 for split "validation"`},
 		{"weight negative", `"weight": 0.8`, `"weight": -0.8`, `splits[0].weight -0.8`},
@@ -139,5 +143,45 @@ func TestSpecValidateDirect(t *testing.T) {
 	s.Splits[1].Weight = 0.2
 	if err := s.Validate(); err != nil {
 		t.Errorf("restored spec: %v", err)
+	}
+}
+
+func TestSpecHiddenSplitNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"_rejected", false},
+		{"_shardprep", false},
+		{"_train", false},
+		{"_", false},
+		{"__", false},
+		{".hidden", false},
+		{".", false},
+		{"..", false},
+		{"train_", true},
+		{"train_rejected", true},
+		{"shardprep", true},
+		{"t_", true},
+		{"0-test", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := abaloneSpec(t)
+			s.Splits[1].Name = tc.name
+			err := s.Validate()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("split %q refused: %v", tc.name, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("split %q accepted", tc.name)
+			}
+			want := fmt.Sprintf(`splits[1].name %q: split names may not start with '_' or '.'`, tc.name)
+			if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "Hadoop and Spark") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q: want one line containing %q and the reason", err, want)
+			}
+		})
 	}
 }
