@@ -96,27 +96,38 @@ type jobConfig struct {
 	} `json:"AppSpecification"`
 	Environment      map[string]string `json:"Environment"`
 	ProcessingInputs []struct {
-		InputName string `json:"InputName"`
-		S3Input   *struct {
-			S3URI     string `json:"S3Uri"`
-			LocalPath string `json:"LocalPath"`
-		} `json:"S3Input"`
+		InputName         string     `json:"InputName"`
+		S3Input           *s3Channel `json:"S3Input"`
 		DatasetDefinition *struct {
 			LocalPath string `json:"LocalPath"`
 		} `json:"DatasetDefinition"`
 	} `json:"ProcessingInputs"`
 	ProcessingOutputConfig *struct {
 		Outputs []struct {
-			OutputName string `json:"OutputName"`
-			S3Output   *struct {
-				S3URI     string `json:"S3Uri"`
-				LocalPath string `json:"LocalPath"`
-			} `json:"S3Output"`
+			OutputName         string     `json:"OutputName"`
+			S3Output           *s3Channel `json:"S3Output"`
 			FeatureStoreOutput *struct {
 				FeatureGroupName string `json:"FeatureGroupName"`
 			} `json:"FeatureStoreOutput"`
 		} `json:"Outputs"`
 	} `json:"ProcessingOutputConfig"`
+}
+
+// s3Channel is an S3Input or S3Output.
+type s3Channel struct {
+	S3URI     string `json:"S3Uri"`
+	LocalPath string `json:"LocalPath"`
+}
+
+// channel checks the S3 channel at field and returns it as the Channel name.
+func (s *s3Channel) channel(name, field string) (Channel, error) {
+	if s.S3URI == "" {
+		return Channel{}, jobConfigError("field %s.S3Uri is missing or empty", field)
+	}
+	if err := checkLocalPath(s.LocalPath); err != nil {
+		return Channel{}, jobConfigError("field %s.LocalPath: %v", field, err)
+	}
+	return Channel{Name: name, LocalPath: s.LocalPath, S3URI: s.S3URI}, nil
 }
 
 // Load reads the SageMaker Processing contract from fsys, which is rooted at
@@ -182,12 +193,14 @@ func (j *Job) setHosts(rc resourceConfig) error {
 	return nil
 }
 
+// jobConfigError is an error in processingjobconfig.json.
+func jobConfigError(format string, args ...any) error {
+	return fmt.Errorf("container: %s: %s", JobConfigPath, fmt.Sprintf(format, args...))
+}
+
 func (j *Job) setJob(jc jobConfig, env func(string) string) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("container: %s: %s", JobConfigPath, fmt.Sprintf(format, args...))
-	}
 	if jc.ProcessingJobName == "" {
-		return bad("field ProcessingJobName is missing or empty")
+		return jobConfigError("field ProcessingJobName is missing or empty")
 	}
 	j.JobName = jc.ProcessingJobName
 	j.JobARN = jc.ProcessingJobArn
@@ -199,7 +212,7 @@ func (j *Job) setJob(jc jobConfig, env func(string) string) error {
 		// arn:PARTITION:sagemaker:REGION:ACCOUNT:processing-job/NAME
 		f := strings.SplitN(jc.ProcessingJobArn, ":", 6)
 		if len(f) != 6 || f[3] == "" {
-			return bad("field ProcessingJobArn %q is not an ARN with a region", jc.ProcessingJobArn)
+			return jobConfigError("field ProcessingJobArn %q is not an ARN with a region", jc.ProcessingJobArn)
 		}
 		if j.Region == "" {
 			j.Region = f[3]
@@ -211,65 +224,74 @@ func (j *Job) setJob(jc jobConfig, env func(string) string) error {
 		j.Environment = map[string]string{}
 	}
 	j.Arguments = jc.AppSpecification.ContainerArguments
+	if err := j.setInputs(jc); err != nil {
+		return err
+	}
+	return j.setOutputs(jc)
+}
 
+// checkChannelName checks the name of the channel at field: non-empty and
+// not in names, to which it is added. key is InputName or OutputName.
+func checkChannelName(names map[string]bool, field, key, name string) error {
+	if name == "" {
+		return jobConfigError("field %s.%s is missing or empty", field, key)
+	}
+	if names[name] {
+		return jobConfigError("field %s.%s: %q is used twice", field, key, name)
+	}
+	names[name] = true
+	return nil
+}
+
+func (j *Job) setInputs(jc jobConfig) error {
 	names := map[string]bool{}
 	for i, in := range jc.ProcessingInputs {
 		field := fmt.Sprintf("ProcessingInputs[%d]", i)
-		if in.InputName == "" {
-			return bad("field %s.InputName is missing or empty", field)
+		if err := checkChannelName(names, field, "InputName", in.InputName); err != nil {
+			return err
 		}
-		if names[in.InputName] {
-			return bad("field %s.InputName: %q is used twice", field, in.InputName)
-		}
-		names[in.InputName] = true
-		c := Channel{Name: in.InputName}
+		var c Channel
 		switch {
 		case in.S3Input != nil:
-			c.LocalPath, c.S3URI = in.S3Input.LocalPath, in.S3Input.S3URI
-			field += ".S3Input"
-			if c.S3URI == "" {
-				return bad("field %s.S3Uri is missing or empty", field)
+			var err error
+			if c, err = in.S3Input.channel(in.InputName, field+".S3Input"); err != nil {
+				return err
 			}
 		case in.DatasetDefinition != nil:
-			c.LocalPath = in.DatasetDefinition.LocalPath
-			field += ".DatasetDefinition"
+			c = Channel{Name: in.InputName, LocalPath: in.DatasetDefinition.LocalPath}
+			if err := checkLocalPath(c.LocalPath); err != nil {
+				return jobConfigError("field %s.DatasetDefinition.LocalPath: %v", field, err)
+			}
 		default:
-			return bad("field %s (%q) has neither S3Input nor DatasetDefinition", field, in.InputName)
-		}
-		if err := checkLocalPath(c.LocalPath); err != nil {
-			return bad("field %s.LocalPath: %v", field, err)
+			return jobConfigError("field %s (%q) has neither S3Input nor DatasetDefinition", field, in.InputName)
 		}
 		j.Inputs = append(j.Inputs, c)
 	}
+	return nil
+}
 
-	if jc.ProcessingOutputConfig != nil {
-		names = map[string]bool{}
-		for i, out := range jc.ProcessingOutputConfig.Outputs {
-			field := fmt.Sprintf("ProcessingOutputConfig.Outputs[%d]", i)
-			if out.OutputName == "" {
-				return bad("field %s.OutputName is missing or empty", field)
-			}
-			if names[out.OutputName] {
-				return bad("field %s.OutputName: %q is used twice", field, out.OutputName)
-			}
-			names[out.OutputName] = true
-			c := Channel{Name: out.OutputName}
-			switch {
-			case out.S3Output != nil:
-				c.LocalPath, c.S3URI = out.S3Output.LocalPath, out.S3Output.S3URI
-				field += ".S3Output"
-				if c.S3URI == "" {
-					return bad("field %s.S3Uri is missing or empty", field)
-				}
-				if err := checkLocalPath(c.LocalPath); err != nil {
-					return bad("field %s.LocalPath: %v", field, err)
-				}
-			case out.FeatureStoreOutput != nil:
-			default:
-				return bad("field %s (%q) has neither S3Output nor FeatureStoreOutput", field, out.OutputName)
-			}
-			j.Outputs = append(j.Outputs, c)
+func (j *Job) setOutputs(jc jobConfig) error {
+	if jc.ProcessingOutputConfig == nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for i, out := range jc.ProcessingOutputConfig.Outputs {
+		field := fmt.Sprintf("ProcessingOutputConfig.Outputs[%d]", i)
+		if err := checkChannelName(names, field, "OutputName", out.OutputName); err != nil {
+			return err
 		}
+		c := Channel{Name: out.OutputName}
+		switch {
+		case out.S3Output != nil:
+			var err error
+			if c, err = out.S3Output.channel(out.OutputName, field+".S3Output"); err != nil {
+				return err
+			}
+		case out.FeatureStoreOutput != nil:
+		default:
+			return jobConfigError("field %s (%q) has neither S3Output nor FeatureStoreOutput", field, out.OutputName)
+		}
+		j.Outputs = append(j.Outputs, c)
 	}
 	return nil
 }
