@@ -31,32 +31,17 @@ func ResolveHost(ctx context.Context, host string, lookup func(context.Context, 
 	if lookup == nil {
 		lookup = net.DefaultResolver.LookupHost
 	}
-	start := time.Now()
-	deadline := start.Add(timeout)
-	wait := resolveFirstWait
-	for attempt := 1; ; attempt++ {
-		addrs, err := lookup(ctx, host)
-		if err == nil && len(addrs) > 0 {
-			return addrs, nil
-		}
-		if err == nil {
+	var addrs []string
+	err := Retry(ctx, Backoff{First: resolveFirstWait, Max: resolveMaxWait, Timeout: timeout}, func() (bool, error) {
+		var err error
+		addrs, err = lookup(ctx, host)
+		if err == nil && len(addrs) == 0 {
 			err = errors.New("no addresses")
 		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("container: resolve %s: stopped after %d attempts: %w (last error: %v)", host, attempt, ctxErr, err)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, fmt.Errorf("container: resolve %s: gave up after %s and %d attempts: %w",
-				host, time.Since(start).Round(time.Millisecond), attempt, err)
-		}
-		t := time.NewTimer(min(wait, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("container: resolve %s: stopped after %d attempts: %w (last error: %v)", host, attempt, ctx.Err(), err)
-		case <-t.C:
-		}
-		wait = min(2*wait, resolveMaxWait)
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("container: resolve %s: %w", host, err)
 	}
+	return addrs, nil
 }
