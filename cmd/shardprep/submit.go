@@ -8,11 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
+	"math"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -21,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/shardprep/shardprep/container"
 )
 
 const submitUsage = `Usage: shardprep submit --image URI --role ARN [flags] [-- JOB ARGUMENTS...]
@@ -60,128 +61,45 @@ Examples:
 Flags:
 `
 
-// submitSpec is what the flags of "shardprep submit" say about the job.
-type submitSpec struct {
-	JobName        string
-	Image          string
-	Role           string
-	InstanceCount  int
-	InstanceType   string
-	VolumeSizeGB   int
-	MaxRuntime     time.Duration
-	Subnets        []string
-	SecurityGroups []string
-	Env            []string // KEY=VALUE, in flag order
-	Args           []string // ContainerArguments
-}
-
-// Limits of CreateProcessingJob, from the SageMaker API reference
-// (API_CreateProcessingJob, API_AppSpecification, API_ProcessingClusterConfig,
-// API_ProcessingStoppingCondition, API_VpcConfig):
-//   - AppSpecification.ContainerArguments: 1-100 items, each 0-256 long.
-//   - AppSpecification.ImageUri: 0-255 long.
-//   - Environment: 0-100 entries; key 0-256 long matching
-//     [a-zA-Z_][a-zA-Z0-9_]*; value 0-256 long.
-//   - ProcessingJobName: 1-63 long, ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}.
-//   - RoleArn: 20-2048 long, ^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$.
-//   - ClusterConfig.InstanceCount 1-100, VolumeSizeInGB 1-16384.
-//   - StoppingCondition.MaxRuntimeInSeconds 1-777600.
-//   - VpcConfig: 1-16 Subnets, 1-5 SecurityGroupIds, each 0-32 long, [-0-9a-zA-Z]+.
-//
-// Lengths are counted in characters (Unicode code points).
-const (
-	submitMaxArgs       = 100
-	submitMaxArgLen     = 256
-	submitMaxImageLen   = 255
-	submitMaxEnv        = 100
-	submitMaxEnvLen     = 256
-	submitMaxInstances  = 100
-	submitMaxVolumeGB   = 16384
-	submitMaxRuntime    = 777600 * time.Second
-	submitMaxSubnets    = 16
-	submitMaxSecGroups  = 5
-	submitMaxVPCIDLen   = 32
-	submitMinRoleARNLen = 20
-	submitMaxRoleARNLen = 2048
-)
-
-var (
-	submitJobNameRE = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
-	submitEnvKeyRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	submitRoleRE    = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
-	submitVPCIDRE   = regexp.MustCompile(`^[-0-9a-zA-Z]+$`)
-)
-
-// submitBuildRequest checks spec against the CreateProcessingJob limits and
-// returns the request. Errors are one line and name the flag at fault.
-func submitBuildRequest(spec submitSpec) (*sagemaker.CreateProcessingJobInput, error) {
-	if !submitJobNameRE.MatchString(spec.JobName) {
-		return nil, submitUsagef("--job-name %q: must be 1-63 letters, digits and hyphens, starting and ending with a letter or digit", spec.JobName)
+// submitBuildRequest checks r against the CreateProcessingJob limits and
+// returns the SDK's request. Errors are one line and name the flag at fault.
+func submitBuildRequest(r container.ProcessingJobRequest) (*sagemaker.CreateProcessingJobInput, error) {
+	if err := r.Validate(submitInstanceTypes()); err != nil {
+		return nil, submitUsagef("%v", err)
 	}
-	if spec.Image == "" {
-		return nil, submitUsagef("--image is required (the shardprep image's ECR URI)")
-	}
-	if n := utf8.RuneCountInString(spec.Image); n > submitMaxImageLen {
-		return nil, submitUsagef("--image is %d characters long; SageMaker allows at most %d", n, submitMaxImageLen)
-	}
-	if spec.Role == "" {
-		return nil, submitUsagef("--role is required (the ARN of the job's execution role)")
-	}
-	if n := len(spec.Role); n < submitMinRoleARNLen || n > submitMaxRoleARNLen || !submitRoleRE.MatchString(spec.Role) {
-		return nil, submitUsagef("--role %q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", spec.Role)
-	}
-	if spec.InstanceCount < 1 || spec.InstanceCount > submitMaxInstances {
-		return nil, submitUsagef("--instance-count %d: must be 1 to %d", spec.InstanceCount, submitMaxInstances)
-	}
-	itype := types.ProcessingInstanceType(spec.InstanceType)
-	if !slices.Contains(itype.Values(), itype) {
-		return nil, submitUsagef("--instance-type %q is not a SageMaker Processing instance type (e.g. ml.m5.large, ml.c5.2xlarge)", spec.InstanceType)
-	}
-	if spec.VolumeSizeGB < 1 || spec.VolumeSizeGB > submitMaxVolumeGB {
-		return nil, submitUsagef("--volume-size-gb %d: must be 1 to %d", spec.VolumeSizeGB, submitMaxVolumeGB)
-	}
-	if spec.MaxRuntime < time.Second || spec.MaxRuntime > submitMaxRuntime || spec.MaxRuntime%time.Second != 0 {
-		return nil, submitUsagef("--max-runtime %s: must be whole seconds from 1s to %s", spec.MaxRuntime, submitMaxRuntime)
-	}
-
-	env, err := submitParseEnv(spec.Env)
-	if err != nil {
-		return nil, err
-	}
-	if len(spec.Args) > submitMaxArgs {
-		return nil, submitUsagef("%d job arguments after --; SageMaker allows at most %d", len(spec.Args), submitMaxArgs)
-	}
-	for i, a := range spec.Args {
-		if n := utf8.RuneCountInString(a); n > submitMaxArgLen {
-			return nil, submitUsagef("job argument %d (%.20q...) is %d characters long; SageMaker allows at most %d", i+1, a, n, submitMaxArgLen)
-		}
-	}
-	network, err := submitNetwork(spec.Subnets, spec.SecurityGroups)
-	if err != nil {
-		return nil, err
-	}
-
 	in := &sagemaker.CreateProcessingJobInput{
-		ProcessingJobName: aws.String(spec.JobName),
-		RoleArn:           aws.String(spec.Role),
-		AppSpecification:  &types.AppSpecification{ImageUri: aws.String(spec.Image)},
+		ProcessingJobName: aws.String(r.JobName),
+		RoleArn:           aws.String(r.Role),
+		AppSpecification:  &types.AppSpecification{ImageUri: aws.String(r.Image)},
 		ProcessingResources: &types.ProcessingResources{ClusterConfig: &types.ProcessingClusterConfig{
-			InstanceCount:  aws.Int32(int32(spec.InstanceCount)),
-			InstanceType:   itype,
-			VolumeSizeInGB: aws.Int32(int32(spec.VolumeSizeGB)),
+			InstanceCount:  aws.Int32(int32(r.InstanceCount)),
+			InstanceType:   types.ProcessingInstanceType(r.InstanceType),
+			VolumeSizeInGB: aws.Int32(int32(r.VolumeSizeGB)),
 		}},
 		StoppingCondition: &types.ProcessingStoppingCondition{
-			MaxRuntimeInSeconds: aws.Int32(int32(spec.MaxRuntime / time.Second)),
+			MaxRuntimeInSeconds: aws.Int32(int32(r.MaxRuntime / time.Second)),
 		},
-		NetworkConfig: network,
+		Environment: r.Environment(),
 	}
-	if len(spec.Args) > 0 { // the API wants at least one item when the list is present
-		in.AppSpecification.ContainerArguments = slices.Clone(spec.Args)
+	if len(r.Args) > 0 { // the API wants at least one item when the list is present
+		in.AppSpecification.ContainerArguments = slices.Clone(r.Args)
 	}
-	if len(env) > 0 {
-		in.Environment = env
+	if len(r.Subnets) > 0 { // Validate saw security groups too
+		in.NetworkConfig = &types.NetworkConfig{VpcConfig: &types.VpcConfig{
+			Subnets:          slices.Clone(r.Subnets),
+			SecurityGroupIds: slices.Clone(r.SecurityGroups),
+		}}
 	}
 	return in, nil
+}
+
+// submitInstanceTypes lists the Processing instance types the SDK knows.
+func submitInstanceTypes() []string {
+	var names []string
+	for _, t := range types.ProcessingInstanceType("").Values() {
+		names = append(names, string(t))
+	}
+	return names
 }
 
 // submitUsagef is usagef with the command's name in front.
@@ -189,66 +107,9 @@ func submitUsagef(format string, args ...any) error {
 	return usagef("submit: "+format, args...)
 }
 
-func submitParseEnv(kvs []string) (map[string]string, error) {
-	if len(kvs) > submitMaxEnv {
-		return nil, submitUsagef("%d --env entries; SageMaker allows at most %d", len(kvs), submitMaxEnv)
-	}
-	env := make(map[string]string, len(kvs))
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, submitUsagef("--env %q: want KEY=VALUE", kv)
-		}
-		if !submitEnvKeyRE.MatchString(k) {
-			return nil, submitUsagef("--env %q: the name must match [a-zA-Z_][a-zA-Z0-9_]*", kv)
-		}
-		if n := utf8.RuneCountInString(k); n > submitMaxEnvLen {
-			return nil, submitUsagef("--env name %.20q... is %d characters long; SageMaker allows at most %d", k, n, submitMaxEnvLen)
-		}
-		if n := utf8.RuneCountInString(v); n > submitMaxEnvLen {
-			return nil, submitUsagef("--env %s: the value is %d characters long; SageMaker allows at most %d", k, n, submitMaxEnvLen)
-		}
-		if _, dup := env[k]; dup {
-			return nil, submitUsagef("--env %s is given twice", k)
-		}
-		env[k] = v
-	}
-	return env, nil
-}
-
-func submitNetwork(subnets, groups []string) (*types.NetworkConfig, error) {
-	if len(subnets) == 0 && len(groups) == 0 {
-		return nil, nil
-	}
-	if len(subnets) == 0 || len(groups) == 0 {
-		return nil, submitUsagef("--subnets and --security-groups go together (a VPC configuration needs both)")
-	}
-	check := func(flagName string, ids []string, most int) error {
-		if len(ids) > most {
-			return submitUsagef("%s lists %d IDs; SageMaker allows at most %d", flagName, len(ids), most)
-		}
-		for _, id := range ids {
-			if len(id) > submitMaxVPCIDLen || !submitVPCIDRE.MatchString(id) {
-				return submitUsagef("%s: %q is not a VPC resource ID", flagName, id)
-			}
-		}
-		return nil
-	}
-	if err := check("--subnets", subnets, submitMaxSubnets); err != nil {
-		return nil, err
-	}
-	if err := check("--security-groups", groups, submitMaxSecGroups); err != nil {
-		return nil, err
-	}
-	return &types.NetworkConfig{VpcConfig: &types.VpcConfig{
-		Subnets:          slices.Clone(subnets),
-		SecurityGroupIds: slices.Clone(groups),
-	}}, nil
-}
-
 // submitFlags are the command line of "shardprep submit".
 type submitFlags struct {
-	spec         submitSpec
+	req          container.ProcessingJobRequest
 	subnets      string
 	groups       string
 	env          submitEnvList
@@ -275,13 +136,13 @@ func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFl
 		fmt.Fprint(fs.Output(), submitUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.spec.JobName, "job-name", "", "processing job `name`, unique in the account and region (default shardprep-<UTC time>)")
-	fs.StringVar(&f.spec.Image, "image", "", "shardprep image `URI` in ECR (required)")
-	fs.StringVar(&f.spec.Role, "role", "", "execution role `ARN` the instances run as (required)")
-	fs.IntVar(&f.spec.InstanceCount, "instance-count", 1, "number of instances; the first coordinates")
-	fs.StringVar(&f.spec.InstanceType, "instance-type", "ml.m5.large", "instance `type`")
-	fs.IntVar(&f.spec.VolumeSizeGB, "volume-size-gb", 30, "storage volume per instance, in `GB`")
-	fs.DurationVar(&f.spec.MaxRuntime, "max-runtime", time.Hour, "SageMaker stops the job after this `duration`")
+	fs.StringVar(&f.req.JobName, "job-name", "", "processing job `name`, unique in the account and region (default shardprep-<UTC time>)")
+	fs.StringVar(&f.req.Image, "image", "", "shardprep image `URI` in ECR (required)")
+	fs.StringVar(&f.req.Role, "role", "", "execution role `ARN` the instances run as (required)")
+	fs.IntVar(&f.req.InstanceCount, "instance-count", 1, "number of instances; the first coordinates")
+	fs.StringVar(&f.req.InstanceType, "instance-type", "ml.m5.large", "instance `type`")
+	fs.IntVar(&f.req.VolumeSizeGB, "volume-size-gb", 30, "storage volume per instance, in `GB`")
+	fs.DurationVar(&f.req.MaxRuntime, "max-runtime", time.Hour, "SageMaker stops the job after this `duration`")
 	fs.StringVar(&f.subnets, "subnets", "", "comma-separated subnet `IDs` to run in (with --security-groups)")
 	fs.StringVar(&f.groups, "security-groups", "", "comma-separated security group `IDs` (with --subnets)")
 	fs.Var(&f.env, "env", "environment variable `KEY=VALUE` for the containers (repeatable)")
@@ -307,14 +168,14 @@ func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFl
 	if f.pollInterval <= 0 {
 		return nil, submitUsagef("--poll-interval %s: must be positive", f.pollInterval)
 	}
-	if f.spec.JobName == "" {
+	if f.req.JobName == "" {
 		now = now.UTC()
-		f.spec.JobName = now.Format("shardprep-20060102-150405") + fmt.Sprintf("-%03d", now.Nanosecond()/1e6)
+		f.req.JobName = now.Format("shardprep-20060102-150405") + fmt.Sprintf("-%03d", now.Nanosecond()/1e6)
 	}
-	f.spec.Args = jobArgs
-	f.spec.Env = f.env
-	f.spec.Subnets = submitSplitList(f.subnets)
-	f.spec.SecurityGroups = submitSplitList(f.groups)
+	f.req.Args = jobArgs
+	f.req.Env = f.env
+	f.req.Subnets = submitSplitList(f.subnets)
+	f.req.SecurityGroups = submitSplitList(f.groups)
 	return f, nil
 }
 
@@ -335,7 +196,7 @@ func runSubmit(ctx context.Context, args []string, env func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	in, err := submitBuildRequest(f.spec)
+	in, err := submitBuildRequest(f.req)
 	if err != nil {
 		return err
 	}
@@ -354,15 +215,15 @@ func runSubmit(ctx context.Context, args []string, env func(string) string, stdo
 	}
 	out, err := client.CreateProcessingJob(ctx, in)
 	if err != nil {
-		return fmt.Errorf("submit: creating processing job %s in %s: %w", f.spec.JobName, region, err)
+		return fmt.Errorf("submit: creating processing job %s in %s: %w", f.req.JobName, region, err)
 	}
-	fmt.Fprintf(stdout, "created processing job %s\n", f.spec.JobName)
+	fmt.Fprintf(stdout, "created processing job %s\n", f.req.JobName)
 	fmt.Fprintf(stdout, "  arn:  %s\n", aws.ToString(out.ProcessingJobArn))
-	fmt.Fprintf(stdout, "  logs: CloudWatch log group /aws/sagemaker/ProcessingJobs, streams %s/algo-*\n", f.spec.JobName)
+	fmt.Fprintf(stdout, "  logs: CloudWatch log group /aws/sagemaker/ProcessingJobs, streams %s/algo-*\n", f.req.JobName)
 	if !f.wait {
 		return nil
 	}
-	return submitWait(ctx, client, f.spec.JobName, f.pollInterval, stdout)
+	return submitWait(ctx, client, f.req.JobName, f.pollInterval, stdout)
 }
 
 // submitClient makes a SageMaker client from the SDK's default chain, with
@@ -416,13 +277,14 @@ func submitClient(ctx context.Context, f *submitFlags, env func(string) string) 
 // status change. It fails unless the job Completed.
 func submitWait(ctx context.Context, client *sagemaker.Client, name string, every time.Duration, stdout io.Writer) error {
 	var last types.ProcessingJobStatus
-	for {
+	poll := container.Backoff{First: every, Max: every, Timeout: math.MaxInt64}
+	err := container.Retry(ctx, poll, func() (bool, error) {
 		d, err := client.DescribeProcessingJob(ctx, &sagemaker.DescribeProcessingJobInput{ProcessingJobName: aws.String(name)})
 		if err != nil {
 			if ctx.Err() != nil {
-				return submitStopped(ctx, name)
+				return false, err // Retry reports the stop
 			}
-			return fmt.Errorf("submit: waiting for processing job %s: %w", name, err)
+			return true, fmt.Errorf("submit: waiting for processing job %s: %w", name, err)
 		}
 		status := d.ProcessingJobStatus
 		if status != last {
@@ -431,26 +293,30 @@ func submitWait(ctx context.Context, client *sagemaker.Client, name string, ever
 		}
 		switch status {
 		case types.ProcessingJobStatusCompleted:
-			return nil
+			return true, nil
 		case types.ProcessingJobStatusFailed, types.ProcessingJobStatusStopped:
-			reason := aws.ToString(d.FailureReason)
-			if reason == "" {
-				reason = "no failure reason given"
-			}
-			fmt.Fprintf(stdout, "failure reason: %s\n", reason)
-			if m := aws.ToString(d.ExitMessage); m != "" {
-				fmt.Fprintf(stdout, "exit message: %s\n", m)
-			}
-			return fmt.Errorf("submit: processing job %s ended %s: %s", name, status, reason)
+			return true, submitFailed(d, name, stdout)
 		}
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return submitStopped(ctx, name)
-		case <-t.C:
-		}
+		return false, fmt.Errorf("processing job %s is %s", name, status)
+	})
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return submitStopped(ctx, name)
 	}
+	return err
+}
+
+// submitFailed prints why the job name, described by d, ended Failed or
+// Stopped and returns the command's error.
+func submitFailed(d *sagemaker.DescribeProcessingJobOutput, name string, stdout io.Writer) error {
+	reason := aws.ToString(d.FailureReason)
+	if reason == "" {
+		reason = "no failure reason given"
+	}
+	fmt.Fprintf(stdout, "failure reason: %s\n", reason)
+	if m := aws.ToString(d.ExitMessage); m != "" {
+		fmt.Fprintf(stdout, "exit message: %s\n", m)
+	}
+	return fmt.Errorf("submit: processing job %s ended %s: %s", name, d.ProcessingJobStatus, reason)
 }
 
 func submitStopped(ctx context.Context, name string) error {

@@ -16,9 +16,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/shardprep/shardprep/container"
 )
 
-// submitGolden is the CreateProcessingJob body for submitTwoHostSpec and
+// submitGolden is the CreateProcessingJob body for submitTwoHostRequest and
 // submitTwoHostFlags, keys sorted.
 const submitGolden = `{
   "AppSpecification": {
@@ -61,8 +65,8 @@ const submitGolden = `{
   }
 }`
 
-func submitTwoHostSpec() submitSpec {
-	return submitSpec{
+func submitTwoHostRequest() container.ProcessingJobRequest {
+	return container.ProcessingJobRequest{
 		JobName:        "abalone-prep-2",
 		Image:          "123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0",
 		Role:           "arn:aws:iam::123456789012:role/SageMakerProcessing",
@@ -90,7 +94,7 @@ var submitTwoHostFlags = []string{
 }
 
 func TestSubmitGoldenRequest(t *testing.T) {
-	in, err := submitBuildRequest(submitTwoHostSpec())
+	in, err := submitBuildRequest(submitTwoHostRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +180,11 @@ func TestSubmitDryRun(t *testing.T) {
 	}
 }
 
+// TestSubmitValidation tests what the command adds to the request's
+// validation (container.ProcessingJobRequest.Validate, tested with every
+// limit in package container): its refusals are one-line usage errors, the
+// instance types it knows are the SDK's, and what it accepts also passes
+// the SDK's own checks.
 func TestSubmitValidation(t *testing.T) {
 	long := func(n int) string { return strings.Repeat("a", n) }
 	many := func(n int, f func(i int) string) []string {
@@ -185,59 +194,36 @@ func TestSubmitValidation(t *testing.T) {
 		}
 		return s
 	}
+	type request = container.ProcessingJobRequest
 	for _, tc := range []struct {
 		name string
-		edit func(*submitSpec)
+		edit func(*request)
 		want string // "" means valid
 	}{
-		{"valid", func(s *submitSpec) {}, ""},
-		{"name too long", func(s *submitSpec) { s.JobName = long(64) }, "--job-name"},
-		{"name of 63", func(s *submitSpec) { s.JobName = long(63) }, ""},
-		{"name with underscore", func(s *submitSpec) { s.JobName = "abalone_prep" }, "--job-name"},
-		{"name starts with hyphen", func(s *submitSpec) { s.JobName = "-abalone" }, "--job-name"},
-		{"name ends with hyphen", func(s *submitSpec) { s.JobName = "abalone-" }, "--job-name"},
-		{"name with double hyphen", func(s *submitSpec) { s.JobName = "a--b" }, ""},
-		{"empty name", func(s *submitSpec) { s.JobName = "" }, "--job-name"},
-		{"no image", func(s *submitSpec) { s.Image = "" }, "--image is required"},
-		{"image too long", func(s *submitSpec) { s.Image = long(256) }, "--image is 256 characters"},
-		{"no role", func(s *submitSpec) { s.Role = "" }, "--role is required"},
-		{"role is a user", func(s *submitSpec) { s.Role = "arn:aws:iam::123456789012:user/me" }, "not an IAM role ARN"},
-		{"role short account", func(s *submitSpec) { s.Role = "arn:aws:iam::1234:role/R" }, "not an IAM role ARN"},
-		{"role in China", func(s *submitSpec) { s.Role = "arn:aws-cn:iam::123456789012:role/service-role/R" }, ""},
-		{"no instances", func(s *submitSpec) { s.InstanceCount = 0 }, "--instance-count 0"},
-		{"101 instances", func(s *submitSpec) { s.InstanceCount = 101 }, "--instance-count 101"},
-		{"100 instances", func(s *submitSpec) { s.InstanceCount = 100 }, ""},
-		{"instance type", func(s *submitSpec) { s.InstanceType = "m5.large" }, `--instance-type "m5.large"`},
-		{"volume 0", func(s *submitSpec) { s.VolumeSizeGB = 0 }, "--volume-size-gb 0"},
-		{"volume too big", func(s *submitSpec) { s.VolumeSizeGB = 16385 }, "--volume-size-gb 16385"},
-		{"runtime 0", func(s *submitSpec) { s.MaxRuntime = 0 }, "--max-runtime"},
-		{"runtime fraction", func(s *submitSpec) { s.MaxRuntime = 1500 * time.Millisecond }, "--max-runtime"},
-		{"runtime too long", func(s *submitSpec) { s.MaxRuntime = 777601 * time.Second }, "--max-runtime"},
-		{"runtime 9 days", func(s *submitSpec) { s.MaxRuntime = 777600 * time.Second }, ""},
-		{"101 arguments", func(s *submitSpec) { s.Args = many(101, func(int) string { return "x" }) }, "101 job arguments"},
-		{"100 arguments of 256", func(s *submitSpec) { s.Args = many(100, func(int) string { return long(256) }) }, ""},
-		{"argument of 257", func(s *submitSpec) { s.Args = []string{"--input", long(257)} }, "job argument 2"},
-		{"argument of 256 runes", func(s *submitSpec) { s.Args = []string{strings.Repeat("é", 256)} }, ""},
-		{"101 env entries", func(s *submitSpec) { s.Env = many(101, func(i int) string { return fmt.Sprintf("K%d=v", i) }) }, "101 --env entries"},
-		{"100 env entries", func(s *submitSpec) { s.Env = many(100, func(i int) string { return fmt.Sprintf("K%d=v", i) }) }, ""},
-		{"env without =", func(s *submitSpec) { s.Env = []string{"SHARDPREP_LOG"} }, "want KEY=VALUE"},
-		{"env key starts with digit", func(s *submitSpec) { s.Env = []string{"1A=x"} }, "[a-zA-Z_][a-zA-Z0-9_]*"},
-		{"env key with hyphen", func(s *submitSpec) { s.Env = []string{"A-B=x"} }, "[a-zA-Z_][a-zA-Z0-9_]*"},
-		{"env empty key", func(s *submitSpec) { s.Env = []string{"=x"} }, "[a-zA-Z_][a-zA-Z0-9_]*"},
-		{"env key of 257", func(s *submitSpec) { s.Env = []string{long(257) + "=x"} }, "257 characters"},
-		{"env value of 257", func(s *submitSpec) { s.Env = []string{"A=" + long(257)} }, "--env A: the value is 257 characters"},
-		{"env value of 256 with =", func(s *submitSpec) { s.Env = []string{"A=" + long(254) + "=b"} }, ""},
-		{"env empty value", func(s *submitSpec) { s.Env = []string{"A="} }, ""},
-		{"env twice", func(s *submitSpec) { s.Env = []string{"A=1", "A=2"} }, "--env A is given twice"},
-		{"subnets alone", func(s *submitSpec) { s.SecurityGroups = nil }, "go together"},
-		{"groups alone", func(s *submitSpec) { s.Subnets = nil }, "go together"},
-		{"17 subnets", func(s *submitSpec) { s.Subnets = many(17, func(i int) string { return fmt.Sprintf("subnet-%d", i) }) }, "--subnets lists 17"},
-		{"6 groups", func(s *submitSpec) { s.SecurityGroups = many(6, func(i int) string { return fmt.Sprintf("sg-%d", i) }) }, "--security-groups lists 6"},
-		{"bad subnet", func(s *submitSpec) { s.Subnets = []string{"subnet_1"} }, `"subnet_1" is not a VPC resource ID`},
-		{"long group", func(s *submitSpec) { s.SecurityGroups = []string{"sg-" + long(30)} }, "is not a VPC resource ID"},
+		{"valid", func(s *request) {}, ""},
+		{"name of 63", func(s *request) { s.JobName = long(63) }, ""},
+		{"name with double hyphen", func(s *request) { s.JobName = "a--b" }, ""},
+		{"role in China", func(s *request) { s.Role = "arn:aws-cn:iam::123456789012:role/service-role/R" }, ""},
+		{"100 instances", func(s *request) { s.InstanceCount = 100 }, ""},
+		{"instance type of the SDK", func(s *request) { s.InstanceType = "ml.c5.2xlarge" }, ""},
+		{"runtime 9 days", func(s *request) { s.MaxRuntime = 777600 * time.Second }, ""},
+		{"100 arguments of 256", func(s *request) { s.Args = many(100, func(int) string { return long(256) }) }, ""},
+		{"argument of 256 runes", func(s *request) { s.Args = []string{strings.Repeat("é", 256)} }, ""},
+		{"100 env entries", func(s *request) { s.Env = many(100, func(i int) string { return fmt.Sprintf("K%d=v", i) }) }, ""},
+		{"env value of 256 with =", func(s *request) { s.Env = []string{"A=" + long(254) + "=b"} }, ""},
+		{"env empty value", func(s *request) { s.Env = []string{"A="} }, ""},
+		{"no network", func(s *request) { s.Subnets, s.SecurityGroups = nil, nil }, ""},
+		{"name too long", func(s *request) { s.JobName = long(64) }, "submit: --job-name"},
+		{"no image", func(s *request) { s.Image = "" }, "submit: --image is required"},
+		{"101 instances", func(s *request) { s.InstanceCount = 101 }, "submit: --instance-count 101"},
+		{"instance type", func(s *request) { s.InstanceType = "m5.large" }, `submit: --instance-type "m5.large"`},
+		{"runtime fraction", func(s *request) { s.MaxRuntime = 1500 * time.Millisecond }, "submit: --max-runtime"},
+		{"101 arguments", func(s *request) { s.Args = many(101, func(int) string { return "x" }) }, "submit: 101 job arguments"},
+		{"env twice", func(s *request) { s.Env = []string{"A=1", "A=2"} }, "submit: --env A is given twice"},
+		{"subnets alone", func(s *request) { s.SecurityGroups = nil }, "go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := submitTwoHostSpec()
+			spec := submitTwoHostRequest()
 			tc.edit(&spec)
 			in, err := submitBuildRequest(spec)
 			if tc.want == "" {
@@ -261,6 +247,16 @@ func TestSubmitValidation(t *testing.T) {
 				t.Errorf("error %v is not a usage error", err)
 			}
 		})
+	}
+}
+
+func TestSubmitInstanceTypes(t *testing.T) {
+	for _, it := range types.ProcessingInstanceType("").Values() {
+		spec := submitTwoHostRequest()
+		spec.InstanceType = string(it)
+		if _, err := submitBuildRequest(spec); err != nil {
+			t.Errorf("the SDK's instance type %s: %v", it, err)
+		}
 	}
 }
 
