@@ -1,6 +1,9 @@
-// Package container reads the SageMaker Processing platform contract
+// Package container holds the SageMaker Processing contract as data: it
+// reads what the platform gives each instance
 // (/opt/ml/config/resourceconfig.json, /opt/ml/config/processingjobconfig.json
-// and the environment) into a plain Job, and holds the image recipe.
+// and the environment) into a plain Job, checks the CreateProcessingJob
+// request that starts a job (ProcessingJobRequest), and holds the image
+// recipe.
 //
 // The contract, as SageMaker Processing gives it to each instance:
 //
@@ -13,8 +16,20 @@
 //     ProcessingOutputConfig.Outputs (S3Output or FeatureStoreOutput).
 //   - /opt/ml/output/message: a failed container's reason, at most 1 KB,
 //     shown as the job's ExitMessage (WriteFailure).
-//   - Peer host names resolve only once the instances are up (ResolveHost).
+//   - Peer host names resolve only once the instances are up (ResolveHost,
+//     which waits with Retry, the package's backoff helper).
 //   - The exit code decides the job: all zero is Completed, else Failed.
+//
+// The job's ContainerArguments may be the flags of "shardprep container" or
+// those of the seed script shardprep replaces; TranslateArgs maps the
+// latter to the former.
+//
+// The request side: ProcessingJobRequest is what "shardprep submit" asks of
+// CreateProcessingJob (job name, image, role, cluster, volume, run time,
+// environment, container arguments, VPC). Validate checks it against the
+// limits of the SageMaker API reference, with one-line errors naming the
+// submit flag at fault; the caller maps the checked request to the AWS SDK
+// and passes the SDK's list of instance types, so the package needs no SDK.
 //
 // The image (Dockerfile beside this file, built by scripts/image.sh) is a
 // static shardprep on an empty base running as uid 65532, entrypoint

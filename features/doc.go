@@ -4,7 +4,10 @@
 // with dropLast -> assemble) over Apache Arrow record batches, and the text
 // encoding of transformed rows with Python's repr(float) layout.
 //
-// The flow is: ParseSpec; Spec.Schema (or Spec.FitSchema for the fit pass)
+// The flow is: ParseSpec (which validates the spec: declared columns and
+// types, distinct feature columns, a double label, split names that are
+// folder names no reader hides, i.e. not starting with '_' or '.', and
+// positive weights); Spec.Schema (or Spec.FitSchema for the fit pass)
 // types the decoded batches; NewStats, Stats.Add per batch and Stats.Merge
 // across workers (Stats travel as JSON between processes); Stats.Model fits
 // the Model (itself JSON, reusable with ReadModel and Model.Check);
