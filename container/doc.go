@@ -16,6 +16,14 @@
 //   - Peer host names resolve only once the instances are up (ResolveHost).
 //   - The exit code decides the job: all zero is Completed, else Failed.
 //
+// Besides the platform's files, the package holds the container command's
+// own argument rules (args.go: the seed script's flags translated by
+// TranslateArgs, --sagemaker-root read before parsing, platform paths
+// resolved under it, host name overrides) and the cluster secret of a job
+// on several instances (secret.go: the coordinator publishes a fresh secret
+// under the job's S3 output, the workers poll for it there, through a
+// SecretStore that the caller's storage satisfies).
+//
 // The image (Dockerfile beside this file, built by scripts/image.sh) is a
 // static shardprep on an empty base running as uid 65532, entrypoint
 // ["/shardprep", "container"]; the job's ContainerArguments follow it.

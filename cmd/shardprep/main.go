@@ -89,11 +89,23 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return runJob(ctx, rest, env, stdout, stderr)
+		cfg, err := parseRun(rest, stderr)
+		if err != nil {
+			return err
+		}
+		return runJob(ctx, cfg, env, stdout, stderr)
 	case "coordinator":
-		return runCoordinator(ctx, rest, env, stdout, stderr)
+		cfg, err := parseCoordinator(rest, env, stderr)
+		if err != nil {
+			return err
+		}
+		return runCoordinator(ctx, cfg, env, stdout, stderr)
 	case "worker":
-		return runWorker(ctx, rest, env, stdout, stderr)
+		cfg, err := parseWorker(rest, env, stderr)
+		if err != nil {
+			return err
+		}
+		return runWorker(ctx, cfg, env, stdout, stderr)
 	case "container":
 		return runContainer(ctx, rest, env, stdout, stderr)
 	case "submit":
