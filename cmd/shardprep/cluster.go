@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/shardprep/shardprep/pipeline"
 )
 
@@ -137,8 +139,10 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 		return fmt.Errorf("coordinator: %w", err)
 	}
 	srv := &http.Server{Handler: pipeline.NewHandler(c, cfg.secret, log), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	var serving errgroup.Group
+	defer serving.Wait()
 	defer srv.Close()
+	serving.Go(func() error { return srv.Serve(ln) })
 	fmt.Fprintf(stdout, "shardprep: coordinator listening on %s, writing to %s\n", ln.Addr(), p.output)
 	log.Info("coordinator listening", "addr", ln.Addr().String(), "output", p.output)
 
