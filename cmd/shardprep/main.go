@@ -1,6 +1,13 @@
 // Command shardprep turns CSV datasets into train/validation text parts with
 // the features of a PySpark StringIndexer -> OneHotEncoder -> VectorAssembler
 // pipeline, on one machine, against S3 or MinIO, or across many hosts.
+//
+// Each command parses its flags into a typed config and runs it: run
+// (runConfig, runjob.go), coordinator and worker (coordinatorConfig and
+// workerConfig, cluster.go). The container command (container.go) builds
+// those configs from the SageMaker Processing job that package container
+// reads. stores.go opens storage, submit.go launches SageMaker jobs,
+// progress.go prints progress and logs; head and gen are small tools.
 package main
 
 import (
