@@ -1,9 +1,94 @@
 package container
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 )
+
+// PlatformPrefix starts the paths that SageMaker Processing defines.
+const PlatformPrefix = "/opt/ml/"
+
+// ownFlags are the names of the container command's own flags, which the
+// job's ContainerArguments do not replace (see HasJobArgs).
+var ownFlags = map[string]bool{"sagemaker-root": true, "host": true, "cluster-port": true,
+	"host-address": true, "resolve-timeout": true, "secret-timeout": true, "lease": true}
+
+// RootFromArgs returns the value of the last --sagemaker-root flag in args
+// before any "--", or "/" without one. The flags are read before they are
+// parsed because the platform files under the root may hold the arguments.
+func RootFromArgs(args []string) string {
+	root := "/"
+	for i := 0; i < len(args) && args[i] != "--"; i++ {
+		name, value, hasValue := splitFlag(args[i])
+		if name != "sagemaker-root" {
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		root = value
+	}
+	return root
+}
+
+// HasJobArgs reports whether args hold anything besides ownFlags (each
+// with its value): if not, the job's ContainerArguments are added.
+func HasJobArgs(args []string) bool {
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := splitFlag(args[i])
+		if !ownFlags[name] {
+			return true
+		}
+		if !hasValue {
+			i++ // the flag's value
+		}
+	}
+	return false
+}
+
+// PlatformPath resolves a path of the platform (under PlatformPrefix)
+// under root, so that a fake tree can stand in for the container's "/";
+// other paths, and every path when root is "/", are returned unchanged.
+func PlatformPath(root, p string) string {
+	if root == "/" || !strings.HasPrefix(p, PlatformPrefix) {
+		return p
+	}
+	return filepath.Join(root, filepath.FromSlash(p))
+}
+
+// FirstLocalPath returns the LocalPath of the first channel that has one.
+func FirstLocalPath(cs []Channel) (string, bool) {
+	for _, c := range cs {
+		if c.LocalPath != "" {
+			return c.LocalPath, true
+		}
+	}
+	return "", false
+}
+
+// HostLookup returns a resolver for ResolveHost that answers the hosts
+// named in overrides ("NAME=ADDR" each) without asking DNS and asks
+// net.DefaultResolver for the others. A malformed override is an error.
+func HostLookup(overrides []string) (func(context.Context, string) ([]string, error), error) {
+	m := map[string]string{}
+	for _, o := range overrides {
+		name, addr, ok := strings.Cut(o, "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("--host-address %q: want NAME=ADDR", o)
+		}
+		m[name] = addr
+	}
+	return func(ctx context.Context, host string) ([]string, error) {
+		if a, ok := m[host]; ok {
+			return []string{a}, nil
+		}
+		return net.DefaultResolver.LookupHost(ctx, host)
+	}, nil
+}
 
 // Seed-script flags, as the notebook that launched the PySpark job passes
 // them (argparse style, underscores).

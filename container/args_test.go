@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
@@ -73,6 +74,61 @@ func TestTranslateArgsErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("TranslateArgs(%q) error %q, want it to contain %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestPlatformPaths checks which paths are resolved under
+// --sagemaker-root.
+func TestPlatformPaths(t *testing.T) {
+	for _, c := range []struct{ root, in, want string }{
+		{"/", "/opt/ml/processing/input", "/opt/ml/processing/input"},
+		{"/tmp/r", "/opt/ml/processing/input", "/tmp/r/opt/ml/processing/input"},
+		{"/tmp/r", "/opt/ml/processing/input/spec.json", "/tmp/r/opt/ml/processing/input/spec.json"},
+		{"/tmp/r", "/data/in.csv", "/data/in.csv"},
+		{"/tmp/r", "/opt/mlx/in.csv", "/opt/mlx/in.csv"},
+		{"/tmp/r", "s3://bucket/opt/ml/", "s3://bucket/opt/ml/"},
+		{"/tmp/r", "", ""},
+	} {
+		if got := PlatformPath(c.root, c.in); got != c.want {
+			t.Errorf("root %s: PlatformPath(%q) = %q, want %q", c.root, c.in, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		root string
+		job  bool
+	}{
+		{[]string{"--sagemaker-root", "/r", "--cluster-port", "1"}, "/r", false},
+		{[]string{"-sagemaker-root=/r", "--host-address=a=b"}, "/r", false},
+		{[]string{"--sagemaker-root", "/r", "--seed", "1"}, "/r", true},
+		{[]string{"--s3_input_bucket", "b"}, "/", true},
+		{[]string{"--input", "x", "--", "--sagemaker-root", "/r"}, "/", true},
+		{nil, "/", false},
+	} {
+		if got := RootFromArgs(c.args); got != c.root {
+			t.Errorf("RootFromArgs(%q) = %q, want %q", c.args, got, c.root)
+		}
+		if got := HasJobArgs(c.args); got != c.job {
+			t.Errorf("HasJobArgs(%q) = %t, want %t", c.args, got, c.job)
+		}
+	}
+}
+
+func TestHostLookup(t *testing.T) {
+	lookup, err := HostLookup([]string{"algo-1=127.0.0.1", "algo-2=10.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lookup(context.Background(), "algo-2"); err != nil || !reflect.DeepEqual(got, []string{"10.0.0.2"}) {
+		t.Errorf("lookup(algo-2) = %q, %v; want [10.0.0.2]", got, err)
+	}
+	if got, err := lookup(context.Background(), "localhost"); err != nil || len(got) == 0 {
+		t.Errorf("lookup(localhost) = %q, %v; want the resolver's addresses", got, err)
+	}
+	for _, bad := range []string{"algo-1", "=10.0.0.1", "algo-1="} {
+		if _, err := HostLookup([]string{bad}); err == nil || !strings.Contains(err.Error(), "want NAME=ADDR") {
+			t.Errorf("HostLookup(%q): error %v, want one saying NAME=ADDR", bad, err)
 		}
 	}
 }

@@ -20,16 +20,20 @@
 //     which waits with Retry, the package's backoff helper).
 //   - The exit code decides the job: all zero is Completed, else Failed.
 //
-// The job's ContainerArguments may be the flags of "shardprep container" or
-// those of the seed script shardprep replaces; TranslateArgs maps the
-// latter to the former.
-//
 // The request side: ProcessingJobRequest is what "shardprep submit" asks of
 // CreateProcessingJob (job name, image, role, cluster, volume, run time,
 // environment, container arguments, VPC). Validate checks it against the
 // limits of the SageMaker API reference, with one-line errors naming the
 // submit flag at fault; the caller maps the checked request to the AWS SDK
 // and passes the SDK's list of instance types, so the package needs no SDK.
+//
+// Besides the platform's files, the package holds the container command's
+// own argument rules (args.go: the seed script's flags translated by
+// TranslateArgs, --sagemaker-root read before parsing, platform paths
+// resolved under it, host name overrides) and the cluster secret of a job
+// on several instances (secret.go: the coordinator publishes a fresh secret
+// under the job's S3 output, the workers poll for it there, through a
+// SecretStore that the caller's storage satisfies).
 //
 // The image (Dockerfile beside this file, built by scripts/image.sh) is a
 // static shardprep on an empty base running as uid 65532, entrypoint

@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/shardprep/shardprep/pipeline"
 )
 
@@ -50,66 +52,108 @@ Example:
 Flags:
 `
 
-func clusterSecret(env func(string) string) ([]byte, error) {
-	s := env("SHARDPREP_CLUSTER_SECRET")
-	if len(s) < 16 {
-		return nil, usagef("SHARDPREP_CLUSTER_SECRET must be set to the cluster's shared secret (at least 16 characters)")
-	}
-	return []byte(s), nil
+// Defaults of the coordinator's --lease and --linger and the worker's
+// --coordinator-timeout, also the container's.
+const (
+	defaultLease              = 30 * time.Second
+	defaultLinger             = 30 * time.Second
+	defaultCoordinatorTimeout = 60 * time.Second
+)
+
+// coordinatorConfig is the coordinator's settings: its job, the local
+// worker's slots in runConfig.workers (0 for none) and how it serves.
+type coordinatorConfig struct {
+	runConfig
+	listen string
+	lease  time.Duration
+	linger time.Duration
+	secret []byte // signs every request; at least 16 bytes
 }
 
-func runCoordinator(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	var f jobFlags
+// workerConfig is a worker's settings.
+type workerConfig struct {
+	coordinator string // URL
+	workers     int    // splits processed at once
+	name        string // default: host-pid
+	timeout     time.Duration
+	logFormat   string
+	store       storeFlags
+	secret      []byte
+}
+
+// clusterSecretEnv holds the cluster secret of the coordinator and worker
+// commands.
+const clusterSecretEnv = "SHARDPREP_CLUSTER_SECRET"
+
+func checkSecret(secret []byte) error {
+	if len(secret) < 16 {
+		return usagef("SHARDPREP_CLUSTER_SECRET must be set to the cluster's shared secret (at least 16 characters)")
+	}
+	return nil
+}
+
+func parseCoordinator(args []string, env func(string) string, stderr io.Writer) (*coordinatorConfig, error) {
+	cfg := &coordinatorConfig{secret: []byte(env(clusterSecretEnv))}
 	fs := newFlagSet("coordinator", coordinatorUsage, stderr)
-	f.register(fs)
-	listen := fs.String("listen", "127.0.0.1:7070", "`ADDR` to serve the coordinator protocol on")
-	lease := fs.Duration("lease", 30*time.Second, "a worker silent this long loses its tasks")
-	linger := fs.Duration("linger", 30*time.Second, "after the commit, how long to keep answering workers that have not yet heard")
+	cfg.register(fs)
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:7070", "`ADDR` to serve the coordinator protocol on")
+	fs.DurationVar(&cfg.lease, "lease", defaultLease, "a worker silent this long loses its tasks")
+	fs.DurationVar(&cfg.linger, "linger", defaultLinger, "after the commit, how long to keep answering workers that have not yet heard")
 	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	cfg.inputs = append(cfg.inputs, fs.Args()...)
+	return cfg, nil
+}
+
+func (cfg *coordinatorConfig) check() error {
+	if err := checkSecret(cfg.secret); err != nil {
 		return err
 	}
-	f.inputs = append(f.inputs, fs.Args()...)
-	secret, err := clusterSecret(env)
-	if err != nil {
-		return err
-	}
-	if f.workers < 0 {
+	if cfg.workers < 0 {
 		return usagef("--workers must be 0 or more")
 	}
-	if *lease < 100*time.Millisecond {
+	if cfg.lease < 100*time.Millisecond {
 		return usagef("--lease must be at least 100ms")
 	}
-	if *linger < 0 {
+	if cfg.linger < 0 {
 		return usagef("--linger must not be negative")
 	}
-	slots := f.workers
-	if slots == 0 {
-		f.workers = 1 // prepare's check; no local worker runs
+	return nil
+}
+
+// runCoordinator serves the job of cfg to workers until it ends, with a
+// local worker of cfg.workers slots unless that is 0.
+func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string) string, stdout, stderr io.Writer) error {
+	if err := cfg.check(); err != nil {
+		return err
 	}
-	log := newLogger(stderr, f.logFormat, env)
-	p, err := prepare(ctx, &f, env, log)
+	log := newLogger(stderr, cfg.logFormat, env)
+	p, err := prepare(ctx, &cfg.runConfig, env, log)
 	if err != nil {
 		return err
 	}
-	c := pipeline.NewCoordinator(p.job, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: *lease, Logger: log})
-	ln, err := net.Listen("tcp", *listen)
+	c := pipeline.NewCoordinator(p.job, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log})
+	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	srv := &http.Server{Handler: pipeline.NewHandler(c, secret, log), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	srv := &http.Server{Handler: pipeline.NewHandler(c, cfg.secret, log), ReadHeaderTimeout: 10 * time.Second}
+	var serving errgroup.Group
+	defer serving.Wait()
 	defer srv.Close()
+	serving.Go(func() error { return srv.Serve(ln) })
 	fmt.Fprintf(stdout, "shardprep: coordinator listening on %s, writing to %s\n", ln.Addr(), p.output)
 	log.Info("coordinator listening", "addr", ln.Addr().String(), "output", p.output)
 
 	var local []func(context.Context) error
-	if slots > 0 {
+	if cfg.workers > 0 {
 		w := pipeline.NewWorker(c, func(context.Context, *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
 			return p.src, p.sink, nil
-		}, &pipeline.WorkerOptions{ID: "coordinator", Slots: slots, Logger: log})
+		}, &pipeline.WorkerOptions{ID: "coordinator", Slots: cfg.workers, Logger: log})
 		local = append(local, w.Run)
 	}
-	prog := newProgress(stderr, log, f.quiet)
+	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
 	res, err := pipeline.Serve(ctx, c, &pipeline.Options{Logger: log, Progress: prog.update, ProgressEvery: prog.every()}, local...)
 	prog.finish()
@@ -117,7 +161,7 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	// Let workers hear the outcome before the server goes away; when
 	// interrupted, only for a few heartbeats, so that they stop at once
 	// rather than after their coordinator timeout.
-	wait := *linger
+	wait := cfg.linger
 	if ctx.Err() != nil {
 		wait = min(wait, 5*time.Second)
 	}
@@ -148,40 +192,50 @@ func logWorkers(log *slog.Logger, ws []pipeline.WorkerStatus) {
 	}
 }
 
-func runWorker(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+func parseWorker(args []string, env func(string) string, stderr io.Writer) (*workerConfig, error) {
+	cfg := &workerConfig{secret: []byte(env(clusterSecretEnv))}
 	fs := newFlagSet("worker", workerUsage, stderr)
-	coord := fs.String("coordinator", "", "coordinator `URL`, e.g. http://10.0.0.1:7070 (required)")
-	slots := fs.Int("workers", defaultWorkers(), "splits processed at once by this worker")
-	name := fs.String("name", "", "worker name in logs and the manifest (default: host-pid)")
-	timeout := fs.Duration("coordinator-timeout", 60*time.Second, "give up (exit non-zero) when the coordinator is unreachable this long")
-	logFormat := fs.String("log-format", "auto", "log format: text, json, or auto")
-	var sf storeFlags
-	sf.register(fs)
+	fs.StringVar(&cfg.coordinator, "coordinator", "", "coordinator `URL`, e.g. http://10.0.0.1:7070 (required)")
+	fs.IntVar(&cfg.workers, "workers", defaultWorkers(), "splits processed at once by this worker")
+	fs.StringVar(&cfg.name, "name", "", "worker name in logs and the manifest (default: host-pid)")
+	fs.DurationVar(&cfg.timeout, "coordinator-timeout", defaultCoordinatorTimeout, "give up (exit non-zero) when the coordinator is unreachable this long")
+	fs.StringVar(&cfg.logFormat, "log-format", "auto", "log format: text, json, or auto")
+	cfg.store.register(fs)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	if *coord == "" {
+	return cfg, nil
+}
+
+func (cfg *workerConfig) check() error {
+	if cfg.coordinator == "" {
 		return usagef("worker needs --coordinator http://HOST:PORT")
 	}
-	if *slots < 1 {
+	if cfg.workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
-	if *timeout <= 0 {
+	if cfg.timeout <= 0 {
 		return usagef("--coordinator-timeout must be positive")
 	}
-	secret, err := clusterSecret(env)
-	if err != nil {
+	return checkSecret(cfg.secret)
+}
+
+// runWorker works on the job of the coordinator of cfg until the job
+// ends; it succeeds when the job committed.
+func runWorker(ctx context.Context, cfg *workerConfig, env func(string) string, stdout, stderr io.Writer) error {
+	if err := cfg.check(); err != nil {
 		return err
 	}
-	if *name == "" {
+	name := cfg.name
+	if name == "" {
 		host, _ := os.Hostname()
-		*name = fmt.Sprintf("%s-%d", host, os.Getpid())
+		name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	log := newLogger(stderr, *logFormat, env).With("worker", *name)
-	if err := sf.check(); err != nil {
+	log := newLogger(stderr, cfg.logFormat, env).With("worker", name)
+	if err := cfg.store.check(); err != nil {
 		return err
 	}
-	st := newStores(sf, env, log)
+	st := newStores(cfg.store, env, log)
 	open := func(ctx context.Context, job *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
 		st.flags.jobName = job.Name
 		sink, err := st.bucket(ctx, job.Output, true)
@@ -190,15 +244,15 @@ func runWorker(ctx context.Context, args []string, env func(string) string, stdo
 		}
 		return newInputSource(st, job.Objects), sink, nil
 	}
-	w := pipeline.NewWorker(pipeline.NewClient(*coord, secret, nil), open,
-		&pipeline.WorkerOptions{ID: *name, Slots: *slots, CoordinatorTimeout: *timeout, Logger: log})
-	log.Info("worker starting", "coordinator", *coord, "slots", *slots)
+	w := pipeline.NewWorker(pipeline.NewClient(cfg.coordinator, cfg.secret, nil), open,
+		&pipeline.WorkerOptions{ID: name, Slots: cfg.workers, CoordinatorTimeout: cfg.timeout, Logger: log})
+	log.Info("worker starting", "coordinator", cfg.coordinator, "slots", cfg.workers)
 	if err := w.Run(ctx); err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return fmt.Errorf("worker %s interrupted: %w", *name, err)
+			return fmt.Errorf("worker %s interrupted: %w", name, err)
 		}
-		return fmt.Errorf("worker %s: %w", *name, err)
+		return fmt.Errorf("worker %s: %w", name, err)
 	}
-	fmt.Fprintf(stdout, "shardprep: worker %s done; the job committed\n", *name)
+	fmt.Fprintf(stdout, "shardprep: worker %s done; the job committed\n", name)
 	return nil
 }

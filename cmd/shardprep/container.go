@@ -3,18 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,23 +62,19 @@ nothing.
 Flags:
 `
 
-// clusterSecretKey is where the coordinator publishes the cluster secret
-// under the output, for the workers of the job.
-func clusterSecretKey(job string) string { return "_shardprep/cluster-secret-" + job }
-
-// platformPrefix marks the paths that SageMaker Processing defines.
-const platformPrefix = "/opt/ml/"
-
 // containerRun is one container's view of the job, resolved from the
 // platform files and the flags.
 type containerRun struct {
 	sm   *container.Job
-	root string // --sagemaker-root
-	f    jobFlags
+	root string // --sagemaker-root, found before parsing
+	job  runConfig
 	fs   *flag.FlagSet
 
+	rootFlag       string // --sagemaker-root as parsed: must be root
+	host           string
 	port           int
 	hostAddrs      stringList
+	lookup         func(context.Context, string) ([]string, error)
 	resolveTimeout time.Duration
 	secretTimeout  time.Duration
 	lease          time.Duration
@@ -97,7 +89,7 @@ type containerRun struct {
 // as one line of at most 1 KB, to opt/ml/output/message under
 // --sagemaker-root, where SageMaker reads the job's failure reason.
 func runContainer(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	root := rootFromArgs(args)
+	root := container.RootFromArgs(args)
 	log := newLogger(stderr, "auto", env)
 	fail := func(err error) error {
 		if err == nil || errors.Is(err, flag.ErrHelp) {
@@ -117,143 +109,143 @@ func runContainer(ctx context.Context, args []string, env func(string) string, s
 	return fail(c.run(ctx))
 }
 
-// register makes the container's flag set: run's flags and its own. It
-// returns the flags that newContainerRun checks after parsing.
-func (c *containerRun) register() (rootFlag, host *string) {
+// register makes the container's flag set: run's flags and its own
+// (container.HasJobArgs tells them apart).
+func (c *containerRun) register() {
 	c.fs = newFlagSet("container", containerUsage, c.stderr)
-	c.f.register(c.fs)
-	rootFlag = c.fs.String("sagemaker-root", "/", "`DIR` holding opt/ml (a fake tree in tests); must be given on the command line")
-	host = c.fs.String("host", "", "this instance's host name (default: current_host from resourceconfig.json)")
+	c.job.register(c.fs)
+	c.fs.StringVar(&c.rootFlag, "sagemaker-root", "/", "`DIR` holding opt/ml (a fake tree in tests); must be given on the command line")
+	c.fs.StringVar(&c.host, "host", "", "this instance's host name (default: current_host from resourceconfig.json)")
 	c.fs.IntVar(&c.port, "cluster-port", 7070, "TCP port of the coordinator on the first host")
 	c.fs.Var(&c.hostAddrs, "host-address", "`NAME=ADDR` address of a host without asking DNS (repeatable; for tests)")
 	c.fs.DurationVar(&c.resolveTimeout, "resolve-timeout", 5*time.Minute, "how long a worker waits for the coordinator's host name to resolve")
 	c.fs.DurationVar(&c.secretTimeout, "secret-timeout", 5*time.Minute, "how long a worker waits for the coordinator's cluster secret")
-	c.fs.DurationVar(&c.lease, "lease", 30*time.Second, "a worker silent this long loses its tasks")
-	return rootFlag, host
+	c.fs.DurationVar(&c.lease, "lease", defaultLease, "a worker silent this long loses its tasks")
 }
 
 // newContainerRun loads the platform files, parses the flags (translating
 // the seed script's) and fills what the flags leave out from the job.
 func newContainerRun(root string, args []string, env func(string) string, stdout, stderr io.Writer) (*containerRun, error) {
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
-			// Help needs no platform files.
-			c := &containerRun{stderr: stderr}
-			c.register()
-			c.fs.Usage()
-			return nil, flag.ErrHelp
-		}
+	c := &containerRun{root: root, env: env, stderr: stderr}
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		// Help needs no platform files.
+		c.register()
+		c.fs.Usage()
+		return nil, flag.ErrHelp
 	}
 	sm, err := container.Load(os.DirFS(root), env)
 	if err != nil {
 		return nil, fmt.Errorf("reading the SageMaker Processing configuration: %w", err)
 	}
-	if !hasJobArgs(args) {
-		args = append(slices.Clip(args), sm.Arguments...)
-	}
-	translated, err := container.TranslateArgs(args)
-	if err != nil {
-		return nil, &usageError{err.Error()}
-	}
-	c := &containerRun{sm: sm, root: root, env: env, stderr: stderr}
-	rootFlag, host := c.register()
-	if err := parseFlags(c.fs, translated); err != nil {
+	c.sm = sm
+	if err := c.parse(args); err != nil {
 		return nil, err
 	}
-	if *rootFlag != root {
-		return nil, usagef("--sagemaker-root must be given on the command line, not in the job's ContainerArguments")
+	if err := c.complete(); err != nil {
+		return nil, err
 	}
-	if c.port < 1 || c.port > 65535 {
-		return nil, usagef("--cluster-port %d: not a TCP port", c.port)
-	}
-	for _, ha := range c.hostAddrs {
-		if name, addr, ok := strings.Cut(ha, "="); !ok || name == "" || addr == "" {
-			return nil, usagef("--host-address %q: want NAME=ADDR", ha)
-		}
-	}
-	if *host != "" {
-		if !slices.Contains(sm.Hosts, *host) {
-			return nil, usagef("--host %q is not one of the job's hosts %q", *host, sm.Hosts)
-		}
-		sm.CurrentHost = *host
-		sm.IsCoordinator = *host == sm.Coordinator
-	}
-
-	f := &c.f
-	f.inputs = append(f.inputs, c.fs.Args()...)
-	set := map[string]bool{}
-	c.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if f.store.accountID != "" && !set["credentials"] {
-		f.store.credentials = "grants" // the PySpark job used S3 Access Grants
-	}
-	if len(f.inputs) == 0 {
-		if p, ok := firstLocal(sm.Inputs); ok {
-			f.inputs = append(f.inputs, p)
-		}
-	}
-	if f.output == "" {
-		if p, ok := firstLocal(sm.Outputs); ok {
-			f.output = p
-		}
-	}
-	if len(f.inputs) == 0 || f.output == "" {
-		return nil, usagef("container: no input or output: pass --input/--output (or the script's --s3_* arguments) or give the job a ProcessingInput and ProcessingOutput")
-	}
-	for i := range f.inputs {
-		f.inputs[i] = c.platformPath(f.inputs[i])
-	}
-	f.output = c.platformPath(f.output)
-	f.spec = c.platformPath(f.spec)
-	f.model = c.platformPath(f.model)
-	f.store.grantsFile = c.platformPath(f.store.grantsFile)
-	if f.jobName == "" {
-		f.jobName = sm.JobName
-	}
-	if f.store.region == "" {
-		f.store.region = sm.Region
-	}
-	log := newLogger(stderr, f.logFormat, env).With("host", sm.CurrentHost)
-	c.log = log
+	c.log = newLogger(stderr, c.job.logFormat, env).With("host", sm.CurrentHost)
 	c.stdout = stdout
-	if f.logFormat == "json" || (f.logFormat == "auto" && !isTerminal(stdout)) {
+	if c.job.logFormat == "json" || (c.job.logFormat == "auto" && !isTerminal(stdout)) {
 		// CloudWatch reads stdout and stderr as one stream of JSON lines.
 		c.stdout = &logLines{log: newLogger(stdout, "json", env).With("host", sm.CurrentHost, "stream", "stdout")}
 	}
 	return c, nil
 }
 
-// platformPath resolves a path of the platform (/opt/ml/...) under
-// --sagemaker-root; other paths are returned unchanged.
-func (c *containerRun) platformPath(p string) string {
-	if c.root == "/" || !strings.HasPrefix(p, platformPrefix) {
-		return p
+// parse parses args, followed by the job's ContainerArguments when args
+// hold only the container's own flags, and checks the container's own
+// flags.
+func (c *containerRun) parse(args []string) error {
+	if !container.HasJobArgs(args) {
+		args = append(slices.Clip(args), c.sm.Arguments...)
 	}
-	return filepath.Join(c.root, filepath.FromSlash(p))
+	translated, err := container.TranslateArgs(args)
+	if err != nil {
+		return &usageError{err.Error()}
+	}
+	c.register()
+	if err := parseFlags(c.fs, translated); err != nil {
+		return err
+	}
+	if c.rootFlag != c.root {
+		return usagef("--sagemaker-root must be given on the command line, not in the job's ContainerArguments")
+	}
+	if c.port < 1 || c.port > 65535 {
+		return usagef("--cluster-port %d: not a TCP port", c.port)
+	}
+	if c.lookup, err = container.HostLookup(c.hostAddrs); err != nil {
+		return &usageError{err.Error()}
+	}
+	if c.host != "" {
+		if !slices.Contains(c.sm.Hosts, c.host) {
+			return usagef("--host %q is not one of the job's hosts %q", c.host, c.sm.Hosts)
+		}
+		c.sm.CurrentHost = c.host
+		c.sm.IsCoordinator = c.host == c.sm.Coordinator
+	}
+	c.job.inputs = append(c.job.inputs, c.fs.Args()...)
+	return nil
+}
+
+// complete fills in from the processing job what the flags leave out and
+// resolves the platform's paths under the root.
+func (c *containerRun) complete() error {
+	f, sm := &c.job, c.sm
+	set := map[string]bool{}
+	c.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.store.accountID != "" && !set["credentials"] {
+		f.store.credentials = "grants" // the PySpark job used S3 Access Grants
+	}
+	if p, ok := container.FirstLocalPath(sm.Inputs); ok && len(f.inputs) == 0 {
+		f.inputs = append(f.inputs, p)
+	}
+	if p, ok := container.FirstLocalPath(sm.Outputs); ok && f.output == "" {
+		f.output = p
+	}
+	if len(f.inputs) == 0 || f.output == "" {
+		return usagef("container: no input or output: pass --input/--output (or the script's --s3_* arguments) or give the job a ProcessingInput and ProcessingOutput")
+	}
+	for i := range f.inputs {
+		f.inputs[i] = container.PlatformPath(c.root, f.inputs[i])
+	}
+	f.output = container.PlatformPath(c.root, f.output)
+	f.spec = container.PlatformPath(c.root, f.spec)
+	f.model = container.PlatformPath(c.root, f.model)
+	f.store.grantsFile = container.PlatformPath(c.root, f.store.grantsFile)
+	if f.jobName == "" {
+		f.jobName = sm.JobName
+	}
+	if f.store.region == "" {
+		f.store.region = sm.Region
+	}
+	return nil
 }
 
 func (c *containerRun) run(ctx context.Context) error {
 	sm := c.sm
-	c.log.Info("container starting", "job", c.f.jobName, "hosts", len(sm.Hosts), "coordinator", sm.Coordinator,
-		"is_coordinator", sm.IsCoordinator, "output", c.f.output)
+	c.log.Info("container starting", "job", c.job.jobName, "hosts", len(sm.Hosts), "coordinator", sm.Coordinator,
+		"is_coordinator", sm.IsCoordinator, "output", c.job.output)
 	if len(sm.Hosts) <= 1 {
-		return runJob(ctx, c.jobArgs(), c.env, c.stdout, c.stderr)
+		return runJob(ctx, &c.job, c.env, c.stdout, c.stderr)
 	}
 
-	outRoot := normalizeRoot(c.f.output)
+	outRoot := normalizeRoot(c.job.output)
 	if !strings.HasPrefix(outRoot, "s3://") {
-		return usagef("container: a job on %d instances needs an s3:// output, not %s: each instance's ProcessingOutput folder is uploaded on its own, so no instance could commit the job", len(sm.Hosts), c.f.output)
+		return usagef("container: a job on %d instances needs an s3:// output, not %s: each instance's ProcessingOutput folder is uploaded on its own, so no instance could commit the job", len(sm.Hosts), c.job.output)
 	}
-	secret := c.env("SHARDPREP_CLUSTER_SECRET")
-	if _, inJob := sm.Environment["SHARDPREP_CLUSTER_SECRET"]; inJob {
+	secret := c.env(clusterSecretEnv)
+	if _, inJob := sm.Environment[clusterSecretEnv]; inJob {
 		return usagef("container: SHARDPREP_CLUSTER_SECRET is set in the processing job's Environment, where anyone allowed to describe the job can read it; remove it and the coordinator shares a fresh secret through the S3 output")
 	}
-	if err := c.f.store.check(); err != nil {
+	if err := c.job.store.check(); err != nil {
 		return err
 	}
-	c.f.store.jobName = c.f.jobName
-	out, err := newStores(c.f.store, c.env, c.log).bucket(ctx, outRoot, true)
+	sf := c.job.store
+	sf.jobName = c.job.jobName
+	out, err := newStores(sf, c.env, c.log).bucket(ctx, outRoot, true)
 	if err != nil {
-		return fmt.Errorf("output %s: %w", c.f.output, err)
+		return fmt.Errorf("output %s: %w", c.job.output, err)
 	}
 	if sm.IsCoordinator {
 		return c.runCoordinatorHost(ctx, out, secret)
@@ -264,33 +256,19 @@ func (c *containerRun) run(ctx context.Context) error {
 // runCoordinatorHost serves the job on the first host, with a worker named
 // after the host joining it over loopback like any other.
 func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Bucket, secret string) error {
-	key := clusterSecretKey(c.f.jobName)
 	if secret == "" {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return fmt.Errorf("making the cluster secret: %w", err)
+		var err error
+		if secret, err = container.PublishSecret(ctx, out, c.job.jobName); err != nil {
+			return err
 		}
-		secret = hex.EncodeToString(b)
-		if err := out.Put(ctx, key, []byte(secret)); err != nil {
-			return fmt.Errorf("publishing the cluster secret at %s: %w", out.URL(key), err)
-		}
-		c.log.Info("cluster secret published for the workers", "object", out.URL(key))
-		defer func() {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if err := out.Delete(dctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				c.log.Warn("could not delete the cluster secret", "object", out.URL(key), "error", err.Error())
-			} else {
-				c.log.Info("cluster secret deleted", "object", out.URL(key))
-			}
-		}()
+		c.log.Info("cluster secret published for the workers", "object", out.URL(container.SecretKey(c.job.jobName)))
+		defer c.deleteSecret(ctx, out)
 	}
-	env := withSecret(c.env, secret)
 	port := strconv.Itoa(c.port)
-	cargs := append([]string{"--listen", net.JoinHostPort("0.0.0.0", port), "--lease", c.lease.String()}, c.jobArgs()...)
-	cargs = append(cargs, "--workers=0")
-	wargs := append([]string{"--coordinator", "http://" + net.JoinHostPort("127.0.0.1", port),
-		"--name", c.sm.CurrentHost, "--workers", strconv.Itoa(c.f.workers), "--log-format", c.f.logFormat}, c.storeArgs()...)
+	coord := &coordinatorConfig{runConfig: c.job, listen: net.JoinHostPort("0.0.0.0", port),
+		lease: c.lease, linger: defaultLinger, secret: []byte(secret)}
+	coord.workers = 0 // the host's own worker joins like the others
+	worker := c.workerConfig("http://"+net.JoinHostPort("127.0.0.1", port), secret)
 
 	coordCtx, stopCoord := context.WithCancelCause(ctx)
 	defer stopCoord(nil)
@@ -298,14 +276,14 @@ func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Buck
 	defer stopWorker()
 	var g errgroup.Group
 	g.Go(func() error {
-		err := runWorker(workerCtx, wargs, env, c.stdout, c.stderr)
+		err := runWorker(workerCtx, worker, c.env, c.stdout, c.stderr)
 		if err != nil && workerCtx.Err() == nil && !errors.Is(err, pipeline.ErrJobFailed) {
 			// A broken host stops the job rather than leave it waiting.
 			stopCoord(fmt.Errorf("the worker on the coordinator's host failed: %w", err))
 		}
 		return nil
 	})
-	err := runCoordinator(coordCtx, cargs, env, c.stdout, c.stderr)
+	err := runCoordinator(coordCtx, coord, c.env, c.stdout, c.stderr)
 	stopWorker()
 	g.Wait()
 	if err != nil && ctx.Err() == nil && coordCtx.Err() != nil {
@@ -314,184 +292,52 @@ func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Buck
 	return err
 }
 
+// deleteSecret deletes the cluster secret that runCoordinatorHost
+// published, also when ctx has ended.
+func (c *containerRun) deleteSecret(ctx context.Context, out *storage.Bucket) {
+	url := out.URL(container.SecretKey(c.job.jobName))
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := container.DeleteSecret(dctx, out, c.job.jobName); err != nil {
+		c.log.Warn("could not delete the cluster secret", "object", url, "error", err.Error())
+		return
+	}
+	c.log.Info("cluster secret deleted", "object", url)
+}
+
 // runWorkerHost finds the coordinator, gets the cluster secret and works
 // on the job. It succeeds when the job committed, also when the
 // coordinator finished it before this worker could join.
 func (c *containerRun) runWorkerHost(ctx context.Context, out *storage.Bucket, secret string) error {
-	addrs, err := container.ResolveHost(ctx, c.sm.Coordinator, hostLookup(c.hostAddrs), c.resolveTimeout)
+	addrs, err := container.ResolveHost(ctx, c.sm.Coordinator, c.lookup, c.resolveTimeout)
 	if err != nil {
 		return err
 	}
+	committed := func(ctx context.Context) bool { return jobCommitted(ctx, out, c.job.jobName) }
 	if secret == "" {
 		var done bool
-		secret, done, err = waitSecret(ctx, out, clusterSecretKey(c.f.jobName), c.f.jobName, c.secretTimeout)
+		secret, done, err = container.WaitSecret(ctx, out, c.job.jobName, c.secretTimeout, committed)
 		if err != nil {
 			return err
 		}
 		if done {
-			c.log.Info("the job committed before this worker joined", "job", c.f.jobName)
+			c.log.Info("the job committed before this worker joined", "job", c.job.jobName)
 			return nil
 		}
 	}
-	wargs := append([]string{"--coordinator", "http://" + net.JoinHostPort(addrs[0], strconv.Itoa(c.port)),
-		"--name", c.sm.CurrentHost, "--workers", strconv.Itoa(c.f.workers), "--log-format", c.f.logFormat}, c.storeArgs()...)
-	err = runWorker(ctx, wargs, withSecret(c.env, secret), c.stdout, c.stderr)
-	if err != nil && ctx.Err() == nil && jobCommitted(ctx, out, c.f.jobName) {
-		c.log.Info("the job committed without this worker", "job", c.f.jobName, "worker_error", err.Error())
+	worker := c.workerConfig("http://"+net.JoinHostPort(addrs[0], strconv.Itoa(c.port)), secret)
+	err = runWorker(ctx, worker, c.env, c.stdout, c.stderr)
+	if err != nil && ctx.Err() == nil && committed(ctx) {
+		c.log.Info("the job committed without this worker", "job", c.job.jobName, "worker_error", err.Error())
 		return nil
 	}
 	return err
 }
 
-func withSecret(env func(string) string, secret string) func(string) string {
-	return func(k string) string {
-		if k == "SHARDPREP_CLUSTER_SECRET" {
-			return secret
-		}
-		return env(k)
-	}
-}
-
-// rootFromArgs finds --sagemaker-root before the flags are parsed: the
-// platform files it points to may hold the arguments.
-func rootFromArgs(args []string) string {
-	root := "/"
-	for i := 0; i < len(args) && args[i] != "--"; i++ {
-		name, value, hasValue := splitFlagArg(args[i])
-		if name != "sagemaker-root" {
-			continue
-		}
-		if !hasValue && i+1 < len(args) {
-			i++
-			value = args[i]
-		}
-		root = value
-	}
-	return root
-}
-
-// hasJobArgs reports whether args hold anything besides the container's
-// own flags.
-func hasJobArgs(args []string) bool {
-	for i := 0; i < len(args); i++ {
-		name, _, hasValue := splitFlagArg(args[i])
-		if !containerOnly[name] {
-			return true
-		}
-		if !hasValue {
-			i++ // the flag's value
-		}
-	}
-	return false
-}
-
-// splitFlagArg splits "-name", "--name" or "--name=value"; name is "" for
-// an argument that is not a flag.
-func splitFlagArg(a string) (name, value string, hasValue bool) {
-	s, ok := strings.CutPrefix(a, "-")
-	if !ok || a == "--" {
-		return "", "", false
-	}
-	s = strings.TrimPrefix(s, "-")
-	return strings.Cut(s, "=")
-}
-
-func firstLocal(cs []container.Channel) (string, bool) {
-	for _, c := range cs {
-		if c.LocalPath != "" {
-			return c.LocalPath, true
-		}
-	}
-	return "", false
-}
-
-// containerOnly are the container's own flags, not passed on to the role.
-var containerOnly = map[string]bool{"sagemaker-root": true, "host": true, "cluster-port": true,
-	"host-address": true, "resolve-timeout": true, "secret-timeout": true, "lease": true}
-
-// jobArgs rebuilds run's flags from the parsed and completed ones.
-func (c *containerRun) jobArgs() []string {
-	var out []string
-	c.fs.VisitAll(func(fl *flag.Flag) {
-		switch {
-		case containerOnly[fl.Name], fl.Name == "input":
-			return
-		}
-		if v := fl.Value.String(); v != fl.DefValue || fl.Name == "output" || fl.Name == "job-name" || fl.Name == "credentials" {
-			out = append(out, "--"+fl.Name+"="+v)
-		}
-	})
-	for _, in := range c.f.inputs {
-		out = append(out, "--input="+in)
-	}
-	return out
-}
-
-// storeArgs rebuilds the storage flags a worker needs.
-func (c *containerRun) storeArgs() []string {
-	var sf storeFlags
-	names := flag.NewFlagSet("", flag.ContinueOnError)
-	sf.register(names)
-	var out []string
-	names.VisitAll(func(n *flag.Flag) {
-		fl := c.fs.Lookup(n.Name)
-		if fl != nil && (fl.Value.String() != fl.DefValue || n.Name == "credentials") {
-			out = append(out, "--"+fl.Name+"="+fl.Value.String())
-		}
-	})
-	return out
-}
-
-func hostLookup(overrides stringList) func(context.Context, string) ([]string, error) {
-	m := map[string]string{}
-	for _, o := range overrides {
-		if name, addr, ok := strings.Cut(o, "="); ok {
-			m[name] = addr
-		}
-	}
-	return func(ctx context.Context, host string) ([]string, error) {
-		if a, ok := m[host]; ok {
-			return []string{a}, nil
-		}
-		return net.DefaultResolver.LookupHost(ctx, host)
-	}
-}
-
-// waitSecret polls key until the coordinator has published the cluster
-// secret, the job turns out committed already (done), timeout passes or
-// ctx ends.
-func waitSecret(ctx context.Context, b *storage.Bucket, key, job string, timeout time.Duration) (secret string, done bool, err error) {
-	deadline := time.Now().Add(timeout)
-	wait := 100 * time.Millisecond
-	for {
-		rc, err := b.NewRangeReader(ctx, key, "", 0, -1)
-		if err == nil {
-			data, rerr := io.ReadAll(io.LimitReader(rc, 4096))
-			rc.Close()
-			if rerr != nil {
-				return "", false, fmt.Errorf("reading the cluster secret at %s: %w", b.URL(key), rerr)
-			}
-			if s := strings.TrimSpace(string(data)); len(s) >= 16 {
-				return s, false, nil
-			}
-			return "", false, fmt.Errorf("the cluster secret at %s is too short (%d bytes)", b.URL(key), len(data))
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", false, fmt.Errorf("reading the cluster secret at %s: %w", b.URL(key), err)
-		}
-		if jobCommitted(ctx, b, job) {
-			return "", true, nil
-		}
-		if time.Now().After(deadline) {
-			return "", false, fmt.Errorf("the coordinator published no cluster secret at %s within %s", b.URL(key), timeout)
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return "", false, fmt.Errorf("waiting for the cluster secret: %w", ctx.Err())
-		}
-		wait = min(2*wait, time.Second)
-	}
+// workerConfig is the settings of this host's worker.
+func (c *containerRun) workerConfig(coordinator, secret string) *workerConfig {
+	return &workerConfig{coordinator: coordinator, workers: c.job.workers, name: c.sm.CurrentHost,
+		timeout: defaultCoordinatorTimeout, logFormat: c.job.logFormat, store: c.job.store, secret: []byte(secret)}
 }
 
 // jobCommitted reports whether out holds the committed output of the job

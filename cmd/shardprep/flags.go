@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"runtime"
 	"strconv"
 	"strings"
@@ -73,24 +75,36 @@ func parseBytes(s string) (int64, error) {
 	return v * mult, nil
 }
 
+// formatBytes writes a size for people: in whole binary units when it is
+// a whole number of them (32MiB, as the size flags take it), else in
+// decimal units with one digit after the point (191.9 kB).
 func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s", n>>u.shift, u.name)
+		}
 	}
-	return strconv.FormatInt(n, 10)
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
-// jobFlags are the flags of a job, shared by run, coordinator and container.
-type jobFlags struct {
+// runConfig is a job's settings: run's flags, the job flags of the
+// coordinator, or what the container makes of its processing job.
+type runConfig struct {
 	inputs    stringList
 	output    string
 	seed      optionalInt64
-	workers   int
+	workers   int // splits processed at once by this process
 	splitSize byteSize
 	overwrite bool
 	onInvalid string
@@ -104,7 +118,7 @@ type jobFlags struct {
 	store     storeFlags
 }
 
-func (f *jobFlags) register(fs *flag.FlagSet) {
+func (f *runConfig) register(fs *flag.FlagSet) {
 	f.splitSize = 32 << 20
 	fs.Var(&f.inputs, "input", "input CSV `PATH`: a file, a folder or an s3://bucket/key-or-prefix (repeatable; a folder or prefix means every object under it; default: the bundled Abalone sample)")
 	fs.StringVar(&f.output, "output", "", "output `DIR` or s3://bucket/prefix (default: a new folder under ./shardprep-out)")
@@ -121,6 +135,45 @@ func (f *jobFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log `FORMAT`: text, json, or auto (json without a terminal)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
 	f.store.register(fs)
+}
+
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// ("head out/train -n 3"); everything after a "--" is positional. fs.Args()
+// then returns the positional arguments in order.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var rest []string
+	for i, a := range args {
+		if a == "--" {
+			args, rest = args[:i], args[i+1:]
+			break
+		}
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return &usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	return fs.Parse(append([]string{"--"}, append(pos, rest...)...))
 }
 
 // defaultWorkers is the default of --workers: one slot per CPU. A

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/shardprep/shardprep/storage"
 )
 
 const genUsage = `Usage: shardprep gen --rows N --out FILE [--seed S]
@@ -45,30 +46,36 @@ func runGen(ctx context.Context, args []string, env func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	var w io.Writer = stdout
-	var f *os.File
-	var tmp string
-	if *out != "-" {
-		dir := filepath.Dir(*out)
-		f, err = os.CreateTemp(dir, "."+filepath.Base(*out)+".tmp-*")
-		if err != nil {
-			return err
-		}
-		tmp = f.Name()
-		defer os.Remove(tmp) // no-op after the rename
-		if err := f.Chmod(0o644); err != nil {
-			return err
-		}
-		w = f
+	if *out == "-" {
+		return generate(ctx, stdout, base, *rows, *seed)
 	}
+	dir, err := storage.OpenLocal(filepath.Dir(*out))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // abandons the file unless Close published it
+	w, err := dir.NewWriter(ctx, filepath.Base(*out))
+	if err != nil {
+		return err
+	}
+	if err := generate(ctx, w, base, *rows, *seed); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "shardprep: wrote %d rows to %s\n", *rows, *out)
+	return nil
+}
+
+// generate writes rows rows resampled from base to w.
+func generate(ctx context.Context, w io.Writer, base []sampleRow, rows int64, seed uint64) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	rng := rand.New(rand.NewPCG(*seed, 0x5ba7d9e3c1))
+	rng := rand.New(rand.NewPCG(seed, 0x5ba7d9e3c1))
 	buf := make([]byte, 0, 256)
-	for i := int64(0); i < *rows; i++ {
+	for i := int64(0); i < rows; i++ {
 		if i%65536 == 0 && ctx.Err() != nil {
-			if f != nil {
-				f.Close()
-			}
 			return ctx.Err()
 		}
 		r := &base[rng.IntN(len(base))]
@@ -92,19 +99,7 @@ func runGen(ctx context.Context, args []string, env func(string) string, stdout,
 			return err
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if f != nil {
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, *out); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "shardprep: wrote %d rows to %s\n", *rows, *out)
-	}
-	return nil
+	return bw.Flush()
 }
 
 func parseSample(data []byte) ([]sampleRow, error) {

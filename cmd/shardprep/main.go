@@ -1,6 +1,13 @@
 // Command shardprep turns CSV datasets into train/validation text parts with
 // the features of a PySpark StringIndexer -> OneHotEncoder -> VectorAssembler
 // pipeline, on one machine, against S3 or MinIO, or across many hosts.
+//
+// Each command parses its flags into a typed config and runs it: run
+// (runConfig, runjob.go), coordinator and worker (coordinatorConfig and
+// workerConfig, cluster.go). The container command (container.go) builds
+// those configs from the SageMaker Processing job that package container
+// reads. stores.go opens storage, submit.go launches SageMaker jobs,
+// progress.go prints progress and logs; head and gen are small tools.
 package main
 
 import (
@@ -89,11 +96,23 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return runJob(ctx, rest, env, stdout, stderr)
+		cfg, err := parseRun(rest, stderr)
+		if err != nil {
+			return err
+		}
+		return runJob(ctx, cfg, env, stdout, stderr)
 	case "coordinator":
-		return runCoordinator(ctx, rest, env, stdout, stderr)
+		cfg, err := parseCoordinator(rest, env, stderr)
+		if err != nil {
+			return err
+		}
+		return runCoordinator(ctx, cfg, env, stdout, stderr)
 	case "worker":
-		return runWorker(ctx, rest, env, stdout, stderr)
+		cfg, err := parseWorker(rest, env, stderr)
+		if err != nil {
+			return err
+		}
+		return runWorker(ctx, cfg, env, stdout, stderr)
 	case "container":
 		return runContainer(ctx, rest, env, stdout, stderr)
 	case "submit":

@@ -105,7 +105,7 @@ func (p *progress) update(s pipeline.Snapshot) {
 	n := int(frac * width)
 	bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
 	fmt.Fprintf(p.w, "\r%-9s [%s] %3.0f%%  %s / %s  %d rows  %d/%d splits ",
-		s.Phase, bar, frac*100, humanBytes(s.BytesDone), humanBytes(s.BytesTotal), s.Rows, s.SplitsDone, s.SplitsTotal)
+		s.Phase, bar, frac*100, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), s.Rows, s.SplitsDone, s.SplitsTotal)
 }
 
 func (p *progress) finish() {

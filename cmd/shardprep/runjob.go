@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shardprep/shardprep/container"
 	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
@@ -42,73 +41,33 @@ Examples:
 Flags:
 `
 
-// prepared is a planned job with its storage.
-type prepared struct {
-	job      *pipeline.Job
-	src      pipeline.Source
-	sink     *storage.Bucket
-	output   string // where, for people
-	stores   *stores
-	inputLen int64
-}
-
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args, allowing flags after positional arguments
-// ("head out/train -n 3"); everything after a "--" is positional. fs.Args()
-// then returns the positional arguments in order.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	var rest []string
-	for i, a := range args {
-		if a == "--" {
-			args, rest = args[:i], args[i+1:]
-			break
-		}
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return &usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	return fs.Parse(append([]string{"--"}, append(pos, rest...)...))
-}
-
-func runJob(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	var f jobFlags
+// parseRun parses run's flags; positional arguments are more inputs.
+func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
+	var cfg runConfig
 	fs := newFlagSet("run", runUsage, stderr)
-	f.register(fs)
+	cfg.register(fs)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	f.inputs = append(f.inputs, fs.Args()...)
-	log := newLogger(stderr, f.logFormat, env)
-	p, err := prepare(ctx, &f, env, log)
+	cfg.inputs = append(cfg.inputs, fs.Args()...)
+	return &cfg, nil
+}
+
+// runJob runs the job of cfg in this process.
+func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout, stderr io.Writer) error {
+	if cfg.workers < 1 {
+		return usagef("--workers must be at least 1")
+	}
+	log := newLogger(stderr, cfg.logFormat, env)
+	p, err := prepare(ctx, cfg, env, log)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
-	prog := newProgress(stderr, log, f.quiet)
+	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
 	res, err := pipeline.Run(ctx, p.job, p.src, p.sink, &pipeline.Options{
-		Workers: f.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
+		Workers: cfg.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
 	})
 	prog.finish()
 	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
@@ -132,99 +91,114 @@ func jobError(ctx context.Context, err error, output string) error {
 	return fmt.Errorf("%w (nothing was committed to %s)", err, output)
 }
 
-// prepare reads the spec and model, lists the inputs, checks the output
-// and plans the job.
-func prepare(ctx context.Context, f *jobFlags, env func(string) string, log *slog.Logger) (*prepared, error) {
-	if f.workers < 1 {
-		return nil, usagef("--workers must be at least 1")
-	}
-	mode, err := pipeline.ParseSplitMode(f.splitMode)
-	if err != nil {
-		return nil, &usageError{err.Error()}
-	}
-	policy, err := pipeline.ParsePolicy(f.onInvalid)
-	if err != nil {
-		return nil, &usageError{err.Error()}
-	}
-	spec := defaultSpec()
-	if f.spec != "" {
-		data, err := os.ReadFile(f.spec)
-		if err != nil {
-			return nil, fmt.Errorf("reading spec: %w", err)
-		}
-		if spec, err = features.ParseSpec(data); err != nil {
-			return nil, fmt.Errorf("spec %s: %w", f.spec, err)
-		}
-	}
-	var model *features.Model
-	if f.model != "" {
-		data, err := os.ReadFile(f.model)
-		if err != nil {
-			return nil, fmt.Errorf("reading model: %w", err)
-		}
-		if model, err = features.ReadModel(data); err != nil {
-			return nil, fmt.Errorf("model %s: %w", f.model, err)
-		}
-	}
-	if f.jobName == "" {
-		f.jobName = "shardprep-" + time.Now().UTC().Format("20060102-150405")
-	}
-	if f.output == "" {
-		f.output = filepath.Join("shardprep-out", f.jobName)
-	}
-	inputs := []string(f.inputs)
-	if len(inputs) == 0 {
-		inputs = []string{bundledRoot + bundledName}
-	}
-	seed := f.seed.v
-	if !f.seed.set {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, err
-		}
-		seed = int64(binary.LittleEndian.Uint64(b[:]) >> 1)
-		f.seed.v, f.seed.set = seed, true
-	}
+// prepared is a planned job with its storage.
+type prepared struct {
+	job    *pipeline.Job
+	src    pipeline.Source
+	sink   *storage.Bucket
+	output string // where, for people
+	stores *stores
+}
 
-	if err := f.store.check(); err != nil {
+// prepare lists the inputs, checks the output and plans the job of cfg.
+func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *slog.Logger) (*prepared, error) {
+	spec, opts, err := cfg.plan()
+	if err != nil {
 		return nil, err
 	}
-	f.store.jobName = f.jobName
-	st := newStores(f.store, env, log)
-	outRoot := normalizeRoot(f.output)
+	if err := cfg.store.check(); err != nil {
+		return nil, err
+	}
+	cfg.store.jobName = cfg.jobName
+	st := newStores(cfg.store, env, log)
+	outRoot := normalizeRoot(cfg.output)
 	if outRoot == "" {
-		return nil, usagef("--output %s: not a local folder or s3://bucket/prefix", f.output)
+		return nil, usagef("--output %s: not a local folder or s3://bucket/prefix", cfg.output)
+	}
+	inputs := []string(cfg.inputs)
+	if len(inputs) == 0 {
+		inputs = []string{bundledRoot + bundledName}
 	}
 	objs, err := listInputs(ctx, st, inputs, outRoot)
 	if err != nil {
 		return nil, err
 	}
+	var total int64
 	for _, o := range objs {
 		if strings.HasPrefix(o.URL, outRoot) {
-			return nil, fmt.Errorf("input %s is inside the output %s", o.URL, f.output)
+			return nil, fmt.Errorf("input %s is inside the output %s", o.URL, cfg.output)
 		}
+		total += o.Size
 	}
 	sink, err := st.bucket(ctx, outRoot, true)
 	if err != nil {
-		return nil, fmt.Errorf("output %s: %w", f.output, err)
+		return nil, fmt.Errorf("output %s: %w", cfg.output, err)
 	}
-	if err := checkOutput(ctx, sink, f.output, f.overwrite, log); err != nil {
+	if err := checkOutput(ctx, sink, cfg.output, cfg.overwrite, log); err != nil {
 		return nil, err
 	}
-	job, err := pipeline.NewJob(spec, objs, &pipeline.JobOptions{
-		Name: f.jobName, Version: version, Output: outRoot, Model: model,
-		SplitSize: int64(f.splitSize), Seed: seed, SplitMode: mode, OnInvalid: policy, Header: f.header,
-	})
+	opts.Output = outRoot
+	job, err := pipeline.NewJob(spec, objs, opts)
 	if err != nil {
 		return nil, err
 	}
-	var total int64
-	for _, o := range objs {
-		total += o.Size
+	log.Info("job planned", "job", cfg.jobName, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
+		"seed", opts.Seed, "split_mode", opts.SplitMode, "output", outRoot)
+	return &prepared{job: job, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st}, nil
+}
+
+// plan checks the settings that need no storage, reads the spec and the
+// model and fills in the job name, the output and the seed when not given.
+func (cfg *runConfig) plan() (*features.Spec, *pipeline.JobOptions, error) {
+	mode, err := pipeline.ParseSplitMode(cfg.splitMode)
+	if err != nil {
+		return nil, nil, &usageError{err.Error()}
 	}
-	log.Info("job planned", "job", f.jobName, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
-		"seed", seed, "split_mode", mode, "output", outRoot)
-	return &prepared{job: job, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st, inputLen: total}, nil
+	policy, err := pipeline.ParsePolicy(cfg.onInvalid)
+	if err != nil {
+		return nil, nil, &usageError{err.Error()}
+	}
+	spec := defaultSpec()
+	if cfg.spec != "" {
+		if spec, err = readJSONFile(cfg.spec, "spec", features.ParseSpec); err != nil {
+			return nil, nil, err
+		}
+	}
+	var model *features.Model
+	if cfg.model != "" {
+		if model, err = readJSONFile(cfg.model, "model", features.ReadModel); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.jobName == "" {
+		cfg.jobName = "shardprep-" + time.Now().UTC().Format("20060102-150405")
+	}
+	if cfg.output == "" {
+		cfg.output = filepath.Join("shardprep-out", cfg.jobName)
+	}
+	if !cfg.seed.set {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, nil, err
+		}
+		cfg.seed = optionalInt64{v: int64(binary.LittleEndian.Uint64(b[:]) >> 1), set: true}
+	}
+	return spec, &pipeline.JobOptions{Name: cfg.jobName, Version: version, Model: model, SplitSize: int64(cfg.splitSize),
+		Seed: cfg.seed.v, SplitMode: mode, OnInvalid: policy, Header: cfg.header}, nil
+}
+
+// readJSONFile reads the file at path and parses it; what names the file
+// in errors.
+func readJSONFile[T any](path, what string, parse func([]byte) (T, error)) (T, error) {
+	var v T
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return v, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if v, err = parse(data); err != nil {
+		return v, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return v, nil
 }
 
 func displayRoot(root string) string {
@@ -244,7 +218,7 @@ func checkOutput(ctx context.Context, out *storage.Bucket, name string, overwrit
 	}
 	// A container coordinator publishes the cluster secret there first.
 	infos = slices.DeleteFunc(infos, func(o storage.ObjectInfo) bool {
-		return strings.HasPrefix(o.Key, clusterSecretKey(""))
+		return strings.HasPrefix(o.Key, container.SecretPrefix)
 	})
 	if len(infos) == 0 {
 		return nil
@@ -270,7 +244,7 @@ func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Du
 	secs := wall.Seconds()
 	fmt.Fprintf(w, "shardprep: committed %s\n", output)
 	fmt.Fprintf(w, "  rows read   %d (%s, %s, %s)\n", m.Totals.RowsIn+m.Totals.Rejected,
-		plural(len(m.Inputs), "object"), humanBytes(m.Totals.BytesIn), plural(len(m.Parts), "split"))
+		plural(len(m.Inputs), "object"), formatBytes(m.Totals.BytesIn), plural(len(m.Parts), "split"))
 	for _, s := range m.Spec.Splits {
 		fmt.Fprintf(w, "  %-11s %d\n", s.Name, m.Totals.RowsOut[s.Name])
 	}
@@ -282,18 +256,6 @@ func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Du
 			fmt.Fprintf(w, "  worker %-20s %d tasks, %d rows, %.1f MB/s\n", ws.Worker, ws.Tasks, ws.Rows, float64(ws.Bytes)/1e6/secs)
 		}
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func plural(n int, what string) string {
