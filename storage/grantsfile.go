@@ -145,13 +145,9 @@ func (s *GrantSource) fileEntry(ctx context.Context, t GrantTarget) (*grantEntry
 	if !ok {
 		return nil, &NoGrantError{Principal: "access key " + caller.AccessKeyID, Target: t}
 	}
-	e := s.entry(g.Location, g.Permission, func(ctx context.Context) (aws.Credentials, error) {
+	return s.entry(ctx, g.Location, g.Permission, &grantProvider{fetch: func(ctx context.Context) (aws.Credentials, error) {
 		return s.assumeRole(ctx, g)
-	})
-	if _, err := e.retrieve(ctx); err != nil {
-		return nil, err
-	}
-	return e, nil
+	}})
 }
 
 // assumeRole mints credentials for grant g.
@@ -176,7 +172,7 @@ func (s *GrantSource) assumeRole(ctx context.Context, g Grant) (aws.Credentials,
 	}
 	exp := aws.ToTime(c.Expiration)
 	if c.Expiration == nil {
-		exp = s.opts.Now().Add(s.opts.Duration)
+		exp = time.Now().Add(s.opts.Duration)
 	}
 	return aws.Credentials{
 		AccessKeyID:     aws.ToString(c.AccessKeyId),
