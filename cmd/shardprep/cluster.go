@@ -184,7 +184,7 @@ func runWorker(ctx context.Context, args []string, env func(string) string, stdo
 	st := newStores(sf, env, log)
 	open := func(ctx context.Context, job *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
 		st.flags.jobName = job.Name
-		sink, err := st.bucket(ctx, job.Output, true)
+		sink, err := st.Bucket(ctx, job.Output, true)
 		if err != nil {
 			return nil, nil, err
 		}

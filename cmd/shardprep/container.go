@@ -239,7 +239,7 @@ func (c *containerRun) run(ctx context.Context) error {
 		return runJob(ctx, c.jobArgs(), c.env, c.stdout, c.stderr)
 	}
 
-	outRoot := normalizeRoot(c.f.output)
+	outRoot := storage.Root(c.f.output)
 	if !strings.HasPrefix(outRoot, "s3://") {
 		return usagef("container: a job on %d instances needs an s3:// output, not %s: each instance's ProcessingOutput folder is uploaded on its own, so no instance could commit the job", len(sm.Hosts), c.f.output)
 	}
@@ -251,7 +251,7 @@ func (c *containerRun) run(ctx context.Context) error {
 		return err
 	}
 	c.f.store.jobName = c.f.jobName
-	out, err := newStores(c.f.store, c.env, c.log).bucket(ctx, outRoot, true)
+	out, err := newStores(c.f.store, c.env, c.log).Bucket(ctx, outRoot, true)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", c.f.output, err)
 	}

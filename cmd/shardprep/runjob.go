@@ -191,7 +191,7 @@ func prepare(ctx context.Context, f *jobFlags, env func(string) string, log *slo
 	}
 	f.store.jobName = f.jobName
 	st := newStores(f.store, env, log)
-	outRoot := normalizeRoot(f.output)
+	outRoot := storage.Root(f.output)
 	if outRoot == "" {
 		return nil, usagef("--output %s: not a local folder or s3://bucket/prefix", f.output)
 	}
@@ -204,7 +204,7 @@ func prepare(ctx context.Context, f *jobFlags, env func(string) string, log *slo
 			return nil, fmt.Errorf("input %s is inside the output %s", o.URL, f.output)
 		}
 	}
-	sink, err := st.bucket(ctx, outRoot, true)
+	sink, err := st.Bucket(ctx, outRoot, true)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", f.output, err)
 	}
