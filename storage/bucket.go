@@ -53,7 +53,7 @@ type driver interface {
 	// checkKey rejects keys the backend cannot store; checkPrefix list prefixes.
 	checkKey(key string) error
 	checkPrefix(prefix string) error
-	// url names a key for errors and for Mux routing; url("") is the root.
+	// url names a key for errors and object URLs; url("") is the root.
 	url(key string) string
 }
 

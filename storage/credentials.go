@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -124,7 +123,7 @@ type GrantCredentials struct {
 
 // Retrieve returns credentials valid for the target, refreshing them when
 // they are within the refresh margin of their expiration. Concurrent calls
-// share one refresh.
+// share one refresh, which a caller giving up does not abandon.
 func (c *GrantCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	if c.entry == nil {
 		return c.caller.Retrieve(ctx)
@@ -168,28 +167,31 @@ func (c *GrantCredentials) LogValue() slog.Value {
 	)
 }
 
-// grantEntry caches the temporary credentials of one grant and refreshes
-// them ahead of their expiration, one refresh at a time.
+// grantEntry holds the temporary credentials of one grant in an
+// aws.CredentialsCache, which owns their expiry (by the wall clock) and
+// lets concurrent callers share one refresh. Its ExpiryWindow is the
+// refresh margin, without jitter, so Expires is exactly the refresh time;
+// a margin longer than the lifetime makes every Retrieve a refresh.
 type grantEntry struct {
-	grant   string     // grant location
-	perm    Permission // permission the credentials carry
-	refresh func(ctx context.Context) (aws.Credentials, error)
-	now     func() time.Time
-	margin  time.Duration // 0: defaultMargin of the lifetime
-
-	mu        sync.Mutex
-	creds     aws.Credentials // Expires is the real expiration
-	have      bool
-	refreshAt time.Time
-	flight    *grantFlight // non-nil while a refresh runs
+	grant string     // grant location
+	perm  Permission // permission the credentials carry
+	cache *aws.CredentialsCache
 }
 
-// grantFlight is one refresh in progress; done is closed when creds and err
-// are set.
-type grantFlight struct {
-	done  chan struct{}
-	creds aws.Credentials
-	err   error
+func newGrantEntry(grant string, perm Permission, margin time.Duration, p *grantProvider) *grantEntry {
+	cache := aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = margin
+		o.ExpiryWindowJitterFrac = 0
+	})
+	return &grantEntry{grant: grant, perm: perm, cache: cache}
+}
+
+func (e *grantEntry) retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := e.cache.Retrieve(ctx)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("storage: credentials for grant %s: %w", e, err)
+	}
+	return c, nil
 }
 
 // String names the grant and its permission, never the credentials.
@@ -201,73 +203,29 @@ func (e *grantEntry) GoString() string { return "storage.grantEntry{" + e.String
 // LogValue is String for log/slog.
 func (e *grantEntry) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
+// grantProvider fetches a grant's credentials for its cache. A seed, when
+// set, is what its first Retrieve returns: the credentials of the request
+// that found the grant.
+type grantProvider struct {
+	fetch func(ctx context.Context) (aws.Credentials, error)
+
+	mu   sync.Mutex
+	seed *aws.Credentials
+}
+
+func (p *grantProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	p.mu.Lock()
+	seed := p.seed
+	p.seed = nil
+	p.mu.Unlock()
+	if seed != nil {
+		return *seed, nil
+	}
+	return p.fetch(ctx)
+}
+
 // defaultMargin is the refresh margin used when none is configured: a tenth
 // of the credentials' lifetime, at least one minute and at most five.
 func defaultMargin(lifetime time.Duration) time.Duration {
 	return min(max(lifetime/10, time.Minute), 5*time.Minute)
-}
-
-// store installs fresh credentials; e.mu must be held.
-func (e *grantEntry) store(creds aws.Credentials) {
-	margin := e.margin
-	if margin <= 0 {
-		margin = defaultMargin(creds.Expires.Sub(e.now()))
-	}
-	e.creds, e.have = creds, true
-	e.refreshAt = creds.Expires.Add(-margin)
-}
-
-// handout is what Retrieve returns: the credentials with Expires moved to
-// the refresh time; e.mu must be held.
-func (e *grantEntry) handout() aws.Credentials {
-	c := e.creds
-	c.CanExpire = true
-	c.Expires = e.refreshAt
-	return c
-}
-
-func (e *grantEntry) retrieve(ctx context.Context) (aws.Credentials, error) {
-	for {
-		e.mu.Lock()
-		if e.have && e.now().Before(e.refreshAt) {
-			c := e.handout()
-			e.mu.Unlock()
-			return c, nil
-		}
-		if f := e.flight; f != nil {
-			e.mu.Unlock()
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return aws.Credentials{}, fmt.Errorf("storage: refreshing credentials for grant %s: %w", e, context.Cause(ctx))
-			}
-			// A refresh that failed only because its caller gave up is
-			// retried by this caller, which has not.
-			if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
-				continue
-			}
-			return f.creds, f.err
-		}
-		f := &grantFlight{done: make(chan struct{})}
-		e.flight = f
-		e.mu.Unlock()
-
-		creds, err := e.refresh(ctx)
-
-		e.mu.Lock()
-		e.flight = nil
-		if err == nil {
-			e.store(creds)
-			f.creds = e.handout()
-		} else {
-			f.err = fmt.Errorf("storage: refreshing credentials for grant %s: %w", e, err)
-		}
-		e.mu.Unlock()
-		close(f.done)
-		return f.creds, f.err
-	}
-}
-
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -22,7 +22,24 @@
 // connections are retried with backoff, a bounded number of times; access
 // denied, missing buckets or keys and failed preconditions are not.
 //
+// A Router opens Buckets by their root (s3:// through a caller-supplied
+// function that makes the S3 client, local folders itself, and mounted
+// Buckets such as an in-memory sample) and routes reads of object URLs to
+// them: it is the Source a job reads its inputs through. Router.Expand
+// turns input arguments (a local file or folder, s3://bucket/key or
+// prefix, a mounted root) into the list of input objects, in argument then
+// key order, leaving out hidden keys (a path element starting with "_" or
+// "."), the job's output, and the folders a caller's rule names as earlier
+// outputs (storage does not know shardprep's output layout). Root gives
+// the root form of a folder argument.
+//
 // ParseLocation parses command-line storage arguments (s3://bucket/key,
 // local paths, mem://name/key); NewS3Client builds a client for AWS or
-// MinIO; a Mux routes object URLs to the open Buckets that hold them.
+// MinIO.
+//
+// GrantSource hands out credentials scoped to one prefix, from S3 Access
+// Grants or from a grants file (checked strictly: unknown fields, and a key
+// given twice in one grant in any letter case, are refused). Each grant's
+// credentials are held in an aws.CredentialsCache that refreshes them a
+// margin ahead of their expiration.
 package storage

@@ -40,9 +40,10 @@ type GrantOptions struct {
 	// (reduced to the characters STS allows).
 	JobName string
 	// RefreshMargin is how long before their expiration credentials are
-	// replaced. 0: a tenth of their lifetime, at least one minute and at
-	// most five. A margin longer than the lifetime refreshes on every
-	// Retrieve.
+	// replaced: the ExpiryWindow of the aws.CredentialsCache that holds
+	// them, which decides by the wall clock. 0: a tenth of Duration, at
+	// least one minute and at most five. A margin longer than the lifetime
+	// refreshes on every Retrieve.
 	RefreshMargin time.Duration
 	// Fallback makes Credentials answer a target no grant covers with the
 	// caller's own credentials instead of a *NoGrantError; the returned
@@ -51,9 +52,6 @@ type GrantOptions struct {
 	// RoleARN is the RoleArn sent with AssumeRole (grants file only). MinIO
 	// ignores it; the default is a placeholder it accepts.
 	RoleARN string
-	// Now is the clock that decides when credentials are due for refresh;
-	// nil means time.Now.
-	Now func() time.Time
 }
 
 const (
@@ -66,7 +64,8 @@ const (
 // GrantSource hands out credentials limited to a prefix, from S3 Access
 // Grants (NewAccessGrants) or from a grants file and STS AssumeRole
 // (NewGrantsFile). Credentials are cached by the grant they matched, so
-// targets under one grant share them, and are refreshed ahead of their
+// targets under one grant share them, each grant's in an
+// aws.CredentialsCache that refreshes them RefreshMargin ahead of their
 // expiration. A GrantSource is safe for concurrent use.
 type GrantSource struct {
 	cfg  aws.Config
@@ -136,8 +135,8 @@ func newGrantSource(cfg aws.Config, opts *GrantOptions) (*GrantSource, error) {
 	if s.opts.RefreshMargin < 0 {
 		return nil, fmt.Errorf("storage: negative credentials refresh margin %v", s.opts.RefreshMargin)
 	}
-	if s.opts.Now == nil {
-		s.opts.Now = time.Now
+	if s.opts.RefreshMargin == 0 {
+		s.opts.RefreshMargin = defaultMargin(s.opts.Duration)
 	}
 	if s.opts.RoleARN == "" {
 		s.opts.RoleARN = defaultRoleARN
@@ -211,17 +210,21 @@ func (s *GrantSource) Credentials(ctx context.Context, t GrantTarget) (*GrantCre
 	return &GrantCredentials{target: t, entry: e}, nil
 }
 
-// entry returns the cache entry for a grant, creating it with refresh.
-func (s *GrantSource) entry(grant string, perm Permission, refresh func(context.Context) (aws.Credentials, error)) *grantEntry {
+// entry returns the cache entry for a grant, creating it with p when there
+// is none, and makes sure it holds credentials.
+func (s *GrantSource) entry(ctx context.Context, grant string, perm Permission, p *grantProvider) (*grantEntry, error) {
 	key := grant + " " + string(perm)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e := s.entries[key]
 	if e == nil {
-		e = &grantEntry{grant: grant, perm: perm, refresh: refresh, now: s.opts.Now, margin: s.opts.RefreshMargin}
+		e = newGrantEntry(grant, perm, s.opts.RefreshMargin, p)
 		s.entries[key] = e
 	}
-	return e
+	s.mu.Unlock()
+	if _, err := e.retrieve(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // cachedEntry returns the most specific cached grant that covers t with a
@@ -251,16 +254,12 @@ func (s *GrantSource) accessGrantsEntry(ctx context.Context, t GrantTarget) (*gr
 	if err != nil {
 		return nil, err
 	}
-	e := s.entry(grant, t.Permission, func(ctx context.Context) (aws.Credentials, error) {
+	// The credentials just fetched seed the grant's cache; later ones are
+	// asked for this target, which the grant covers.
+	return s.entry(ctx, grant, t.Permission, &grantProvider{seed: &creds, fetch: func(ctx context.Context) (aws.Credentials, error) {
 		c, _, err := s.getDataAccess(ctx, account, t)
 		return c, err
-	})
-	e.mu.Lock()
-	if !e.have || creds.Expires.After(e.creds.Expires) {
-		e.store(creds)
-	}
-	e.mu.Unlock()
-	return e, nil
+	}})
 }
 
 // account returns the Access Grants account: the option, or the caller's.
@@ -330,7 +329,7 @@ func (s *GrantSource) getDataAccess(ctx context.Context, account string, t Grant
 	}
 	exp := aws.ToTime(c.Expiration)
 	if c.Expiration == nil {
-		exp = s.opts.Now().Add(s.opts.Duration)
+		exp = time.Now().Add(s.opts.Duration)
 	}
 	grant := aws.ToString(out.MatchedGrantTarget)
 	if grant == "" {

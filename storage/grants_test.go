@@ -156,7 +156,7 @@ func TestAccessGrantsRequestAndCache(t *testing.T) {
 	srv := newAccessGrantsServer(t, clock, map[string]string{"s3://data/jobs/*": "READWRITE"})
 	src, err := storage.NewAccessGrants(callerConfig(), &storage.GrantOptions{
 		AccountID: "123456789012", Endpoint: srv.srv.URL, Duration: 2 * time.Hour,
-		JobName: "abalone-prep", RefreshMargin: 10 * time.Minute, Now: clock.Now,
+		JobName: "abalone-prep", RefreshMargin: 10 * time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -234,14 +234,23 @@ func TestAccessGrantsRequestAndCache(t *testing.T) {
 	}
 }
 
+// dueSoon is a server clock reading that makes the credentials of a
+// lifetime, refreshed margin before their expiration, due for refresh
+// between one and two seconds from now (the server gives whole seconds).
+func dueSoon(lifetime, margin time.Duration) time.Time {
+	return time.Now().Add(-lifetime + margin + 2*time.Second).Truncate(time.Second)
+}
+
 func TestAccessGrantsRefreshOncePerExpiry(t *testing.T) {
 	ctx := context.Background()
-	start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	// The SDK's cache decides by the wall clock: the server issues
+	// credentials that are due for refresh within two seconds.
+	start := dueSoon(15*time.Minute, 90*time.Second)
 	clock := &grantsClock{t: start}
 	srv := newAccessGrantsServer(t, clock, map[string]string{"s3://data/*": "READ"})
 	srv.delay = 50 * time.Millisecond // keep the refresh in flight while others arrive
 	src, err := storage.NewAccessGrants(callerConfig(), &storage.GrantOptions{
-		AccountID: "123456789012", Endpoint: srv.srv.URL, Duration: 15 * time.Minute, Now: clock.Now,
+		AccountID: "123456789012", Endpoint: srv.srv.URL, Duration: 15 * time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -255,22 +264,24 @@ func TestAccessGrantsRefreshOncePerExpiry(t *testing.T) {
 	if want := start.Add(15*time.Minute - 90*time.Second); !first.Expires.Equal(want) {
 		t.Fatalf("Expires %v, want %v", first.Expires, want)
 	}
-	clock.Set(start.Add(13 * time.Minute)) // before the refresh time
-	if c, _ := gc.Retrieve(ctx); c.AccessKeyID != first.AccessKeyID || src.Calls() != 1 {
+	if c, _ := gc.Retrieve(ctx); c.AccessKeyID != first.AccessKeyID || src.Calls() != 1 { // before the refresh time
 		t.Fatalf("refreshed too early: %s, %d calls", c.AccessKeyID, src.Calls())
 	}
 
 	// Three expiries in a row, each met by 64 concurrent Retrieve calls:
 	// exactly one GetDataAccess per expiry, and everyone gets the new keys.
+	due := first.Expires
 	for round := 1; round <= 3; round++ {
-		clock.Set(clock.Now().Add(14 * time.Minute)) // past 13.5 of the 15 minutes
+		time.Sleep(time.Until(due) + 10*time.Millisecond)
+		clock.Set(dueSoon(15*time.Minute, 90*time.Second))
 		var wg sync.WaitGroup
 		keys := make([]string, 64)
 		errs := make([]error, 64)
+		exps := make([]time.Time, 64)
 		for i := range keys {
 			wg.Go(func() {
 				c, err := gc.Retrieve(ctx)
-				keys[i], errs[i] = c.AccessKeyID, err
+				keys[i], errs[i], exps[i] = c.AccessKeyID, err, c.Expires
 			})
 		}
 		wg.Wait()
@@ -283,6 +294,7 @@ func TestAccessGrantsRefreshOncePerExpiry(t *testing.T) {
 		if src.Calls() != int64(round+1) || srv.dataAccessCalls() != round+1 {
 			t.Fatalf("round %d: %d calls counted, %d served; want %d", round, src.Calls(), srv.dataAccessCalls(), round+1)
 		}
+		due = exps[0]
 	}
 }
 

@@ -44,14 +44,20 @@ func ReadGrantsFile(path string) ([]Grant, error) {
 
 // ParseGrants decodes and checks a grants file's content. Unknown fields,
 // a location that is not "s3://...*" and an unknown permission are errors
-// naming the grant (counted from 1).
+// naming the grant (counted from 1). A key given twice in one object, in
+// any spelling JSON field matching takes for the same ("grantee" and
+// "Grantee"), is an error naming its line and both spellings: decoding
+// would silently keep the last.
 func ParseGrants(data []byte) ([]Grant, error) {
+	if err := checkDuplicateKeys(data); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var grants []Grant
 	if err := dec.Decode(&grants); err != nil {
 		if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
-			return nil, fmt.Errorf("line %d: %w", 1+bytes.Count(data[:min(se.Offset, int64(len(data)))], []byte("\n")), err)
+			return nil, fmt.Errorf("line %d: %w", lineAt(data, se.Offset), err)
 		}
 		return nil, fmt.Errorf("not a JSON list of grants: %w", err)
 	}
@@ -64,6 +70,54 @@ func ParseGrants(data []byte) ([]Grant, error) {
 		}
 	}
 	return grants, nil
+}
+
+// lineAt is the line (from 1) of byte offset off in data.
+func lineAt(data []byte, off int64) int {
+	return 1 + bytes.Count(data[:min(max(off, 0), int64(len(data)))], []byte("\n"))
+}
+
+// checkDuplicateKeys refuses a JSON object holding one key twice, compared
+// case-insensitively as encoding/json matches field names. Malformed JSON
+// passes: decoding reports it.
+func checkDuplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// One frame per open object or array; an object's frame holds the keys
+	// seen so far and whether a key comes next.
+	type frame struct {
+		object  bool
+		wantKey bool
+		keys    []string
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or malformed JSON
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if key, ok := tok.(string); ok && top != nil && top.object && top.wantKey {
+			for _, k := range top.keys {
+				if strings.EqualFold(k, key) {
+					return fmt.Errorf("line %d: key %q given twice in one object (also as %q)", lineAt(data, dec.InputOffset()), key, k)
+				}
+			}
+			top.keys, top.wantKey = append(top.keys, key), false
+			continue
+		}
+		if top != nil && top.object {
+			top.wantKey = true // a value ends here or, for '{' and '[', begins
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, &frame{object: tok == json.Delim('{'), wantKey: true})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
 }
 
 func (g Grant) validate() error {
@@ -145,13 +199,9 @@ func (s *GrantSource) fileEntry(ctx context.Context, t GrantTarget) (*grantEntry
 	if !ok {
 		return nil, &NoGrantError{Principal: "access key " + caller.AccessKeyID, Target: t}
 	}
-	e := s.entry(g.Location, g.Permission, func(ctx context.Context) (aws.Credentials, error) {
+	return s.entry(ctx, g.Location, g.Permission, &grantProvider{fetch: func(ctx context.Context) (aws.Credentials, error) {
 		return s.assumeRole(ctx, g)
-	})
-	if _, err := e.retrieve(ctx); err != nil {
-		return nil, err
-	}
-	return e, nil
+	}})
 }
 
 // assumeRole mints credentials for grant g.
@@ -176,7 +226,7 @@ func (s *GrantSource) assumeRole(ctx context.Context, g Grant) (aws.Credentials,
 	}
 	exp := aws.ToTime(c.Expiration)
 	if c.Expiration == nil {
-		exp = s.opts.Now().Add(s.opts.Duration)
+		exp = time.Now().Add(s.opts.Duration)
 	}
 	return aws.Credentials{
 		AccessKeyID:     aws.ToString(c.AccessKeyId),

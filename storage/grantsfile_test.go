@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +68,49 @@ func TestParseGrants(t *testing.T) {
 	}
 	if _, err := storage.ReadGrantsFile(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestParseGrantsDuplicateKeys: a key given twice in one grant, in any
+// spelling encoding/json matches to the same field, is refused with its
+// line and both spellings, where decoding would silently keep the last.
+func TestParseGrantsDuplicateKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name, in   string
+		line       int
+		first, dup string
+	}{
+		{"same spelling", `[{"grantee": "a", "grantee": "b", "location": "s3://b/*", "permission": "READ"}]`, 1, "grantee", "grantee"},
+		{"capitalized", "[\n  {\"grantee\": \"usera\",\n   \"location\": \"s3://b/*\",\n   \"Grantee\": \"userb\", \"permission\": \"READ\"}\n]", 4, "grantee", "Grantee"},
+		{"upper case, second grant", "[\n{\"grantee\": \"a\", \"location\": \"s3://b/*\", \"permission\": \"READ\"},\n{\"grantee\": \"a\", \"location\": \"s3://b/p/*\",\n\"permission\": \"READ\",\n\"PERMISSION\": \"READWRITE\"}\n]", 5, "permission", "PERMISSION"},
+		{"mixed case", "[{\"Location\": \"s3://b/*\",\n\"grantee\": \"a\", \"permission\": \"READ\", \"lOcAtIoN\": \"s3://*\"}]", 2, "Location", "lOcAtIoN"},
+		{"after nested values", "[{\"note\": {\"grantee\": 1, \"x\": [{\"grantee\": 2}, [{\"Grantee\": 3}]]},\n\"grantee\": \"a\", \"location\": \"s3://b/*\",\n\"GRANTEE\": \"b\"}]", 3, "grantee", "GRANTEE"},
+		{"unknown key twice", "[{\"grantee\": \"a\", \"location\": \"s3://b/*\", \"permission\": \"READ\",\n\"note\": 1,\n\"Note\": {\"x\": [1, {\"y\": 2}]}}]", 3, "note", "Note"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := storage.ParseGrants([]byte(tc.in))
+			if err == nil {
+				t.Fatalf("ParseGrants accepted %s", tc.in)
+			}
+			for _, want := range []string{fmt.Sprintf("line %d:", tc.line), strconv.Quote(tc.first), strconv.Quote(tc.dup)} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %s", err, want)
+				}
+			}
+		})
+	}
+	// The same key in different objects is fine.
+	ok := `[{"grantee": "a", "location": "s3://b/*", "permission": "READ"},
+{"grantee": "a", "location": "s3://c/*", "permission": "READWRITE"}]`
+	if g, err := storage.ParseGrants([]byte(ok)); err != nil || len(g) != 2 {
+		t.Errorf("two grants with the same keys: %v, %v", g, err)
+	}
+	path := filepath.Join(t.TempDir(), "grants.json")
+	if err := os.WriteFile(path, []byte("[{\"grantee\": \"a\",\n\"Grantee\": \"b\"}]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storage.ReadGrantsFile(path); err == nil || !strings.Contains(err.Error(), path+": line 2:") {
+		t.Errorf("ReadGrantsFile: %v, want an error naming the file and line 2", err)
 	}
 }
 
@@ -296,9 +341,10 @@ func TestGrantsFileMinIORefresh(t *testing.T) {
 	ctx := context.Background()
 	e, userA := grantsMinIO(t)
 	grants := []storage.Grant{{Grantee: e.UserAKey, Location: "s3://" + e.Bucket + "/UserA/*", Permission: storage.PermReadWrite}}
-	clock := &grantsClock{t: time.Now()}
+	// The SDK's cache decides by the wall clock: a margin of all but three
+	// seconds of the lifetime makes credentials due that soon.
 	src, err := storage.NewGrantsFile(userConfig(e.UserAKey, e.UserASecret), "grants.json", grants,
-		&storage.GrantOptions{Endpoint: e.Endpoint, Duration: 15 * time.Minute, Now: clock.Now})
+		&storage.GrantOptions{Endpoint: e.Endpoint, Duration: 15 * time.Minute, RefreshMargin: 15*time.Minute - 3*time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,11 +366,10 @@ func TestGrantsFileMinIORefresh(t *testing.T) {
 		t.Fatalf("second target under the grant: key %s (first %s), %d calls", c.AccessKeyID, first.AccessKeyID, src.Calls())
 	}
 
-	// Move the clock to the refresh time of the first credentials (their
-	// expiration less the default margin); MinIO's next credentials
-	// expire later, so one refresh serves every concurrent caller.
-	time.Sleep(1100 * time.Millisecond)
-	clock.Set(first.Expires)
+	// Wait for the refresh time of the first credentials (their expiration
+	// less the margin); MinIO's next credentials expire later, so one
+	// refresh serves every concurrent caller.
+	time.Sleep(time.Until(first.Expires) + 10*time.Millisecond)
 	var wg sync.WaitGroup
 	got := make([]aws.Credentials, 32)
 	errs := make([]error, len(got))

@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -527,28 +524,16 @@ func TestMinIOMissingBucket(t *testing.T) {
 // mid-body, against the real server, and replaces the object mid-read.
 func TestMinIOResumeThroughProxy(t *testing.T) {
 	env, prefix := storagetest.MinIO(t)
-	target, err := url.Parse(env.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gets atomic.Int32
 	var cutAt atomic.Int64 // body bytes each GET may send; 0: no limit
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Method == http.MethodGet && resp.StatusCode == http.StatusPartialContent {
-			gets.Add(1)
-			if k := cutAt.Load(); k > 0 {
-				resp.Body = &cutBody{r: resp.Body, left: k}
-			}
+	proxy := storagetest.NewFaultProxy(t, env.Endpoint, env.Bucket, func(r storagetest.S3Request) storagetest.Fault {
+		if r.Op == "GetObject" {
+			return storagetest.Fault{CutAfter: cutAt.Load()}
 		}
-		return nil
-	}
-	proxy.ErrorLog = log.New(io.Discard, "", 0)
-	srv := httptest.NewServer(proxy)
-	t.Cleanup(srv.Close)
+		return storagetest.Fault{}
+	})
 	// The proxy keeps the client's Host header, so signatures still verify.
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(env.RootUser, env.RootPassword, "")}
-	viaProxy := openMinIO(t, storage.NewS3Client(cfg, srv.URL, true), env.Bucket, prefix)
+	viaProxy := openMinIO(t, storage.NewS3Client(cfg, proxy.URL, true), env.Bucket, prefix)
 	direct := openMinIO(t, env.RootClient(t), env.Bucket, prefix)
 
 	data := testData(1 << 20)
@@ -558,7 +543,7 @@ func TestMinIOResumeThroughProxy(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read through a dropping proxy: %d bytes, %v", len(got), err)
 	}
-	if n := gets.Load(); n != 4 {
+	if n := proxy.Seen("GetObject"); n != 4 {
 		t.Errorf("%d GETs for 1 MiB cut every 300000 bytes, want 4", n)
 	}
 
@@ -578,23 +563,3 @@ func TestMinIOResumeThroughProxy(t *testing.T) {
 		t.Errorf("read across a replacement: %v, want ErrChanged", err)
 	}
 }
-
-// cutBody fails after left bytes, as a dropped connection does.
-type cutBody struct {
-	r    io.ReadCloser
-	left int64
-}
-
-func (c *cutBody) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, errors.New("connection dropped by test proxy")
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.r.Read(p)
-	c.left -= int64(n)
-	return n, err
-}
-
-func (c *cutBody) Close() error { return c.r.Close() }

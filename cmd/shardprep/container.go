@@ -230,7 +230,7 @@ func (c *containerRun) run(ctx context.Context) error {
 		return runJob(ctx, &c.job, c.env, c.stdout, c.stderr)
 	}
 
-	outRoot := normalizeRoot(c.job.output)
+	outRoot := storage.Root(c.job.output)
 	if !strings.HasPrefix(outRoot, "s3://") {
 		return usagef("container: a job on %d instances needs an s3:// output, not %s: each instance's ProcessingOutput folder is uploaded on its own, so no instance could commit the job", len(sm.Hosts), c.job.output)
 	}
@@ -243,7 +243,7 @@ func (c *containerRun) run(ctx context.Context) error {
 	}
 	sf := c.job.store
 	sf.jobName = c.job.jobName
-	out, err := newStores(sf, c.env, c.log).bucket(ctx, outRoot, true)
+	out, err := newStores(sf, c.env, c.log).Bucket(ctx, outRoot, true)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", c.job.output, err)
 	}

@@ -3,14 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,233 +13,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/shardprep/shardprep/storage/storagetest"
 )
-
-// s3Request is one request as the fault proxy classifies it.
-type s3Request struct {
-	Op      string // S3 or STS operation: GetObject, PutObject, UploadPart, AssumeRole, ...
-	Key     string // object key in the bucket; "" for bucket and STS requests
-	N       int    // this request's number among those of its Op, from 1
-	Attempt int    // 1 for the first request with this Op, Key, part number and range
-}
-
-// fault is what the proxy does to one request. The zero fault forwards it.
-type fault struct {
-	status int    // answer with this status and S3 error code instead of forwarding
-	code   string //
-	cut    bool   // forward, then drop the connection halfway through the response body
-}
-
-// s3Proxy is a reverse proxy in front of MinIO on loopback that records the
-// requests it forwards and injects the faults its rule asks for. The
-// requests' Host header is kept, so SigV4 signatures stay valid.
-type s3Proxy struct {
-	URL    string
-	bucket string
-	rule   func(s3Request) fault // nil: forward everything
-
-	mu       sync.Mutex
-	ops      map[string]int  // requests seen, by Op
-	attempts map[string]int  // requests seen, by Op, key, part number and range
-	injected map[string]int  // faults injected, by "Op status" or "Op cut"
-	tokens   map[string]bool // X-Amz-Security-Token values seen
-	signers  map[string]bool // access key IDs that signed requests
-	uploads  map[string]bool // keys CreateMultipartUpload was asked for
-}
-
-type cutKey struct{}
-
-func newS3Proxy(t testing.TB, endpoint, bucket string, rule func(s3Request) fault) *s3Proxy {
-	t.Helper()
-	target, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &s3Proxy{
-		bucket: bucket, rule: rule,
-		ops: map[string]int{}, attempts: map[string]int{}, injected: map[string]int{},
-		tokens: map[string]bool{}, signers: map[string]bool{}, uploads: map[string]bool{},
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Context().Value(cutKey{}) != nil && resp.ContentLength >= 2 {
-			resp.Body = &cutBody{rc: resp.Body, left: resp.ContentLength / 2}
-		}
-		return nil
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := p.classify(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		var f fault
-		if p.rule != nil {
-			f = p.rule(req)
-		}
-		switch {
-		case f.status != 0:
-			p.count(req.Op, fmt.Sprint(f.status))
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(f.status)
-			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+
-				`<Error><Code>%s</Code><Message>injected by the test proxy</Message><Key>%s</Key><RequestId>proxy%d</RequestId></Error>`,
-				f.code, req.Key, req.N)
-			return
-		case f.cut:
-			p.count(req.Op, "cut")
-			r = r.WithContext(context.WithValue(r.Context(), cutKey{}, true))
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
-	return p
-}
-
-// cutBody ends with an error after left bytes, which makes the
-// ReverseProxy abort the connection: the client sees a body cut short.
-type cutBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (c *cutBody) Read(b []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, errors.New("connection dropped by the test proxy")
-	}
-	if int64(len(b)) > c.left {
-		b = b[:c.left]
-	}
-	n, err := c.rc.Read(b)
-	c.left -= int64(n)
-	return n, err
-}
-
-func (c *cutBody) Close() error { return c.rc.Close() }
-
-// classify names the operation of r and records it.
-func (p *s3Proxy) classify(r *http.Request) (s3Request, error) {
-	q := r.URL.Query()
-	var req s3Request
-	key, isObject := strings.CutPrefix(r.URL.Path, "/"+p.bucket+"/")
-	switch {
-	case r.URL.Path == "/" && r.Method == http.MethodPost:
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return req, err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			return req, err
-		}
-		req.Op = form.Get("Action")
-	case !isObject || key == "":
-		switch {
-		case q.Has("list-type"):
-			req.Op = "ListObjectsV2"
-		case q.Has("uploads"):
-			req.Op = "ListMultipartUploads"
-		default:
-			req.Op = "Bucket" + r.Method
-		}
-	default:
-		req.Key = key
-		switch r.Method {
-		case http.MethodGet:
-			req.Op = "GetObject"
-		case http.MethodHead:
-			req.Op = "HeadObject"
-		case http.MethodPut:
-			req.Op = "PutObject"
-			if q.Has("partNumber") {
-				req.Op = "UploadPart"
-			}
-		case http.MethodPost:
-			req.Op = "CompleteMultipartUpload"
-			if q.Has("uploads") {
-				req.Op = "CreateMultipartUpload"
-			}
-		case http.MethodDelete:
-			req.Op = "DeleteObject"
-			if q.Has("uploadId") {
-				req.Op = "AbortMultipartUpload"
-			}
-		default:
-			req.Op = "Object" + r.Method
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ops[req.Op]++
-	req.N = p.ops[req.Op]
-	sig := req.Op + " " + req.Key + " " + q.Get("partNumber") + " " + r.Header.Get("Range")
-	p.attempts[sig]++
-	req.Attempt = p.attempts[sig]
-	if req.Op == "CreateMultipartUpload" {
-		p.uploads[req.Key] = true
-	}
-	if tok := r.Header.Get("X-Amz-Security-Token"); tok != "" {
-		p.tokens[tok] = true
-	}
-	if _, rest, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
-		id, _, _ := strings.Cut(rest, "/")
-		p.signers[id] = true
-	}
-	return req, nil
-}
-
-func (p *s3Proxy) count(op, what string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.injected[op+" "+what]++
-}
-
-// seen returns how many requests of op were made.
-func (p *s3Proxy) seen(op string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ops[op]
-}
-
-// faults returns how many faults of a kind ("GetObject cut", "PutObject 503") were injected.
-func (p *s3Proxy) faults(kind string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.injected[kind]
-}
-
-// sessionTokens returns the session tokens requests were signed with.
-func (p *s3Proxy) sessionTokens() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []string
-	for tok := range p.tokens {
-		out = append(out, tok)
-	}
-	return out
-}
-
-// uploadKeys returns the keys multipart uploads were started for.
-func (p *s3Proxy) uploadKeys() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []string
-	for k := range p.uploads {
-		out = append(out, k)
-	}
-	return out
-}
-
-// reset forgets what was seen and injected.
-func (p *s3Proxy) reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ops, p.attempts, p.injected = map[string]int{}, map[string]int{}, map[string]int{}
-}
 
 // genInput writes rows generated rows to a local file and uploads it to key.
 func genInput(t testing.TB, e *s3Env, rows int, key string) (local string, size int64) {
@@ -273,19 +43,19 @@ func TestS3FaultsOutputIdentical(t *testing.T) {
 
 	var faulty bool
 	var mu sync.Mutex
-	proxy := newS3Proxy(t, e.Endpoint, e.Bucket, func(r s3Request) fault {
+	proxy := storagetest.NewFaultProxy(t, e.Endpoint, e.Bucket, func(r storagetest.S3Request) storagetest.Fault {
 		mu.Lock()
 		defer mu.Unlock()
 		if !faulty {
-			return fault{}
+			return storagetest.Fault{}
 		}
 		switch {
 		case r.Op == "GetObject" && strings.HasSuffix(r.Key, ".csv") && r.N%2 == 1:
-			return fault{cut: true}
+			return storagetest.Fault{CutHalf: true}
 		case (r.Op == "PutObject" || r.Op == "UploadPart") && r.Attempt == 1 && r.N%2 == 1:
-			return fault{status: http.StatusServiceUnavailable, code: "SlowDown"}
+			return storagetest.Fault{Status: http.StatusServiceUnavailable, Code: "SlowDown"}
 		}
-		return fault{}
+		return storagetest.Fault{}
 	})
 	job := func(out string) (string, error) {
 		stdout, stderr, err := e.run(context.Background(), e.userEnv("a"), "run",
@@ -299,14 +69,14 @@ func TestS3FaultsOutputIdentical(t *testing.T) {
 	if log, err := job(clean); err != nil {
 		t.Fatalf("clean run: %v\n%s", err, log)
 	}
-	if n := proxy.seen("UploadPart"); n < 4 {
+	if n := proxy.Seen("UploadPart"); n < 4 {
 		t.Fatalf("clean run made %d UploadPart requests; the output is too small to test multipart uploads", n)
 	}
 
 	mu.Lock()
 	faulty = true
 	mu.Unlock()
-	proxy.reset()
+	proxy.Reset()
 	dirty := e.area("Product") + "faults/"
 	start := time.Now()
 	log, err := job(dirty)
@@ -314,10 +84,10 @@ func TestS3FaultsOutputIdentical(t *testing.T) {
 		t.Fatalf("run with transient faults: %v\n%s", err, log)
 	}
 	t.Logf("faulty run: %v; injected %d cut GETs, %d SlowDown PutObject, %d SlowDown UploadPart; %d GetObject, %d UploadPart requests",
-		time.Since(start).Round(time.Millisecond), proxy.faults("GetObject cut"), proxy.faults("PutObject 503"), proxy.faults("UploadPart 503"),
-		proxy.seen("GetObject"), proxy.seen("UploadPart"))
+		time.Since(start).Round(time.Millisecond), proxy.Faults("GetObject cut"), proxy.Faults("PutObject 503"), proxy.Faults("UploadPart 503"),
+		proxy.Seen("GetObject"), proxy.Seen("UploadPart"))
 	for _, kind := range []string{"GetObject cut", "PutObject 503", "UploadPart 503"} {
-		if proxy.faults(kind) == 0 {
+		if proxy.Faults(kind) == 0 {
 			t.Errorf("no %q fault was injected; the test proves nothing about it", kind)
 		}
 	}
@@ -378,33 +148,33 @@ func TestS3PersistentFailureLeavesNothing(t *testing.T) {
 	cases := []struct {
 		name    string
 		workers string
-		rule    func(out string, cancel func()) func(s3Request) fault
+		rule    func(out string, cancel func()) func(storagetest.S3Request) storagetest.Fault
 		want    []string // in the error line
 	}{
-		{"500 on every PUT", "2", func(out string, _ func()) func(s3Request) fault {
-			return func(r s3Request) fault {
+		{"500 on every PUT", "2", func(out string, _ func()) func(storagetest.S3Request) storagetest.Fault {
+			return func(r storagetest.S3Request) storagetest.Fault {
 				if (r.Op == "PutObject" || r.Op == "UploadPart") && strings.HasPrefix(r.Key, out) {
-					return fault{status: http.StatusInternalServerError, code: "InternalError"}
+					return storagetest.Fault{Status: http.StatusInternalServerError, Code: "InternalError"}
 				}
-				return fault{}
+				return storagetest.Fault{}
 			}
 		}, []string{"InternalError", "exceeded maximum number of attempts", "nothing was committed"}},
-		{"AccessDenied on UploadPart", "1", func(out string, _ func()) func(s3Request) fault {
+		{"AccessDenied on UploadPart", "1", func(out string, _ func()) func(storagetest.S3Request) storagetest.Fault {
 			// The first split's parts are written (one worker) before the
 			// second fails; the job must remove them.
-			return func(r s3Request) fault {
+			return func(r storagetest.S3Request) storagetest.Fault {
 				if r.Op == "UploadPart" && r.Key == out+"train/part-00001" {
-					return fault{status: http.StatusForbidden, code: "AccessDenied"}
+					return storagetest.Fault{Status: http.StatusForbidden, Code: "AccessDenied"}
 				}
-				return fault{}
+				return storagetest.Fault{}
 			}
 		}, []string{"access denied to " + e.url(""), "UploadPart", "nothing was committed"}},
-		{"cancelled during uploads", "2", func(out string, cancel func()) func(s3Request) fault {
-			return func(r s3Request) fault {
+		{"cancelled during uploads", "2", func(out string, cancel func()) func(storagetest.S3Request) storagetest.Fault {
+			return func(r storagetest.S3Request) storagetest.Fault {
 				if r.Op == "UploadPart" && r.N == 3 {
 					cancel()
 				}
-				return fault{}
+				return storagetest.Fault{}
 			}
 		}, []string{"interrupted", "nothing was committed"}},
 	}
@@ -413,7 +183,7 @@ func TestS3PersistentFailureLeavesNothing(t *testing.T) {
 			out := e.area("Product") + fmt.Sprintf("fail%d/", i)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			proxy := newS3Proxy(t, e.Endpoint, e.Bucket, c.rule(out, cancel))
+			proxy := storagetest.NewFaultProxy(t, e.Endpoint, e.Bucket, c.rule(out, cancel))
 			stdout, stderr, err := e.run(ctx, e.userEnv("a"), "run",
 				"--input", e.url(in), "--output", e.url(out), "--seed", "3",
 				"--credentials", "grants", "--grants-file", e.grants, "--s3-endpoint", proxy.URL,
@@ -433,21 +203,21 @@ func TestS3PersistentFailureLeavesNothing(t *testing.T) {
 				}
 			}
 			t.Logf("error line: %s", strings.TrimSpace(line.String()))
-			if c.name == "AccessDenied on UploadPart" && (proxy.seen("PutObject") == 0 || proxy.seen("CompleteMultipartUpload") == 0) {
+			if c.name == "AccessDenied on UploadPart" && (proxy.Seen("PutObject") == 0 || proxy.Seen("CompleteMultipartUpload") == 0) {
 				t.Errorf("%d PutObject, %d CompleteMultipartUpload: no part was written before the failure, so their removal is untested",
-					proxy.seen("PutObject"), proxy.seen("CompleteMultipartUpload"))
+					proxy.Seen("PutObject"), proxy.Seen("CompleteMultipartUpload"))
 			}
 			if left := e.keys(t, out); len(left) != 0 {
 				t.Errorf("the failed job left %d objects under its output: %v\nstderr:\n%s", len(left), left, stderr)
 			}
-			creates, aborts := proxy.seen("CreateMultipartUpload"), proxy.seen("AbortMultipartUpload")
+			creates, aborts := proxy.Seen("CreateMultipartUpload"), proxy.Seen("AbortMultipartUpload")
 			if creates == 0 {
 				t.Fatalf("no multipart upload was started; the test proves nothing about aborting them")
 			}
-			if aborts < creates-proxy.seen("CompleteMultipartUpload") {
-				t.Errorf("%d multipart uploads started, %d completed, only %d aborted", creates, proxy.seen("CompleteMultipartUpload"), aborts)
+			if aborts < creates-proxy.Seen("CompleteMultipartUpload") {
+				t.Errorf("%d multipart uploads started, %d completed, only %d aborted", creates, proxy.Seen("CompleteMultipartUpload"), aborts)
 			}
-			keys := proxy.uploadKeys()
+			keys := proxy.UploadKeys()
 			for _, f := range []string{"train", "validation", "_rejected"} {
 				for i := range e.plannedSplits(t, in, 8<<20) + 2 {
 					keys = append(keys, out+fmt.Sprintf("%s/part-%05d", f, i))

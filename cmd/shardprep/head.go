@@ -33,7 +33,7 @@ func runHead(ctx context.Context, args []string, env func(string) string, stdout
 	if fs.NArg() != 1 {
 		return usagef("head needs exactly one LOCATION")
 	}
-	root := normalizeRoot(fs.Arg(0))
+	root := storage.Root(fs.Arg(0))
 	if root == "" {
 		return usagef("head: %s is not a local folder or s3://bucket/prefix", fs.Arg(0))
 	}
@@ -41,7 +41,7 @@ func runHead(ctx context.Context, args []string, env func(string) string, stdout
 		return err
 	}
 	st := newStores(sf, env, newLogger(stderr, "auto", env))
-	b, err := st.bucket(ctx, root, false)
+	b, err := st.Bucket(ctx, root, false)
 	if err != nil {
 		return err
 	}

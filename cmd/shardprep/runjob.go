@@ -111,7 +111,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	}
 	cfg.store.jobName = cfg.jobName
 	st := newStores(cfg.store, env, log)
-	outRoot := normalizeRoot(cfg.output)
+	outRoot := storage.Root(cfg.output)
 	if outRoot == "" {
 		return nil, usagef("--output %s: not a local folder or s3://bucket/prefix", cfg.output)
 	}
@@ -130,7 +130,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 		}
 		total += o.Size
 	}
-	sink, err := st.bucket(ctx, outRoot, true)
+	sink, err := st.Bucket(ctx, outRoot, true)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", cfg.output, err)
 	}

@@ -245,7 +245,7 @@ func grantCalls(stdout string) int {
 // UserB/*.
 func TestS3GrantsScenario(t *testing.T) {
 	e := newS3Env(t)
-	proxy := newS3Proxy(t, e.Endpoint, e.Bucket, nil)
+	proxy := storagetest.NewFaultProxy(t, e.Endpoint, e.Bucket, nil)
 	sample, err := os.ReadFile(samplePath)
 	if err != nil {
 		t.Fatal(err)
@@ -311,9 +311,9 @@ func TestS3GrantsScenario(t *testing.T) {
 	}
 	// assumeRoles runs f and returns the AssumeRole requests MinIO was sent meanwhile.
 	assumeRoles := func(f func()) int {
-		before := proxy.seen("AssumeRole")
+		before := proxy.Seen("AssumeRole")
 		f()
-		return proxy.seen("AssumeRole") - before
+		return proxy.Seen("AssumeRole") - before
 	}
 
 	aIn := e.area("UserA")
@@ -410,10 +410,7 @@ func TestS3GrantsScenario(t *testing.T) {
 		if !strings.Contains(r.stderr, "using the caller's own credentials (--grants-fallback)") || !strings.Contains(r.stderr, e.url(aIn)+"*") {
 			t.Errorf("the log does not say that userb's own credentials are used for %s:\n%s", e.url(aIn), r.stderr)
 		}
-		proxy.mu.Lock()
-		signedByB := proxy.signers[e.UserBKey]
-		proxy.mu.Unlock()
-		if !signedByB {
+		if !proxy.SignedBy(e.UserBKey) {
 			t.Error("no request was signed with userb's own key")
 		}
 		if after := e.snapshot(t); fmt.Sprint(before) != fmt.Sprint(after) {
@@ -448,7 +445,7 @@ func TestS3GrantsScenario(t *testing.T) {
 				text += string(e.get(t, k))
 			}
 		}
-		tokens := proxy.sessionTokens()
+		tokens := proxy.SessionTokens()
 		if len(tokens) == 0 {
 			t.Fatal("no request carried a session token; grant credentials were not used")
 		}

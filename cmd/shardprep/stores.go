@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -78,21 +72,28 @@ func (f *storeFlags) check() error {
 	return nil
 }
 
-// stores opens the buckets a job touches; S3 clients are made once.
+// stores opens the buckets a job touches through a storage.Router: S3
+// buckets with clients made from the flags (grant credentials scoped to
+// each root), local folders, and the bundled sample at bundledRoot.
 type stores struct {
+	*storage.Router
 	flags storeFlags
 	env   func(string) string
+	log   *slog.Logger
 
-	log *slog.Logger
-
-	mu      sync.Mutex
-	cfg     *aws.Config
-	grants  *storage.GrantSource
-	buckets map[string]*storage.Bucket
+	mu     sync.Mutex
+	cfg    *aws.Config
+	grants *storage.GrantSource
 }
 
 func newStores(f storeFlags, env func(string) string, log *slog.Logger) *stores {
-	return &stores{flags: f, env: env, log: log, buckets: map[string]*storage.Bucket{}}
+	s := &stores{flags: f, env: env, log: log}
+	bundled := storage.NewMemory()
+	if err := bundled.Put(context.Background(), bundledName, bundledCSV); err != nil {
+		panic("bundled sample: " + err.Error()) // a memory bucket takes any valid key
+	}
+	s.Router = storage.NewRouter(&storage.RouterOptions{OpenS3: s.openS3, Mounts: map[string]*storage.Bucket{bundledRoot: bundled}})
+	return s
 }
 
 // grantCalls is how many GetDataAccess/AssumeRole requests were made.
@@ -142,47 +143,14 @@ func (s *stores) endpoint() (string, bool) {
 	return ep, s.flags.pathStyle || ep != ""
 }
 
-// bucket opens the store rooted at root ("s3://b/prefix/", a local folder
-// ending in "/", or bundledRoot). write says the job writes there.
-func (s *stores) bucket(ctx context.Context, root string, write bool) (*storage.Bucket, error) {
-	key := fmt.Sprintf("%t %s", write, root)
-	s.mu.Lock()
-	b := s.buckets[key]
-	s.mu.Unlock()
-	if b != nil {
-		return b, nil
-	}
-	var err error
-	switch {
-	case root == bundledRoot:
-		b = storage.NewMemory()
-		err = b.Put(ctx, bundledName, bundledCSV)
-	default:
-		var loc storage.Location
-		loc, err = storage.ParseLocation(root)
-		if err != nil {
-			return nil, err
-		}
-		switch loc.Scheme {
-		case "s3":
-			var client *s3.Client
-			client, err = s.s3Client(ctx, loc.Bucket, loc.Path, write)
-			if err == nil {
-				b, err = storage.OpenS3(loc.Bucket, loc.Path, s.s3Options(client))
-			}
-		case "file":
-			b, err = storage.OpenLocal(loc.Path)
-		default:
-			err = fmt.Errorf("%s: unsupported location (use a local path or s3://bucket/prefix)", root)
-		}
-	}
+// openS3 opens s3://bucket/prefix for the Router; write says the job
+// writes there.
+func (s *stores) openS3(ctx context.Context, bucket, prefix string, write bool) (*storage.Bucket, error) {
+	client, err := s.s3Client(ctx, bucket, prefix, write)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.buckets[key] = b
-	s.mu.Unlock()
-	return b, nil
+	return storage.OpenS3(bucket, prefix, s.s3Options(client))
 }
 
 // s3Options are the bucket options the flags ask for.
@@ -256,198 +224,43 @@ func (s *stores) grantSource(ctx context.Context, cfg aws.Config, ep string) (*s
 	return src, nil
 }
 
-// inputSource routes the pipeline's range reads to the objects' stores.
-type inputSource struct {
-	st    *stores
-	roots map[string]string // object URL -> the root it was listed under
-}
-
-func newInputSource(st *stores, objs []pipeline.Object) inputSource {
-	roots := make(map[string]string, len(objs))
+// newInputSource routes the pipeline's reads of objs to the stores they
+// were listed under.
+func newInputSource(st *stores, objs []pipeline.Object) pipeline.Source {
 	for _, o := range objs {
-		roots[o.URL] = o.Root
+		st.Route(o.URL, o.Root)
 	}
-	return inputSource{st: st, roots: roots}
-}
-
-func (in inputSource) NewRangeReader(ctx context.Context, url, etag string, offset, length int64) (io.ReadCloser, error) {
-	root, ok := in.roots[url]
-	if !ok {
-		return nil, fmt.Errorf("%s: not an input of this job", url)
-	}
-	b, err := in.st.bucket(ctx, root, false)
-	if err != nil {
-		return nil, err
-	}
-	return b.NewRangeReader(ctx, strings.TrimPrefix(url, root), etag, offset, length)
+	return st.Router
 }
 
 // listInputs expands the --input arguments into objects, in argument
-// order then key order. Hidden objects (a path element starting with "_"
-// or ".", as Hadoop skips them) and objects under the output are left out.
+// order then key order, leaving out hidden objects, those under the output
+// and earlier outputs under an input.
 func listInputs(ctx context.Context, st *stores, args []string, output string) ([]pipeline.Object, error) {
-	var objs []pipeline.Object
-	seen := map[string]bool{}
-	for _, arg := range args {
-		found, err := listInput(ctx, st, arg, output)
-		if err != nil {
-			return nil, err
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("input %s: no objects there", arg)
-		}
-		for _, o := range found {
-			if seen[o.URL] {
-				continue
-			}
-			seen[o.URL] = true
-			objs = append(objs, o)
-		}
+	found, err := st.Expand(ctx, args, &storage.ExpandOptions{Output: output, Outputs: outputFolders, Log: st.log})
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]pipeline.Object, len(found))
+	for i, o := range found {
+		objs[i] = pipeline.Object(o)
 	}
 	return objs, nil
 }
 
-func listInput(ctx context.Context, st *stores, arg, output string) ([]pipeline.Object, error) {
-	if arg == bundledRoot+bundledName {
-		return []pipeline.Object{{URL: arg, Name: bundledName, Size: int64(len(bundledCSV)), Root: bundledRoot}}, nil
-	}
-	loc, err := storage.ParseLocation(arg)
-	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", arg, err)
-	}
-	var root, single string
-	switch loc.Scheme {
-	case "file":
-		abs, err := filepath.Abs(loc.Path)
-		if err != nil {
-			return nil, err
-		}
-		fi, err := os.Stat(abs)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("input %s: no such file or folder", arg)
-			}
-			return nil, fmt.Errorf("input %s: %w", arg, err)
-		}
-		if fi.IsDir() {
-			root = strings.TrimSuffix(abs, string(filepath.Separator)) + "/"
-		} else {
-			root, single = filepath.Dir(abs)+"/", filepath.Base(abs)
-		}
-	case "s3":
-		p := loc.Path
-		if p == "" || strings.HasSuffix(p, "/") {
-			root = "s3://" + loc.Bucket + "/" + p
-		} else {
-			dir, base := path.Split(p)
-			b, err := st.bucket(ctx, "s3://"+loc.Bucket+"/"+dir, false)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := b.Stat(ctx, base); err == nil {
-				root, single = "s3://"+loc.Bucket+"/"+dir, base
-			} else if errors.Is(err, fs.ErrNotExist) {
-				root = "s3://" + loc.Bucket + "/" + p + "/"
-			} else {
-				return nil, fmt.Errorf("input %s: %w", arg, err)
-			}
-		}
-	default:
-		return nil, fmt.Errorf("input %s: unsupported location", arg)
-	}
-	b, err := st.bucket(ctx, root, false)
-	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", arg, err)
-	}
-	if single != "" {
-		info, err := b.Stat(ctx, single)
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", arg, err)
-		}
-		return []pipeline.Object{{URL: root + single, Name: single, Size: info.Size, ETag: info.ETag, Root: root}}, nil
-	}
-	infos, err := b.List(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", arg, err)
-	}
-	outRoot := normalizeRoot(output)
-	outputs := outputFolders(infos)
-	var objs []pipeline.Object
-	for _, info := range infos {
-		if hidden(info.Key) || underAny(info.Key, outputs) {
-			continue
-		}
-		url := root + info.Key
-		if outRoot != "" && strings.HasPrefix(url, outRoot) {
-			continue
-		}
-		objs = append(objs, pipeline.Object{URL: url, Name: info.Key, Size: info.Size, ETag: info.ETag, Root: root})
-	}
-	if len(outputs) > 0 {
-		st.log.Info("input: leaving out earlier shardprep outputs under it", "input", arg, "outputs", outputs)
-	}
-	sort.Slice(objs, func(i, j int) bool { return objs[i].Name < objs[j].Name })
-	return objs, nil
-}
-
-// outputFolders returns the folders below a listing's root that hold a
+// outputFolders returns the folders among a listing's keys that hold a
 // shardprep output (a _shardprep/ folder beside train/ and validation/),
 // so that processing a prefix again does not read earlier outputs under it.
-func outputFolders(infos []storage.ObjectInfo) []string {
+func outputFolders(keys []string) []string {
 	var dirs []string
 	seen := map[string]bool{}
-	for _, info := range infos {
-		i := strings.Index(info.Key, "/"+path.Dir(pipeline.ManifestKey)+"/")
-		if i < 0 || seen[info.Key[:i+1]] {
+	for _, key := range keys {
+		i := strings.Index(key, "/"+path.Dir(pipeline.ManifestKey)+"/")
+		if i < 0 || seen[key[:i+1]] {
 			continue
 		}
-		seen[info.Key[:i+1]] = true
-		dirs = append(dirs, info.Key[:i+1])
+		seen[key[:i+1]] = true
+		dirs = append(dirs, key[:i+1])
 	}
 	return dirs
-}
-
-func underAny(key string, dirs []string) bool {
-	for _, d := range dirs {
-		if strings.HasPrefix(key, d) {
-			return true
-		}
-	}
-	return false
-}
-
-func hidden(key string) bool {
-	for _, el := range strings.Split(key, "/") {
-		if strings.HasPrefix(el, "_") || strings.HasPrefix(el, ".") {
-			return true
-		}
-	}
-	return false
-}
-
-// normalizeRoot turns an output argument into the root form used for
-// object URLs ("s3://b/p/" or an absolute local folder ending in "/").
-func normalizeRoot(arg string) string {
-	if arg == "" {
-		return ""
-	}
-	loc, err := storage.ParseLocation(arg)
-	if err != nil {
-		return ""
-	}
-	switch loc.Scheme {
-	case "s3":
-		p := loc.Path
-		if p != "" && !strings.HasSuffix(p, "/") {
-			p += "/"
-		}
-		return "s3://" + loc.Bucket + "/" + p
-	case "file":
-		abs, err := filepath.Abs(loc.Path)
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSuffix(abs, string(filepath.Separator)) + "/"
-	}
-	return ""
 }

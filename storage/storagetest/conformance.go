@@ -1,6 +1,7 @@
 // Package storagetest checks storage.Bucket implementations against one
-// conformance suite, and gives tests the MinIO server that scripts/test.sh
-// starts.
+// conformance suite, gives tests the MinIO server that scripts/test.sh
+// starts, and puts a recording, fault-injecting proxy (FaultProxy) in front
+// of it.
 package storagetest
 
 import (
