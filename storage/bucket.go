@@ -300,7 +300,7 @@ func checkPrefixCommon(prefix string) error {
 type objectError struct {
 	op   string // "read", "write", "stat", "list", "delete" or an S3 API name
 	url  string // the object, or the listed prefix
-	kind error  // fs.ErrNotExist, fs.ErrPermission, ErrChanged, errNoBucket or nil
+	kind error  // fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, ErrChanged, errNoBucket or nil
 	code string // the S3 error code, when it says more than kind
 	err  error  // the cause; may be nil
 }
@@ -315,6 +315,8 @@ func (e *objectError) Error() string {
 		return fmt.Sprintf("object %s does not exist (%s)", e.url, op)
 	case fs.ErrPermission:
 		return fmt.Sprintf("access denied to %s (%s)", e.url, op)
+	case fs.ErrExist:
+		return fmt.Sprintf("object %s already exists (%s)", e.url, op)
 	case ErrChanged:
 		return fmt.Sprintf("object %s changed while reading (%s)", e.url, op)
 	case errNoBucket:

@@ -119,6 +119,7 @@ func OpenS3(bucket, prefix string, opts *S3Options) (*Bucket, error) {
 		// spent.
 		o.RateLimiter = ratelimit.None
 	})
+	d.retryer = retryer
 	d.opts = func(o *s3.Options) { o.Retryer = retryer }
 	return &Bucket{d: d}, nil
 }
@@ -166,6 +167,7 @@ type s3Driver struct {
 	partSize int64
 	resumes  int
 	opts     func(*s3.Options) // per-request options: the retryer
+	retryer  aws.RetryerV2     // the one opts sets
 }
 
 func (d *s3Driver) url(key string) string { return "s3://" + d.bucket + "/" + d.prefix + key }
