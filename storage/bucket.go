@@ -253,7 +253,8 @@ func (g *writer) Close() error {
 // bucket (hidden temporary files of a local folder); other backends have
 // nothing to sweep (an S3 upload is aborted by its writer, and an upload of
 // a killed process expires with the bucket's lifecycle rules). Call it only
-// when no writer of the bucket is active, e.g. after a job has ended.
+// when no writer of the bucket is active, e.g. after a job has ended. It
+// leaves staged objects (NewStagedWriter) alone; DiscardStages removes them.
 func (b *Bucket) Sweep(ctx context.Context) error {
 	if d, ok := b.d.(*localDriver); ok {
 		return d.sweep(ctx)

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +52,67 @@ func openUploads(t *testing.T, client *s3.Client, b *storage.Bucket, key string)
 		}
 	}
 	return n
+}
+
+// TestMinIOStagedUpload: a staged part is a multipart upload on its key,
+// recorded by a hidden marker object, and the published object names its
+// stage in its metadata.
+func TestMinIOStagedUpload(t *testing.T) {
+	env, prefix := storagetest.MinIO(t)
+	client := env.RootClient(t)
+	b := openMinIO(t, client, env.Bucket, prefix)
+	ctx := t.Context()
+	s := storagetest.Stage(t, b, "train/part-00004", "job7-a2", []byte("1,2\n"))
+	if s.UploadID == "" || len(s.Parts) != 1 || s.Parts[0].Number != 1 || s.Parts[0].ETag == "" {
+		t.Errorf("Staged = %+v, want an upload of one part", s)
+	}
+	marker, err := client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: &env.Bucket, Key: aws.String(prefix + "train/.part-00004.stage-job7-a2")})
+	if err != nil {
+		t.Fatalf("marker: %v", err)
+	}
+	var m map[string]string
+	err = json.NewDecoder(marker.Body).Decode(&m)
+	marker.Body.Close()
+	if err != nil || m["upload_id"] != s.UploadID || m["key"] != "train/part-00004" || m["stage"] != "job7-a2" {
+		t.Errorf("marker holds %v (%v), want the upload %s", m, err, s.UploadID)
+	}
+	if got := listNames(t, b, ""); len(got) != 0 {
+		t.Errorf("List shows %q, want nothing (markers are hidden)", got)
+	}
+	if err := b.Publish(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &env.Bucket, Key: aws.String(prefix + "train/part-00004")})
+	if err != nil || head.Metadata["shardprep-stage"] != "job7-a2" {
+		t.Errorf("published object's metadata: %v, %v; want shardprep-stage job7-a2", head.Metadata, err)
+	}
+	if _, err := client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: &env.Bucket, Key: aws.String(prefix + "train/.part-00004.stage-job7-a2")}); err == nil {
+		t.Error("marker left after Publish")
+	}
+	// An object named like a marker that is not one is neither listed as
+	// a stage nor deleted.
+	storagetest.Write(t, b, "train/.notes.stage-1", []byte("user data"))
+	if n, err := b.DiscardStages(ctx, "", nil); err != nil || n != 0 {
+		t.Errorf("DiscardStages = %d, %v; want 0", n, err)
+	}
+	if got := storagetest.Read(t, b, "train/.notes.stage-1", 0, -1); string(got) != "user data" {
+		t.Errorf("read %q", got)
+	}
+}
+
+func listNames(t *testing.T, b *storage.Bucket, prefix string) []string {
+	t.Helper()
+	infos, err := b.List(t.Context(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range infos {
+		out = append(out, o.Key)
+	}
+	return out
 }
 
 // faultProxy passes requests to MinIO, except that fault may answer one
@@ -140,5 +203,29 @@ func TestMinIOCreateRetries(t *testing.T) {
 	p.fault = once(conditionalPut, false, http.StatusConflict, "ConditionalRequestConflict")
 	if err := b.Create(ctx, "conflict", []byte("job 3")); err != nil {
 		t.Errorf("Create after a conflict: %v, want nil", err)
+	}
+}
+
+// TestMinIOPublishRetried: a Publish whose CompleteMultipartUpload answer
+// is lost is retried, finds the upload gone and the object published by
+// its stage, and succeeds; publishing again fails.
+func TestMinIOPublishRetried(t *testing.T) {
+	env, prefix := storagetest.MinIO(t)
+	b, p := openFaulty(t, env, prefix)
+	ctx := t.Context()
+	s := storagetest.Stage(t, b, "part-00000", "job1-a1", []byte("data"))
+	complete := func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploadId") }
+	p.fault = once(complete, true, http.StatusInternalServerError, "InternalError")
+	if err := b.Publish(ctx, s); err != nil {
+		t.Fatalf("Publish whose answer was lost: %v", err)
+	}
+	if got := storagetest.Read(t, b, "part-00000", 0, -1); string(got) != "data" {
+		t.Errorf("read %q", got)
+	}
+	if err := b.Publish(ctx, s); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("second Publish: %v, want fs.ErrNotExist", err)
+	}
+	if got := listNames(t, b, ""); !slices.Equal(got, []string{"part-00000"}) {
+		t.Errorf("List = %q", got)
 	}
 }

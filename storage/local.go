@@ -131,7 +131,7 @@ func (d *localDriver) list(ctx context.Context, prefix string) ([]ObjectInfo, er
 		if de.IsDir() {
 			return nil
 		}
-		if isTempName(de.Name()) {
+		if isTempName(de.Name()) || isStageName(de.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(d.root, p)

@@ -30,6 +30,7 @@ type memDriver struct {
 	name    string
 	mu      sync.Mutex
 	objects map[string]memObject
+	stages  map[memStageID]*memStage // see staged_memory.go; made on first use
 }
 
 // memObject is immutable once stored: a write replaces the whole entry.
