@@ -253,7 +253,8 @@ func (g *writer) Close() error {
 // bucket (hidden temporary files of a local folder); other backends have
 // nothing to sweep (an S3 upload is aborted by its writer, and an upload of
 // a killed process expires with the bucket's lifecycle rules). Call it only
-// when no writer of the bucket is active, e.g. after a job has ended.
+// when no writer of the bucket is active, e.g. after a job has ended. It
+// leaves staged objects (NewStagedWriter) alone; DiscardStages removes them.
 func (b *Bucket) Sweep(ctx context.Context) error {
 	if d, ok := b.d.(*localDriver); ok {
 		return d.sweep(ctx)
@@ -300,7 +301,7 @@ func checkPrefixCommon(prefix string) error {
 type objectError struct {
 	op   string // "read", "write", "stat", "list", "delete" or an S3 API name
 	url  string // the object, or the listed prefix
-	kind error  // fs.ErrNotExist, fs.ErrPermission, ErrChanged, errNoBucket or nil
+	kind error  // fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, ErrChanged, errNoBucket or nil
 	code string // the S3 error code, when it says more than kind
 	err  error  // the cause; may be nil
 }
@@ -315,6 +316,8 @@ func (e *objectError) Error() string {
 		return fmt.Sprintf("object %s does not exist (%s)", e.url, op)
 	case fs.ErrPermission:
 		return fmt.Sprintf("access denied to %s (%s)", e.url, op)
+	case fs.ErrExist:
+		return fmt.Sprintf("object %s already exists (%s)", e.url, op)
 	case ErrChanged:
 		return fmt.Sprintf("object %s changed while reading (%s)", e.url, op)
 	case errNoBucket:

@@ -11,6 +11,15 @@
 // (local: a hidden temporary file renamed into place; S3: a single PutObject
 // or a multipart upload that is completed on Close and aborted otherwise).
 //
+// Staged writes let one process write an object and another decide whether
+// it appears: NewStagedWriter's data is durable after Close but visible at
+// its key only once Publish is called with its Staged description (JSON;
+// locally a hidden ".NAME.stage-STAGE" file renamed into place, on S3 a
+// multipart upload on the key that Publish completes). Discard and
+// DiscardStages remove stages that will not be published; a discarded or
+// already published stage cannot be published (fs.ErrNotExist). Create
+// writes an object only if its key is free, else fails with fs.ErrExist.
+//
 // Reads are byte ranges (Bucket.NewRangeReader), streamed, never whole
 // objects in memory. An ETag from List or Stat pins a read to that version
 // of the object: a replaced object is an error wrapping ErrChanged, never a

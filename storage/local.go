@@ -100,6 +100,8 @@ func (d *localDriver) fail(op, key string, err error) error {
 		kind = fs.ErrNotExist
 	case errors.Is(err, fs.ErrPermission):
 		kind = fs.ErrPermission
+	case errors.Is(err, fs.ErrExist):
+		kind = fs.ErrExist
 	}
 	return &objectError{op: op, url: d.url(key), kind: kind, err: err}
 }
@@ -129,7 +131,7 @@ func (d *localDriver) list(ctx context.Context, prefix string) ([]ObjectInfo, er
 		if de.IsDir() {
 			return nil
 		}
-		if isTempName(de.Name()) {
+		if isTempName(de.Name()) || isStageName(de.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(d.root, p)

@@ -30,6 +30,7 @@ type memDriver struct {
 	name    string
 	mu      sync.Mutex
 	objects map[string]memObject
+	stages  map[memStageID]*memStage // see staged_memory.go; made on first use
 }
 
 // memObject is immutable once stored: a write replaces the whole entry.
@@ -37,6 +38,12 @@ type memObject struct {
 	data    []byte
 	etag    string
 	modTime time.Time
+}
+
+// newMemObject stores data, which the object then owns, as of now.
+func newMemObject(data []byte) memObject {
+	sum := md5.Sum(data)
+	return memObject{data: data, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modTime: time.Now()}
 }
 
 func (d *memDriver) url(key string) string { return "mem://" + d.name + "/" + key }
@@ -123,10 +130,8 @@ type memWriter struct {
 func (w *memWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
 
 func (w *memWriter) commit() error {
-	data := w.buf.Bytes() // the buffer is dropped: data is the object's own
+	o := newMemObject(w.buf.Bytes()) // the buffer is dropped: data is the object's own
 	w.buf = bytes.Buffer{}
-	sum := md5.Sum(data)
-	o := memObject{data: data, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modTime: time.Now()}
 	w.d.mu.Lock()
 	w.d.objects[w.key] = o
 	w.d.mu.Unlock()

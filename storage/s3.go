@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +68,8 @@ type S3Options struct {
 // Reads are streamed with ranged GETs and resume after a dropped connection
 // (see S3Options.ReadResumes); writes stream with multipart uploads that are
 // aborted on any failure or cancellation, so nothing is left behind. List
-// skips zero-byte "folder" markers (keys ending in "/").
+// skips zero-byte "folder" markers (keys ending in "/") and the marker
+// objects of staged writes (see NewStagedWriter).
 func OpenS3(bucket, prefix string, opts *S3Options) (*Bucket, error) {
 	if opts == nil || opts.Client == nil {
 		return nil, errors.New("storage: OpenS3 needs S3Options.Client")
@@ -119,6 +121,7 @@ func OpenS3(bucket, prefix string, opts *S3Options) (*Bucket, error) {
 		// spent.
 		o.RateLimiter = ratelimit.None
 	})
+	d.retryer = retryer
 	d.opts = func(o *s3.Options) { o.Retryer = retryer }
 	return &Bucket{d: d}, nil
 }
@@ -166,6 +169,7 @@ type s3Driver struct {
 	partSize int64
 	resumes  int
 	opts     func(*s3.Options) // per-request options: the retryer
+	retryer  aws.RetryerV2     // the one opts sets
 }
 
 func (d *s3Driver) url(key string) string { return "s3://" + d.bucket + "/" + d.prefix + key }
@@ -225,6 +229,9 @@ func (d *s3Driver) list(ctx context.Context, prefix string) ([]ObjectInfo, error
 			size := aws.ToInt64(o.Size)
 			if key == "" || strings.HasSuffix(key, "/") && size == 0 {
 				continue // the prefix itself, or a folder marker
+			}
+			if isStageName(path.Base(key)) {
+				continue // a staged object's marker (staged_s3.go)
 			}
 			out = append(out, ObjectInfo{
 				Key:     key,
@@ -473,6 +480,10 @@ type s3Writer struct {
 	buf      []byte
 	uploadID string
 	parts    []types.CompletedPart
+	// stage is set for a staged writer (staged_s3.go): the upload records
+	// it, and a marker object names the upload.
+	stage  string
+	marker bool // the marker may exist (it was written by this writer)
 }
 
 func (w *s3Writer) Write(p []byte) (int, error) {
@@ -497,23 +508,9 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 func (w *s3Writer) flush() error {
 	key := aws.String(w.d.prefix + w.key)
 	if w.uploadID == "" {
-		if err := w.ctx.Err(); err != nil {
-			return w.d.fail("CreateMultipartUpload", w.key, err)
+		if err := w.start(); err != nil {
+			return err
 		}
-		// Not on w.ctx: a cancellation racing the request could drop an
-		// answer whose upload then exists unknown to us, and so is never
-		// aborted. Once the ID is known, a cancellation aborts it.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), abortTimeout)
-		defer cancel()
-		out, err := w.d.client.CreateMultipartUpload(cctx, &s3.CreateMultipartUploadInput{
-			Bucket:            aws.String(w.d.bucket),
-			Key:               key,
-			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
-		}, w.d.opts)
-		if err != nil {
-			return w.d.fail("CreateMultipartUpload", w.key, err)
-		}
-		w.uploadID = aws.ToString(out.UploadId)
 	}
 	if len(w.parts) == maxParts {
 		return &objectError{op: "UploadPart", url: w.d.url(w.key),
@@ -538,6 +535,36 @@ func (w *s3Writer) flush() error {
 		ChecksumCRC32: out.ChecksumCRC32,
 	})
 	w.buf = w.buf[:0]
+	return nil
+}
+
+// start begins the multipart upload. A staged writer's upload carries its
+// stage as metadata, and a marker object records it once started.
+func (w *s3Writer) start() error {
+	if err := w.ctx.Err(); err != nil {
+		return w.d.fail("CreateMultipartUpload", w.key, err)
+	}
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(w.d.bucket),
+		Key:               aws.String(w.d.prefix + w.key),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	}
+	if w.stage != "" {
+		in.Metadata = map[string]string{stageMetaKey: w.stage}
+	}
+	// Not on w.ctx: a cancellation racing the request could drop an
+	// answer whose upload then exists unknown to us, and so is never
+	// aborted. Once the ID is known, a cancellation aborts it.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), abortTimeout)
+	defer cancel()
+	out, err := w.d.client.CreateMultipartUpload(cctx, in, w.d.opts)
+	if err != nil {
+		return w.d.fail("CreateMultipartUpload", w.key, err)
+	}
+	w.uploadID = aws.ToString(out.UploadId)
+	if w.stage != "" {
+		return w.putMarker()
+	}
 	return nil
 }
 

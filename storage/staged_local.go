@@ -1,0 +1,168 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// A local staged object is the file ".NAME.stage-STAGE" beside its key's
+// file NAME, created exclusively, written in place and synced on Close;
+// Publish renames it onto NAME.
+
+func (d *localDriver) stagePath(key, stage string) string {
+	return d.url(stageKey(key, stage))
+}
+
+func (d *localDriver) newStagedWriter(_ context.Context, key, stage string) (stagedDriverWriter, error) {
+	p := d.stagePath(key, stage)
+	if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
+		return nil, d.fail("write", key, err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, d.fail("write", stageKey(key, stage), err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		os.Remove(p)
+		return nil, d.fail("write", stageKey(key, stage), err)
+	}
+	return &localStagedWriter{d: d, key: key, stage: stage, f: f, id: fi}, nil
+}
+
+// localStagedWriter writes a stage file in place. The file is the stage's
+// from the start, so DiscardStages finds it even while it is written.
+type localStagedWriter struct {
+	d     *localDriver
+	key   string
+	stage string
+	f     *os.File
+	id    fs.FileInfo // of the file as created, to tell it from a successor
+	size  int64
+}
+
+func (w *localStagedWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.size += int64(n)
+	if err != nil {
+		return n, w.d.fail("write", stageKey(w.key, w.stage), err)
+	}
+	return n, nil
+}
+
+// ours reports whether the stage file is still the one this writer created.
+func (w *localStagedWriter) ours() bool {
+	fi, err := os.Lstat(w.f.Name())
+	return err == nil && os.SameFile(fi, w.id)
+}
+
+func (w *localStagedWriter) commit() error {
+	k := stageKey(w.key, w.stage)
+	if err := w.f.Chmod(0o644); err != nil {
+		return w.d.fail("write", k, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return w.d.fail("write", k, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return w.d.fail("write", k, err)
+	}
+	syncDir(filepath.Dir(w.f.Name()))
+	if !w.ours() {
+		return &objectError{op: "write", url: w.d.url(k), err: errDiscarded}
+	}
+	return nil
+}
+
+func (w *localStagedWriter) abort() error {
+	w.f.Close()
+	if !w.ours() {
+		return nil // discarded already (and perhaps staged anew by another writer)
+	}
+	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (w *localStagedWriter) staged() Staged {
+	return Staged{Key: w.key, Stage: w.stage, Size: w.size}
+}
+
+func (d *localDriver) publish(_ context.Context, s Staged) error {
+	k := stageKey(s.Key, s.Stage)
+	p := d.url(k)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return d.fail("publish", k, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return d.fail("publish", k, fmt.Errorf("not a regular file (%s)", fi.Mode().Type()))
+	}
+	if fi.Size() != s.Size {
+		return d.fail("publish", k, fmt.Errorf("staged file has %d bytes, the description says %d", fi.Size(), s.Size))
+	}
+	if err := os.Rename(p, d.url(s.Key)); err != nil {
+		return d.fail("publish", k, err)
+	}
+	syncDir(filepath.Dir(p))
+	return nil
+}
+
+func (d *localDriver) discard(_ context.Context, s Staged) error {
+	k := stageKey(s.Key, s.Stage)
+	if err := os.Remove(d.url(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return d.fail("discard", k, err)
+	}
+	return nil
+}
+
+func (d *localDriver) discardStages(ctx context.Context, prefix string, keep func(key, stage string) bool) (int, error) {
+	// Walk only the deepest folder the prefix names in full; a trailing
+	// separator makes WalkDir descend into a start folder that is a link.
+	start := d.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
+	}
+	n := 0
+	err := filepath.WalkDir(start+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if de.IsDir() || !de.Type().IsRegular() || !isStageName(de.Name()) {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		key, stage, _ := parseStageKey(filepath.ToSlash(rel))
+		if !strings.HasPrefix(key, prefix) || keep(key, stage) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return n, err
+		}
+		return n, d.fail("discard stages", prefix, err)
+	}
+	return n, nil
+}
