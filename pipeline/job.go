@@ -19,7 +19,7 @@ const (
 	SplitHash SplitMode = "hash"
 	// SplitSpark reproduces Spark's randomSplit(weights, seed) for inputs
 	// Spark reads as one partition per object: rows are sorted by every
-	// column and drawn with XORShiftRandom(seed + partition index).
+	// column and drawn with Spark's XORShiftRandom(seed + partition index).
 	SplitSpark SplitMode = "spark"
 )
 
@@ -142,7 +142,7 @@ func NewJob(spec *features.Spec, objects []Object, opts *JobOptions) (*Job, erro
 		// for that case, so each object is one split here.
 		size = math.MaxInt64
 	}
-	j.Splits = PlanSplits(objects, size)
+	j.Splits = planSplits(objects, size)
 	if len(j.Splits) == 0 {
 		var names []string
 		for _, o := range objects {

@@ -6,7 +6,7 @@ import "strings"
 // split size rather than leaving a small tail split (Hadoop's SPLIT_SLOP).
 const splitSlop = 1.1
 
-// PlanSplits cuts objects into byte-range splits of about splitSize bytes,
+// planSplits cuts objects into byte-range splits of about splitSize bytes,
 // in input order (object order, then offset); Split.Index is the split's
 // position in the returned slice and Split.Object the object's index.
 //
@@ -15,7 +15,7 @@ const splitSlop = 1.1
 // splitSize, as Hadoop does). An object of size 0 gets no split. An object
 // whose Name ends in ".gz" is not splittable and gets exactly one split
 // covering its stored size. splitSize <= 0 means one split per object.
-func PlanSplits(objects []Object, splitSize int64) []Split {
+func planSplits(objects []Object, splitSize int64) []Split {
 	var splits []Split
 	add := func(obj int, off, n int64) {
 		splits = append(splits, Split{Index: len(splits), Object: obj, Offset: off, Length: n})

@@ -35,7 +35,7 @@ type splitInput struct {
 	split Split
 	obj   Object
 	rc    io.ReadCloser
-	lr    *LineReader
+	lr    *lineReader
 
 	// line numbering: first returned line's offset and Lines() then
 	firstSeen  bool
@@ -62,7 +62,7 @@ func openSplit(ctx context.Context, src Source, job *Job, s Split) (*splitInput,
 			io.Reader
 			io.Closer
 		}{zr, rc}
-		in.lr = NewLineReader(in.rc, 0, 1<<62, &LineOptions{MaxLineBytes: maxLineBytes})
+		in.lr = newLineReader(in.rc, 0, 1<<62, &lineOptions{MaxLineBytes: maxLineBytes})
 		return in, nil
 	}
 	length := s.Length + maxLineBytes + 2
@@ -74,7 +74,7 @@ func openSplit(ctx context.Context, src Source, job *Job, s Split) (*splitInput,
 		return nil, err
 	}
 	in.rc = rc
-	in.lr = NewLineReader(rc, s.Offset, end, &LineOptions{MaxLineBytes: maxLineBytes})
+	in.lr = newLineReader(rc, s.Offset, end, &lineOptions{MaxLineBytes: maxLineBytes})
 	return in, nil
 }
 
@@ -87,7 +87,7 @@ func (in *splitInput) next() ([]byte, int64, error) {
 		if err == io.EOF {
 			return nil, 0, io.EOF
 		}
-		var tl *LineTooLongError
+		var tl *lineTooLongError
 		if errors.As(err, &tl) {
 			return nil, 0, &ParseError{Object: in.obj.URL, Offset: tl.Offset,
 				Reason: fmt.Sprintf("line longer than %d bytes", tl.Max)}
@@ -133,7 +133,7 @@ func countLinesBefore(ctx context.Context, src Source, obj Object, off int64) (i
 		return 0, err
 	}
 	defer rc.Close()
-	return CountLines(rc, off)
+	return countLines(rc, off)
 }
 
 func (in *splitInput) close() { in.rc.Close() }
@@ -161,7 +161,7 @@ func scan(ctx context.Context, src Source, job *Job, s Split, mem memory.Allocat
 		return res, err
 	}
 	defer in.close()
-	dec := NewDecoder(job.Spec, mem, &DecodeOptions{FitOnly: fitOnly})
+	dec := newDecoder(job.Spec, mem, &decodeOptions{FitOnly: fitOnly})
 	defer dec.Release()
 
 	flush := func() error {
@@ -203,7 +203,7 @@ func scan(ctx context.Context, src Source, job *Job, s Split, mem memory.Allocat
 		}
 		if fe := dec.Add(line, off); fe != nil {
 			pe := &ParseError{Object: in.obj.URL, Offset: off, Column: fe.Column, Value: fe.Value, Reason: fe.Reason}
-			if headerRow && LooksLikeHeader(job.Spec, line) {
+			if headerRow && looksLikeHeader(job.Spec, line) {
 				pe.Column, pe.Value = "", ""
 				pe.Reason = "the first line looks like a header row; pass --header if the input has one"
 			}
@@ -245,13 +245,13 @@ func rowError(ctx context.Context, src Source, job *Job, s Split, rec arrow.Reco
 }
 
 func offsets(rec arrow.Record) *array.Int64 {
-	idx := rec.Schema().FieldIndices(OffsetColumn)
+	idx := rec.Schema().FieldIndices(offsetColumn)
 	return rec.Column(idx[0]).(*array.Int64)
 }
 
-// OffsetColumn names the int64 column a Decoder adds to every record: the
+// offsetColumn names the int64 column a decoder adds to every record: the
 // byte offset of each row's line in its object.
-const OffsetColumn = "__offset"
+const offsetColumn = "__offset"
 
 // fitSplit runs the fit pass over one split.
 func fitSplit(ctx context.Context, src Source, job *Job, s Split, mem memory.Allocator, c *counters) (taskResult, error) {
@@ -316,7 +316,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 	rowsOut := make([]int64, len(names))
 	rows := make([][]int, len(names))
 	obj := job.Objects[s.Object]
-	drawer := NewHashDrawer(job.Seed, obj.Name)
+	drawer := newHashDrawer(job.Seed, obj.Name)
 
 	// emit draws the rows of out (the transform of rec) into the outputs,
 	// visiting them in order (nil: record order).
@@ -326,7 +326,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 		}
 		switch job.SplitMode {
 		case SplitSpark:
-			rng := NewXORShiftRandom(job.Seed + int64(s.Index))
+			rng := newXORShiftRandom(job.Seed + int64(s.Index))
 			for _, r := range order {
 				k := pick(bounds, rng.NextDouble())
 				rows[k] = append(rows[k], r)
@@ -385,7 +385,7 @@ func transformSplit(ctx context.Context, src Source, sink Sink, job *Job, s Spli
 				out, err := model.Transform(rec, mem)
 				if err == nil {
 					defer out.Release()
-					return emit(rec, out, SparkOrder(job.Spec, rec))
+					return emit(rec, out, sparkOrder(job.Spec, rec))
 				}
 				var re *features.RowError
 				if !errors.As(err, &re) {
@@ -477,7 +477,7 @@ func readLineAt(ctx context.Context, src Source, obj Object, off int64, rec arro
 		}
 		if rc, err := src.NewRangeReader(ctx, obj.URL, obj.ETag, off, n); err == nil {
 			defer rc.Close()
-			lr := NewLineReader(rc, 0, 0, &LineOptions{MaxLineBytes: maxLineBytes}) // read as if the line began an object
+			lr := newLineReader(rc, 0, 0, &lineOptions{MaxLineBytes: maxLineBytes}) // read as if the line began an object
 			if line, _, err := lr.Next(); err == nil {
 				return append([]byte(nil), line...)
 			}
@@ -490,7 +490,7 @@ func readLineAt(ctx context.Context, src Source, obj Object, off int64, rec arro
 func rowText(rec arrow.Record, row int) string {
 	var b strings.Builder
 	for i, f := range rec.Schema().Fields() {
-		if f.Name == OffsetColumn {
+		if f.Name == offsetColumn {
 			continue
 		}
 		if b.Len() > 0 {
