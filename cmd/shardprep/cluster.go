@@ -91,7 +91,12 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	if err != nil {
 		return err
 	}
-	c := pipeline.NewCoordinator(p.job, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: *lease, Logger: log})
+	prog := newProgress(stderr, log, f.quiet)
+	c, err := pipeline.NewCoordinator(p.job, p.src, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: *lease, Logger: log,
+		Model: p.model, Workers: slots, Progress: prog.update, ProgressEvery: prog.every()})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
@@ -102,16 +107,8 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	fmt.Fprintf(stdout, "shardprep: coordinator listening on %s, writing to %s\n", ln.Addr(), p.output)
 	log.Info("coordinator listening", "addr", ln.Addr().String(), "output", p.output)
 
-	var local []func(context.Context) error
-	if slots > 0 {
-		w := pipeline.NewWorker(c, func(context.Context, *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
-			return p.src, p.sink, nil
-		}, &pipeline.WorkerOptions{ID: "coordinator", Slots: slots, Logger: log})
-		local = append(local, w.Run)
-	}
-	prog := newProgress(stderr, log, f.quiet)
 	start := time.Now()
-	res, err := pipeline.Serve(ctx, c, &pipeline.Options{Logger: log, Progress: prog.update, ProgressEvery: prog.every()}, local...)
+	res, err := c.Run(ctx)
 	prog.finish()
 	logWorkers(log, c.Workers())
 	// Let workers hear the outcome before the server goes away; when
@@ -131,7 +128,7 @@ func runCoordinator(ctx context.Context, args []string, env func(string) string,
 	if err != nil {
 		return jobError(ctx, err, p.output)
 	}
-	printSummary(stdout, res.Manifest, p.output, time.Since(start))
+	printSummary(stdout, res, p.output, time.Since(start))
 	return nil
 }
 

@@ -45,6 +45,7 @@ Flags:
 // prepared is a planned job with its storage.
 type prepared struct {
 	job      *pipeline.Job
+	model    *features.Model // given with --model; nil: fit one
 	src      pipeline.Source
 	sink     *storage.Bucket
 	output   string // where, for people
@@ -107,8 +108,8 @@ func runJob(ctx context.Context, args []string, env func(string) string, stdout,
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
 	prog := newProgress(stderr, log, f.quiet)
 	start := time.Now()
-	res, err := pipeline.Run(ctx, p.job, p.src, p.sink, &pipeline.Options{
-		Workers: f.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
+	res, err := pipeline.Run(ctx, p.job, p.src, p.sink, &pipeline.CoordinatorOptions{
+		Model: p.model, Workers: f.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
 	})
 	prog.finish()
 	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
@@ -117,7 +118,7 @@ func runJob(ctx context.Context, args []string, env func(string) string, stdout,
 	if err != nil {
 		return jobError(ctx, err, p.output)
 	}
-	printSummary(stdout, res.Manifest, p.output, time.Since(start))
+	printSummary(stdout, res, p.output, time.Since(start))
 	if n := p.stores.grantCalls(); n > 0 {
 		fmt.Fprintf(stdout, "  grant calls %d (GetDataAccess or AssumeRole)\n", n)
 	}
@@ -211,8 +212,8 @@ func prepare(ctx context.Context, f *jobFlags, env func(string) string, log *slo
 	if err := checkOutput(ctx, sink, f.output, f.overwrite, log); err != nil {
 		return nil, err
 	}
-	job, err := pipeline.NewJob(spec, objs, &pipeline.JobOptions{
-		Name: f.jobName, Version: version, Output: outRoot, Model: model,
+	job, err := pipeline.NewJob(spec, objs, &pipeline.Settings{
+		Name: f.jobName, Output: outRoot,
 		SplitSize: int64(f.splitSize), Seed: seed, SplitMode: mode, OnInvalid: policy, Header: f.header,
 	})
 	if err != nil {
@@ -224,7 +225,7 @@ func prepare(ctx context.Context, f *jobFlags, env func(string) string, log *slo
 	}
 	log.Info("job planned", "job", f.jobName, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
 		"seed", seed, "split_mode", mode, "output", outRoot)
-	return &prepared{job: job, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st, inputLen: total}, nil
+	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st, inputLen: total}, nil
 }
 
 func displayRoot(root string) string {
