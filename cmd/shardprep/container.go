@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,10 +64,6 @@ nothing.
 
 Flags:
 `
-
-// clusterSecretKey is where the coordinator publishes the cluster secret
-// under the output, for the workers of the job.
-func clusterSecretKey(job string) string { return "_shardprep/cluster-secret-" + job }
 
 // platformPrefix marks the paths that SageMaker Processing defines.
 const platformPrefix = "/opt/ml/"
@@ -264,7 +259,7 @@ func (c *containerRun) run(ctx context.Context) error {
 // runCoordinatorHost serves the job on the first host, with a worker named
 // after the host joining it over loopback like any other.
 func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Bucket, secret string) error {
-	key := clusterSecretKey(c.f.jobName)
+	key := pipeline.ClusterSecretKey(c.f.jobName)
 	if secret == "" {
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
@@ -324,7 +319,7 @@ func (c *containerRun) runWorkerHost(ctx context.Context, out *storage.Bucket, s
 	}
 	if secret == "" {
 		var done bool
-		secret, done, err = waitSecret(ctx, out, clusterSecretKey(c.f.jobName), c.f.jobName, c.secretTimeout)
+		secret, done, err = waitSecret(ctx, out, pipeline.ClusterSecretKey(c.f.jobName), c.f.jobName, c.secretTimeout)
 		if err != nil {
 			return err
 		}
@@ -336,7 +331,7 @@ func (c *containerRun) runWorkerHost(ctx context.Context, out *storage.Bucket, s
 	wargs := append([]string{"--coordinator", "http://" + net.JoinHostPort(addrs[0], strconv.Itoa(c.port)),
 		"--name", c.sm.CurrentHost, "--workers", strconv.Itoa(c.f.workers), "--log-format", c.f.logFormat}, c.storeArgs()...)
 	err = runWorker(ctx, wargs, withSecret(c.env, secret), c.stdout, c.stderr)
-	if err != nil && ctx.Err() == nil && jobCommitted(ctx, out, c.f.jobName) {
+	if err != nil && ctx.Err() == nil && pipeline.Committed(ctx, out, c.f.jobName) {
 		c.log.Info("the job committed without this worker", "job", c.f.jobName, "worker_error", err.Error())
 		return nil
 	}
@@ -479,7 +474,7 @@ func waitSecret(ctx context.Context, b *storage.Bucket, key, job string, timeout
 		if !errors.Is(err, fs.ErrNotExist) {
 			return "", false, fmt.Errorf("reading the cluster secret at %s: %w", b.URL(key), err)
 		}
-		if jobCommitted(ctx, b, job) {
+		if pipeline.Committed(ctx, b, job) {
 			return "", true, nil
 		}
 		if time.Now().After(deadline) {
@@ -492,30 +487,6 @@ func waitSecret(ctx context.Context, b *storage.Bucket, key, job string, timeout
 		}
 		wait = min(2*wait, time.Second)
 	}
-}
-
-// jobCommitted reports whether out holds the committed output of the job
-// named job: a manifest naming it and every split's _SUCCESS marker.
-func jobCommitted(ctx context.Context, out *storage.Bucket, job string) bool {
-	rc, err := out.NewRangeReader(ctx, pipeline.ManifestKey, "", 0, -1)
-	if err != nil {
-		return false
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
-	rc.Close()
-	if err != nil {
-		return false
-	}
-	var m pipeline.Manifest
-	if json.Unmarshal(data, &m) != nil || m.Job != job || m.Spec == nil || len(m.Spec.Splits) == 0 {
-		return false
-	}
-	for _, s := range m.Spec.Splits {
-		if _, err := out.Stat(ctx, s.Name+"/"+pipeline.SuccessName); err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // logLines logs each line written to it, so that a command's plain stdout

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -209,7 +208,7 @@ func prepare(ctx context.Context, f *jobFlags, env func(string) string, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", f.output, err)
 	}
-	if err := checkOutput(ctx, sink, f.output, f.overwrite, log); err != nil {
+	if err := pipeline.CheckOutput(ctx, sink, f.output, f.overwrite, log); err != nil {
 		return nil, err
 	}
 	job, err := pipeline.NewJob(spec, objs, &pipeline.Settings{
@@ -233,38 +232,6 @@ func displayRoot(root string) string {
 		return root
 	}
 	return strings.TrimSuffix(root, "/")
-}
-
-// checkOutput refuses an output that already holds objects, unless
-// overwrite is set; then it deletes them, the _SUCCESS markers first so
-// that the old output stops counting as committed before it disappears.
-func checkOutput(ctx context.Context, out *storage.Bucket, name string, overwrite bool, log *slog.Logger) error {
-	infos, err := out.List(ctx, "")
-	if err != nil {
-		return fmt.Errorf("output %s: %w", name, err)
-	}
-	// A container coordinator publishes the cluster secret there first.
-	infos = slices.DeleteFunc(infos, func(o storage.ObjectInfo) bool {
-		return strings.HasPrefix(o.Key, clusterSecretKey(""))
-	})
-	if len(infos) == 0 {
-		return nil
-	}
-	if !overwrite {
-		return fmt.Errorf("output %s already exists (%d objects); choose another --output or pass --overwrite to replace it", name, len(infos))
-	}
-	log.Info("overwriting output", "output", name, "objects", len(infos))
-	for pass := 0; pass < 2; pass++ {
-		for _, info := range infos {
-			isMarker := strings.HasSuffix(info.Key, "/"+pipeline.SuccessName) || info.Key == pipeline.SuccessName
-			if isMarker == (pass == 0) {
-				if err := out.Delete(ctx, info.Key); err != nil {
-					return fmt.Errorf("output %s: removing %s: %w", name, info.Key, err)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Duration) {

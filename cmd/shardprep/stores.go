@@ -371,7 +371,11 @@ func listInput(ctx context.Context, st *stores, arg, output string) ([]pipeline.
 		return nil, fmt.Errorf("input %s: %w", arg, err)
 	}
 	outRoot := normalizeRoot(output)
-	outputs := outputFolders(infos)
+	keys := make([]string, len(infos))
+	for i, info := range infos {
+		keys[i] = info.Key
+	}
+	outputs := pipeline.OutputFolders(keys)
 	var objs []pipeline.Object
 	for _, info := range infos {
 		if hidden(info.Key) || underAny(info.Key, outputs) {
@@ -388,23 +392,6 @@ func listInput(ctx context.Context, st *stores, arg, output string) ([]pipeline.
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Name < objs[j].Name })
 	return objs, nil
-}
-
-// outputFolders returns the folders below a listing's root that hold a
-// shardprep output (a _shardprep/ folder beside train/ and validation/),
-// so that processing a prefix again does not read earlier outputs under it.
-func outputFolders(infos []storage.ObjectInfo) []string {
-	var dirs []string
-	seen := map[string]bool{}
-	for _, info := range infos {
-		i := strings.Index(info.Key, "/"+path.Dir(pipeline.ManifestKey)+"/")
-		if i < 0 || seen[info.Key[:i+1]] {
-			continue
-		}
-		seen[info.Key[:i+1]] = true
-		dirs = append(dirs, info.Key[:i+1])
-	}
-	return dirs
 }
 
 func underAny(key string, dirs []string) bool {
