@@ -536,7 +536,7 @@ func (c *Coordinator) emptyInputError(results []taskResult) error {
 		rejected += r.Rejected
 	}
 	if rejected > 0 {
-		return fmt.Errorf("no valid rows in the input: all %d rows were rejected (see %s/)", rejected, RejectedFolder)
+		return fmt.Errorf("no valid rows in the input: all %d rows were rejected (see %s/)", rejected, rejectedFolder)
 	}
 	return fmt.Errorf("no rows in the input: its %d objects hold only blank lines", len(c.job.Objects))
 }

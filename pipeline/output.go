@@ -19,11 +19,13 @@ import (
 // last a _SUCCESS marker in each split's folder. Every name that starts
 // with "_" is shardprep's.
 const (
-	ModelKey       = "_shardprep/model.json"
-	ManifestKey    = "_shardprep/manifest.json"
-	SuccessName    = "_SUCCESS"
-	RejectedFolder = "_rejected" // rows refused under the skip policy
+	ModelKey    = "_shardprep/model.json"
+	ManifestKey = "_shardprep/manifest.json"
+	SuccessName = "_SUCCESS"
 )
+
+// rejectedFolder holds the rows refused under the skip policy.
+const rejectedFolder = "_rejected"
 
 // metaFolder holds the job's metadata; a folder that has one is an output.
 var metaFolder = path.Dir(ManifestKey)
@@ -52,7 +54,7 @@ func splitNames(spec *features.Spec) []string {
 // committed before anything else goes.
 func outputKeys(spec *features.Spec, n int) []string {
 	var keys []string
-	folders := append(splitNames(spec), RejectedFolder)
+	folders := append(splitNames(spec), rejectedFolder)
 	for _, f := range folders {
 		keys = append(keys, f+"/"+SuccessName)
 	}

@@ -99,7 +99,7 @@ func (t *transformTask) close() error {
 // reject keeps an invalid row in the split's part of rejected rows.
 func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError) error {
 	if t.rej == nil {
-		w, err := t.open(ctx, RejectedFolder)
+		w, err := t.open(ctx, rejectedFolder)
 		if err != nil {
 			return err
 		}
