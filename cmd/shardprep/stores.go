@@ -371,11 +371,7 @@ func listInput(ctx context.Context, st *stores, arg, output string) ([]pipeline.
 		return nil, fmt.Errorf("input %s: %w", arg, err)
 	}
 	outRoot := normalizeRoot(output)
-	keys := make([]string, len(infos))
-	for i, info := range infos {
-		keys[i] = info.Key
-	}
-	outputs := pipeline.OutputFolders(keys)
+	outputs := pipeline.OutputFolders(infoKeys(infos))
 	var objs []pipeline.Object
 	for _, info := range infos {
 		if hidden(info.Key) || underAny(info.Key, outputs) {
@@ -392,6 +388,15 @@ func listInput(ctx context.Context, st *stores, arg, output string) ([]pipeline.
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Name < objs[j].Name })
 	return objs, nil
+}
+
+// infoKeys returns the keys of a listing.
+func infoKeys(infos []storage.ObjectInfo) []string {
+	keys := make([]string, len(infos))
+	for i, info := range infos {
+		keys[i] = info.Key
+	}
+	return keys
 }
 
 func underAny(key string, dirs []string) bool {
