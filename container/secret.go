@@ -12,14 +12,6 @@ import (
 	"time"
 )
 
-// SecretPrefix starts the key of every job's cluster secret under its
-// output (see SecretKey).
-const SecretPrefix = "_shardprep/cluster-secret-"
-
-// SecretKey is where, under the job's S3 output, the coordinator of the
-// job named job publishes the cluster secret for the workers.
-func SecretKey(job string) string { return SecretPrefix + job }
-
 // A SecretStore is the job's output as the cluster secret needs it: the
 // methods of shardprep's storage.Bucket, keys relative to the output.
 // NewRangeReader and Delete report a missing key as fs.ErrNotExist.
@@ -31,35 +23,35 @@ type SecretStore interface {
 }
 
 // PublishSecret makes a fresh cluster secret (64 hex digits) and writes it
-// to SecretKey(job) under out, with the job's own output credentials.
-func PublishSecret(ctx context.Context, out SecretStore, job string) (string, error) {
+// at key under out (the job's output, written with its own credentials;
+// the caller names the key, which belongs to the output's layout).
+func PublishSecret(ctx context.Context, out SecretStore, key string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("making the cluster secret: %w", err)
 	}
 	secret := hex.EncodeToString(b)
-	if err := out.Put(ctx, SecretKey(job), []byte(secret)); err != nil {
-		return "", fmt.Errorf("publishing the cluster secret at %s: %w", out.URL(SecretKey(job)), err)
+	if err := out.Put(ctx, key, []byte(secret)); err != nil {
+		return "", fmt.Errorf("publishing the cluster secret at %s: %w", out.URL(key), err)
 	}
 	return secret, nil
 }
 
-// DeleteSecret deletes the job's cluster secret; one already gone is no
+// DeleteSecret deletes the cluster secret at key; one already gone is no
 // error.
-func DeleteSecret(ctx context.Context, out SecretStore, job string) error {
-	if err := out.Delete(ctx, SecretKey(job)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+func DeleteSecret(ctx context.Context, out SecretStore, key string) error {
+	if err := out.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-// WaitSecret polls SecretKey(job) under out until the coordinator has
+// WaitSecret polls key under out until the coordinator has
 // published the cluster secret (at least 16 characters, surrounding space
 // trimmed), committed reports that the job committed already (done: there
 // is nothing left to join), timeout passes or ctx ends. It waits 100ms
 // after the first attempt, doubling up to 1s.
-func WaitSecret(ctx context.Context, out SecretStore, job string, timeout time.Duration, committed func(context.Context) bool) (secret string, done bool, err error) {
-	key := SecretKey(job)
+func WaitSecret(ctx context.Context, out SecretStore, key string, timeout time.Duration, committed func(context.Context) bool) (secret string, done bool, err error) {
 	errMissing := fmt.Errorf("the coordinator published no cluster secret at %s within %s", out.URL(key), timeout)
 	err = Retry(ctx, Backoff{First: 100 * time.Millisecond, Max: time.Second, Timeout: timeout}, func() (bool, error) {
 		s, found, err := readSecret(ctx, out, key)

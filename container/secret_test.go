@@ -55,13 +55,13 @@ func TestSecretRoundTrip(t *testing.T) {
 	published := make(chan string, 1)
 	go func() {
 		time.Sleep(150 * time.Millisecond) // the worker polls first
-		s, err := PublishSecret(ctx, out, "job-1")
+		s, err := PublishSecret(ctx, out, "_shardprep/cluster-secret-job-1")
 		if err != nil {
 			t.Error(err)
 		}
 		published <- s
 	}()
-	got, done, err := WaitSecret(ctx, out, "job-1", 10*time.Second, never)
+	got, done, err := WaitSecret(ctx, out, "_shardprep/cluster-secret-job-1", 10*time.Second, never)
 	if err != nil || done {
 		t.Fatalf("WaitSecret = %q, %t, %v", got, done, err)
 	}
@@ -72,7 +72,7 @@ func TestSecretRoundTrip(t *testing.T) {
 		t.Errorf("no secret at the key: %v", out.objs)
 	}
 	for range 2 { // the second time it is gone already
-		if err := DeleteSecret(ctx, out, "job-1"); err != nil {
+		if err := DeleteSecret(ctx, out, "_shardprep/cluster-secret-job-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,19 +84,19 @@ func TestSecretRoundTrip(t *testing.T) {
 func TestWaitSecretEnds(t *testing.T) {
 	ctx := context.Background()
 	out := &memStore{objs: map[string][]byte{}}
-	if _, done, err := WaitSecret(ctx, out, "j", time.Minute, func(context.Context) bool { return true }); !done || err != nil {
+	if _, done, err := WaitSecret(ctx, out, "_shardprep/cluster-secret-j", time.Minute, func(context.Context) bool { return true }); !done || err != nil {
 		t.Errorf("a committed job: done %t, error %v; want done", done, err)
 	}
-	if _, _, err := WaitSecret(ctx, out, "j", 200*time.Millisecond, never); err == nil || !strings.Contains(err.Error(), "published no cluster secret at mem://out/_shardprep/cluster-secret-j within 200ms") {
+	if _, _, err := WaitSecret(ctx, out, "_shardprep/cluster-secret-j", 200*time.Millisecond, never); err == nil || !strings.Contains(err.Error(), "published no cluster secret at mem://out/_shardprep/cluster-secret-j within 200ms") {
 		t.Errorf("timeout: error %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, _, err := WaitSecret(cctx, out, "j", time.Minute, never); !errors.Is(err, context.Canceled) {
+	if _, _, err := WaitSecret(cctx, out, "_shardprep/cluster-secret-j", time.Minute, never); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: error %v, want context.Canceled", err)
 	}
-	out.objs[SecretKey("j")] = []byte("short\n")
-	if _, _, err := WaitSecret(ctx, out, "j", time.Minute, never); err == nil || !strings.Contains(err.Error(), "too short (6 bytes)") {
+	out.objs["_shardprep/cluster-secret-j"] = []byte("short\n")
+	if _, _, err := WaitSecret(ctx, out, "_shardprep/cluster-secret-j", time.Minute, never); err == nil || !strings.Contains(err.Error(), "too short (6 bytes)") {
 		t.Errorf("short secret: error %v", err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // benchJob returns a job of n one-byte splits with a fitted model, so that
 // it starts in the transform phase; simulated workers report results
 // without reading anything.
-func benchJob(b *testing.B, n int) *Job {
+func benchJob(b *testing.B, n int) (*Job, *features.Model) {
 	b.Helper()
 	data, err := os.ReadFile("testdata/abalone.csv")
 	if err != nil {
@@ -36,7 +36,8 @@ func benchJob(b *testing.B, n int) *Job {
 	if err != nil {
 		b.Fatal(err)
 	}
-	res, err := fitSplit(context.Background(), store, fit, fit.Splits[0], memory.DefaultAllocator, &counters{})
+	ft := &splitTask{job: fit, split: fit.Splits[0], src: store, mem: memory.DefaultAllocator, ctr: &counters{}}
+	res, err := ft.runFit(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,14 +45,14 @@ func benchJob(b *testing.B, n int) *Job {
 	if err != nil {
 		b.Fatal(err)
 	}
-	job, err := NewJob(spec, []Object{{URL: "big.csv", Name: "big.csv", Size: int64(n)}}, &JobOptions{Model: model, SplitSize: 1})
+	job, err := NewJob(spec, []Object{{URL: "big.csv", Name: "big.csv", Size: int64(n)}}, &Settings{SplitSize: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if len(job.Splits) != n {
 		b.Fatalf("%d splits, want %d", len(job.Splits), n)
 	}
-	return job
+	return job, model
 }
 
 // simulate runs workers simulated workers over t until the job ends:
@@ -68,7 +69,7 @@ func simulate(b *testing.B, t Transport, workers int) (joins time.Duration, leas
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			j, err := t.Join(context.Background(), &JoinRequest{Protocol: ProtocolVersion, Worker: "w" + strconv.Itoa(i), Instance: strconv.Itoa(i)})
+			j, err := t.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w" + strconv.Itoa(i), Instance: strconv.Itoa(i)})
 			if err != nil {
 				b.Error(err)
 				return
@@ -87,7 +88,7 @@ func simulate(b *testing.B, t Transport, workers int) (joins time.Duration, leas
 			var n int64
 			have := false
 			for {
-				resp, err := t.Lease(ctx, &LeaseRequest{Worker: names[i], Slots: 1, WaitMS: 1000, HaveModel: have})
+				resp, err := t.lease(ctx, &leaseRequest{Worker: names[i], Slots: 1, WaitMS: 1000, HaveModel: have})
 				if err != nil {
 					b.Error(err)
 					return
@@ -101,7 +102,7 @@ func simulate(b *testing.B, t Transport, workers int) (joins time.Duration, leas
 				have = have || resp.Model != nil
 				for _, task := range resp.Tasks {
 					n++
-					if _, err := t.Report(ctx, &ReportRequest{Worker: names[i], Task: task, Result: result}); err != nil {
+					if _, err := t.report(ctx, &reportRequest{Worker: names[i], Task: task, Result: result}); err != nil {
 						b.Error(err)
 						return
 					}
@@ -127,7 +128,7 @@ func simulate(b *testing.B, t Transport, workers int) (joins time.Duration, leas
 //	go test -run '^$' -bench Coordinator -benchtime 1x ./pipeline/
 func BenchmarkCoordinator(b *testing.B) {
 	const workers, splits = 100, 100_000
-	job := benchJob(b, splits)
+	job, model := benchJob(b, splits)
 	secret := []byte("0123456789abcdef")
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * workers}}
 
@@ -137,7 +138,7 @@ func BenchmarkCoordinator(b *testing.B) {
 		var leasing time.Duration
 		for range b.N {
 			j := *job
-			c := NewCoordinator(&j, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute})
+			c := mustCoordinator(b, &j, nil, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute, Model: model})
 			var t Transport = c
 			var srv *httptest.Server
 			if overHTTP {
@@ -167,7 +168,7 @@ func BenchmarkCoordinator(b *testing.B) {
 
 	heartbeats := func(b *testing.B, overHTTP bool) {
 		j := *job
-		c := NewCoordinator(&j, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute})
+		c := mustCoordinator(b, &j, nil, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute, Model: model})
 		var t Transport = c
 		if overHTTP {
 			srv := httptest.NewServer(NewHandler(c, secret, nil))
@@ -175,14 +176,14 @@ func BenchmarkCoordinator(b *testing.B) {
 			t = NewClient(srv.URL, secret, hc)
 		}
 		// Each worker holds 4 tasks and reports progress.
-		held := make([][]Task, workers)
+		held := make([][]taskID, workers)
 		for i := range workers {
 			ctx := context.Background()
-			jr, err := c.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: "w" + strconv.Itoa(i)})
+			jr, err := c.join(ctx, &joinRequest{Protocol: ProtocolVersion, Worker: "w" + strconv.Itoa(i)})
 			if err != nil {
 				b.Fatal(err)
 			}
-			resp, err := c.Lease(ctx, &LeaseRequest{Worker: jr.Worker, Slots: 4})
+			resp, err := c.lease(ctx, &leaseRequest{Worker: jr.Worker, Slots: 4})
 			if err != nil || len(resp.Tasks) != 4 {
 				b.Fatalf("lease: %v %v", resp, err)
 			}
@@ -199,9 +200,9 @@ func BenchmarkCoordinator(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					req := &HeartbeatRequest{Worker: "w" + strconv.Itoa(i), Tasks: held[i], Phase: PhaseTransform, Bytes: 1 << 20, Rows: 1000}
+					req := &heartbeatRequest{Worker: "w" + strconv.Itoa(i), Tasks: held[i], Phase: PhaseTransform, Bytes: 1 << 20, Rows: 1000}
 					for range rounds {
-						if _, err := t.Heartbeat(context.Background(), req); err != nil {
+						if _, err := t.heartbeat(context.Background(), req); err != nil {
 							b.Error(err)
 							return
 						}
@@ -216,7 +217,7 @@ func BenchmarkCoordinator(b *testing.B) {
 	b.Run("join/http", func(b *testing.B) {
 		// The coordinator's side of a join: verify, register, send the job.
 		j := *job
-		c := NewCoordinator(&j, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute})
+		c := mustCoordinator(b, &j, nil, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute, Model: model})
 		h := NewHandler(c, secret, nil)
 		b.ReportAllocs()
 		var sent int64
@@ -224,7 +225,7 @@ func BenchmarkCoordinator(b *testing.B) {
 			body := []byte(`{"protocol":1,"worker":"w` + strconv.Itoa(i) + `"}`)
 			ts := time.Now().Unix()
 			req := httptest.NewRequest(http.MethodPost, "/v1/join", bytes.NewReader(body))
-			req.Header.Set(AuthHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(secret, ts, "/v1/join", body))
+			req.Header.Set(authHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(secret, ts, "/v1/join", body))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != http.StatusOK {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,39 +41,39 @@ func (c *fakeClock) Add(d time.Duration) {
 
 // testCoordinator returns a coordinator of the Abalone job in ~10 splits,
 // on a fake clock with a 10s lease.
-func testCoordinator(t *testing.T, opts *JobOptions) (*Coordinator, *memStore, *fakeClock) {
+func testCoordinator(t *testing.T, opts *Settings) (*Coordinator, *memStore, *fakeClock) {
 	t.Helper()
 	store := newMemStore()
 	if opts == nil {
-		opts = &JobOptions{Seed: 5, SplitSize: 20000}
+		opts = &Settings{Seed: 5, SplitSize: 20000}
 	}
 	job := abaloneJob(t, store, opts)
 	clock := newFakeClock()
-	c := NewCoordinator(job, store, &CoordinatorOptions{LeaseTTL: 10 * time.Second, Now: clock.Now})
+	c := mustCoordinator(t, job, store, store, &CoordinatorOptions{LeaseTTL: 10 * time.Second, Now: clock.Now})
 	return c, store, clock
 }
 
 func join(t *testing.T, c *Coordinator, name string) string {
 	t.Helper()
-	resp, err := c.Join(context.Background(), &JoinRequest{Protocol: ProtocolVersion, Worker: name, Instance: name})
+	resp, err := c.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: name, Instance: name})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return resp.Worker
 }
 
-func lease(t *testing.T, c *Coordinator, worker string, slots int) *LeaseResponse {
+func lease(t *testing.T, c *Coordinator, worker string, slots int) *leaseResponse {
 	t.Helper()
-	resp, err := c.Lease(context.Background(), &LeaseRequest{Worker: worker, Slots: slots})
+	resp, err := c.lease(context.Background(), &leaseRequest{Worker: worker, Slots: slots})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return resp
 }
 
-func report(t *testing.T, c *Coordinator, req *ReportRequest) Phase {
+func report(t *testing.T, c *Coordinator, req *reportRequest) Phase {
 	t.Helper()
-	resp, err := c.Report(context.Background(), req)
+	resp, err := c.report(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,17 +81,21 @@ func report(t *testing.T, c *Coordinator, req *ReportRequest) Phase {
 }
 
 // execute runs a task for real and returns its result.
-func execute(t *testing.T, c *Coordinator, store *memStore, task Task) *taskResult {
+func execute(t *testing.T, c *Coordinator, store *memStore, task taskID) *taskResult {
 	t.Helper()
 	job := c.job
 	s := job.Splits[task.Split]
 	var res taskResult
 	var err error
+	c.mu.Lock()
+	fit := c.fit
+	c.mu.Unlock()
+	st := &splitTask{job: job, fit: fit, split: s, src: store, mem: memory.DefaultAllocator, ctr: &counters{}}
 	switch task.Phase {
 	case PhaseFit:
-		res, err = fitSplit(context.Background(), store, job, s, memory.DefaultAllocator, &counters{})
+		res, err = st.runFit(context.Background())
 	case PhaseTransform:
-		res, err = transformSplit(context.Background(), store, store, job, s, memory.DefaultAllocator, &counters{})
+		res, err = st.runTransform(context.Background(), store)
 	}
 	if err != nil {
 		t.Fatalf("%s: %v", task, err)
@@ -102,14 +107,14 @@ func execute(t *testing.T, c *Coordinator, store *memStore, task Task) *taskResu
 // worker.
 func finishPhase(t *testing.T, c *Coordinator, store *memStore, worker string) {
 	t.Helper()
-	phase := c.Snapshot().Phase
-	for c.Snapshot().Phase == phase {
+	phase := c.snapshot().Phase
+	for c.snapshot().Phase == phase {
 		resp := lease(t, c, worker, 100)
 		if len(resp.Tasks) == 0 {
 			t.Fatalf("%s phase: no task to lease, yet the phase is not over", phase)
 		}
 		for _, task := range resp.Tasks {
-			report(t, c, &ReportRequest{Worker: worker, Task: task, Result: execute(t, c, store, task)})
+			report(t, c, &reportRequest{Worker: worker, Task: task, Result: execute(t, c, store, task)})
 		}
 	}
 }
@@ -124,8 +129,8 @@ func TestHeartbeatDefaultsBelowLease(t *testing.T) {
 	store := newMemStore()
 	job := abaloneJob(t, store, nil)
 	for _, c := range []struct{ lease, want time.Duration }{{30 * time.Second, time.Second}, {time.Second, 250 * time.Millisecond}} {
-		co := NewCoordinator(job, store, &CoordinatorOptions{LeaseTTL: c.lease})
-		resp, err := co.Join(context.Background(), &JoinRequest{Protocol: ProtocolVersion, Worker: "w"})
+		co := mustCoordinator(t, job, store, store, &CoordinatorOptions{LeaseTTL: c.lease})
+		resp, err := co.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +151,7 @@ func TestLeaseExpiryReassigns(t *testing.T) {
 	}
 	clock.Add(6 * time.Second)
 	// a heartbeats only split 0: split 1's lease runs out at 10s.
-	if _, err := c.Heartbeat(context.Background(), &HeartbeatRequest{Worker: a, Tasks: got[:1]}); err != nil {
+	if _, err := c.heartbeat(context.Background(), &heartbeatRequest{Worker: a, Tasks: got[:1]}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Add(5 * time.Second) // 11s
@@ -172,7 +177,7 @@ func TestLeaseExpiryReassigns(t *testing.T) {
 		t.Errorf("worker a: %+v, want lost and gone", ws[0])
 	}
 	// a speaks again: it is alive, though it lost a lease.
-	if _, err := c.Heartbeat(context.Background(), &HeartbeatRequest{Worker: a}); err != nil {
+	if _, err := c.heartbeat(context.Background(), &heartbeatRequest{Worker: a}); err != nil {
 		t.Fatal(err)
 	}
 	if ws := c.Workers(); ws[0].Gone || !ws[0].Lost {
@@ -180,10 +185,10 @@ func TestLeaseExpiryReassigns(t *testing.T) {
 	}
 	// Finishing the phase still works with the reassigned task.
 	res := execute(t, c, store, bt[0])
-	report(t, c, &ReportRequest{Worker: b, Task: bt[0], Result: res})
-	report(t, c, &ReportRequest{Worker: a, Task: got[0], Result: execute(t, c, store, got[0])})
+	report(t, c, &reportRequest{Worker: b, Task: bt[0], Result: res})
+	report(t, c, &reportRequest{Worker: a, Task: got[0], Result: execute(t, c, store, got[0])})
 	finishPhase(t, c, store, b)
-	if p := c.Snapshot().Phase; p != PhaseTransform {
+	if p := c.snapshot().Phase; p != PhaseTransform {
 		t.Fatalf("phase %s after every fit task, want transform", p)
 	}
 }
@@ -202,20 +207,20 @@ func TestStaleAndDuplicateReports(t *testing.T) {
 		t.Fatalf("reassigned task %v", second)
 	}
 	// a, woken up, reports a failure of its old attempt: stale.
-	report(t, c, &ReportRequest{Worker: a, Task: first, Error: "connection reset"})
+	report(t, c, &reportRequest{Worker: a, Task: first, Error: "connection reset"})
 	if s := taskOf(c, first.Split); s.state != leased || s.worker != b || len(s.failedOn) != 0 {
 		t.Fatalf("after a stale failure: state %d worker %s failedOn %v, want still leased by b, no failure", s.state, s.worker, s.failedOn)
 	}
 	// a's late success counts (parts are deterministic) ...
 	res := execute(t, c, store, first)
-	report(t, c, &ReportRequest{Worker: a, Task: first, Result: res})
+	report(t, c, &reportRequest{Worker: a, Task: first, Result: res})
 	if s := taskOf(c, first.Split); s.state != done {
 		t.Fatalf("a's late result was not taken: state %d", s.state)
 	}
 	// ... and b's, the same bytes, is a duplicate, as is b's failure.
-	report(t, c, &ReportRequest{Worker: b, Task: second, Result: res})
-	report(t, c, &ReportRequest{Worker: b, Task: second, Error: "disk full"})
-	if snap := c.Snapshot(); snap.SplitsDone != 1 || snap.Phase != PhaseFit {
+	report(t, c, &reportRequest{Worker: b, Task: second, Result: res})
+	report(t, c, &reportRequest{Worker: b, Task: second, Error: "disk full"})
+	if snap := c.snapshot(); snap.SplitsDone != 1 || snap.Phase != PhaseFit {
 		t.Fatalf("after duplicates: %+v, want 1 split done in fit", snap)
 	}
 	var aDone, bDone, bRunning int
@@ -232,18 +237,18 @@ func TestStaleAndDuplicateReports(t *testing.T) {
 	}
 	finishPhase(t, c, store, b)
 	// A fit report arriving in the transform phase is ignored.
-	if p := report(t, c, &ReportRequest{Worker: a, Task: first, Error: "late"}); p != PhaseTransform {
+	if p := report(t, c, &reportRequest{Worker: a, Task: first, Error: "late"}); p != PhaseTransform {
 		t.Fatalf("stale fit report: phase %s", p)
 	}
 	finishPhase(t, c, store, b)
-	if p := c.Snapshot().Phase; p != PhaseCommit {
+	if p := c.snapshot().Phase; p != PhaseCommit {
 		t.Fatalf("phase %s after every transform task, want commit", p)
 	}
 	// Malformed reports are refused as such.
-	_, err := c.Report(context.Background(), &ReportRequest{Worker: a, Task: first})
-	var pe *ProtocolError
+	_, err := c.report(context.Background(), &reportRequest{Worker: a, Task: first})
+	var pe *protocolError
 	if !errors.As(err, &pe) {
-		t.Errorf("report without result or error: %v, want a ProtocolError", err)
+		t.Errorf("report without result or error: %v, want a protocolError", err)
 	}
 }
 
@@ -251,7 +256,7 @@ func TestStaleAndDuplicateReports(t *testing.T) {
 // job at its first report, with the row's place, and no task is retried.
 func TestDataErrorFailsOnce(t *testing.T) {
 	store := newMemStore()
-	job := abaloneJob(t, store, &JobOptions{Seed: 5, SplitSize: 20000})
+	job := abaloneJob(t, store, &Settings{Seed: 5, SplitSize: 20000})
 	data := store.objects["in/abalone.csv"]
 	// Break line 3000 (in a middle split).
 	lines := bytes.SplitAfter(data, []byte("\n"))
@@ -260,15 +265,19 @@ func TestDataErrorFailsOnce(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 
-	c := NewCoordinator(job, store, &CoordinatorOptions{Heartbeat: 20 * time.Millisecond, Logger: log})
-	var workers []func(context.Context) error
+	c := mustCoordinator(t, job, store, store, &CoordinatorOptions{Heartbeat: 20 * time.Millisecond, Logger: log})
 	var werrs [3]error
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
 	for i := range 3 {
 		w := NewWorker(c, func(context.Context, *Job) (Source, Sink, error) { return store, store, nil },
 			&WorkerOptions{ID: fmt.Sprintf("w%d", i), Slots: 2})
-		workers = append(workers, func(ctx context.Context) error { werrs[i] = w.Run(ctx); return werrs[i] })
+		wg.Add(1)
+		go func() { defer wg.Done(); werrs[i] = w.Run(wctx) }()
 	}
-	_, err := Serve(context.Background(), c, nil, workers...)
+	_, err := c.Run(context.Background())
+	stopWorkers()
+	wg.Wait()
 	if err == nil || !strings.Contains(err.Error(), "line 3000") || !strings.Contains(err.Error(), `"diameter"`) || strings.Contains(err.Error(), "times") {
 		t.Fatalf("job error %v, want the parse error of line 3000 once", err)
 	}
@@ -320,7 +329,7 @@ func TestMaxAttemptsBound(t *testing.T) {
 	c, _, _ := testCoordinator(t, nil)
 	a, b, d := join(t, c, "a"), join(t, c, "b"), join(t, c, "d")
 	task := lease(t, c, a, 1).Tasks[0]
-	report(t, c, &ReportRequest{Worker: a, Task: task, Error: "read timeout"})
+	report(t, c, &reportRequest{Worker: a, Task: task, Error: "read timeout"})
 	// a asks again: the failed task goes to another worker, a gets the next.
 	next := lease(t, c, a, 1).Tasks
 	if len(next) != 1 || next[0].Split == task.Split {
@@ -330,12 +339,12 @@ func TestMaxAttemptsBound(t *testing.T) {
 	if len(retry) != 1 || retry[0].Split != task.Split || retry[0].Attempt != 2 {
 		t.Fatalf("b leased %v, want split %d attempt 2", retry, task.Split)
 	}
-	report(t, c, &ReportRequest{Worker: b, Task: retry[0], Error: "read timeout"})
+	report(t, c, &reportRequest{Worker: b, Task: retry[0], Error: "read timeout"})
 	third := lease(t, c, d, 1).Tasks
 	if len(third) != 1 || third[0].Split != task.Split || third[0].Attempt != 3 {
 		t.Fatalf("d leased %v, want split %d attempt 3", third, task.Split)
 	}
-	if p := report(t, c, &ReportRequest{Worker: d, Task: third[0], Error: "read timeout"}); p != PhaseFailed {
+	if p := report(t, c, &reportRequest{Worker: d, Task: third[0], Error: "read timeout"}); p != PhaseFailed {
 		t.Fatalf("phase %s after 3 failed attempts, want failed", p)
 	}
 	resp := lease(t, c, a, 1)
@@ -356,7 +365,7 @@ func TestRetryOnSameWorkerWhenAlone(t *testing.T) {
 	c, _, clock := testCoordinator(t, nil)
 	a, b := join(t, c, "a"), join(t, c, "b")
 	task := lease(t, c, a, 1).Tasks[0]
-	report(t, c, &ReportRequest{Worker: a, Task: task, Error: "read timeout"})
+	report(t, c, &reportRequest{Worker: a, Task: task, Error: "read timeout"})
 	clock.Add(11 * time.Second) // b has been silent for a lease period
 	lease(t, c, a, 0)           // a is alive
 	got := lease(t, c, a, 1).Tasks
@@ -379,7 +388,7 @@ func TestLostLeasesBound(t *testing.T) {
 		clock.Add(11 * time.Second)
 		c.expire()
 	}
-	snap := c.Snapshot()
+	snap := c.snapshot()
 	c.mu.Lock()
 	err := c.err
 	c.mu.Unlock()
@@ -391,17 +400,18 @@ func TestLostLeasesBound(t *testing.T) {
 func TestWorkerNames(t *testing.T) {
 	c, _, _ := testCoordinator(t, nil)
 	ctx := context.Background()
-	r1, _ := c.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: "host-1", Instance: "x"})
-	r2, _ := c.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: "host-1", Instance: "x"})
-	r3, _ := c.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: "host-1", Instance: "y"})
+	r1, _ := c.join(ctx, &joinRequest{Protocol: ProtocolVersion, Worker: "host-1", Instance: "x"})
+	r2, _ := c.join(ctx, &joinRequest{Protocol: ProtocolVersion, Worker: "host-1", Instance: "x"})
+	r3, _ := c.join(ctx, &joinRequest{Protocol: ProtocolVersion, Worker: "host-1", Instance: "y"})
 	if r1.Worker != "host-1" || r2.Worker != "host-1" || r3.Worker != "host-1#2" {
 		t.Errorf("names %q %q %q, want host-1 twice (same process), then host-1#2", r1.Worker, r2.Worker, r3.Worker)
 	}
-	if _, err := c.Join(ctx, &JoinRequest{Protocol: ProtocolVersion}); err == nil {
+	if _, err := c.join(ctx, &joinRequest{Protocol: ProtocolVersion}); err == nil {
 		t.Error("a nameless worker joined")
 	}
-	if r1.Job.Model != nil || len(r1.Job.Splits) != len(c.job.Splits) {
-		t.Errorf("join sent model %v, %d splits", r1.Job.Model, len(r1.Job.Splits))
+	wire, err := json.Marshal(r1)
+	if err != nil || bytes.Contains(wire, []byte(`"model":`)) || len(r1.Job.Splits) != len(c.job.Splits) {
+		t.Errorf("join sent model (%s), %d splits", wire, len(r1.Job.Splits))
 	}
 }
 
@@ -411,8 +421,8 @@ func TestModelSentOnce(t *testing.T) {
 	c, store, _ := testCoordinator(t, nil)
 	a := join(t, c, "a")
 	finishPhase(t, c, store, a)
-	r1, _ := c.Lease(context.Background(), &LeaseRequest{Worker: a, Slots: 1})
-	r2, _ := c.Lease(context.Background(), &LeaseRequest{Worker: a, Slots: 1, HaveModel: true})
+	r1, _ := c.lease(context.Background(), &leaseRequest{Worker: a, Slots: 1})
+	r2, _ := c.lease(context.Background(), &leaseRequest{Worker: a, Slots: 1, HaveModel: true})
 	if r1.Model == nil || len(r1.FirstLines) != len(c.job.Splits) {
 		t.Errorf("first transform lease: model %v, %d first lines", r1.Model != nil, len(r1.FirstLines))
 	}
@@ -443,7 +453,7 @@ func TestWaitInformed(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		c.Heartbeat(context.Background(), &HeartbeatRequest{Worker: b})
+		c.heartbeat(context.Background(), &heartbeatRequest{Worker: b})
 	}()
 	start = time.Now()
 	c.WaitInformed(context.Background(), 5*time.Second)
@@ -466,7 +476,7 @@ func signedPost(t *testing.T, url, path string, secret []byte, ts int64, body st
 		t.Fatal(err)
 	}
 	if secret != nil {
-		req.Header.Set(AuthHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(secret, ts, path, []byte(body)))
+		req.Header.Set(authHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(secret, ts, path, []byte(body)))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -514,7 +524,7 @@ func TestHTTPAuth(t *testing.T) {
 	}
 	// The body is covered by the signature.
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/join", strings.NewReader(joinBody))
-	req.Header.Set(AuthHeader, "t="+strconv.FormatInt(now, 10)+",sig="+sign(secret, now, "/v1/join", []byte(`{"protocol":1,"worker":"x"}`)))
+	req.Header.Set(authHeader, "t="+strconv.FormatInt(now, 10)+",sig="+sign(secret, now, "/v1/join", []byte(`{"protocol":1,"worker":"x"}`)))
 	if resp, err := http.DefaultClient.Do(req); err != nil {
 		t.Error(err)
 	} else if resp.Body.Close(); resp.StatusCode != 401 {
@@ -529,8 +539,8 @@ func TestHTTPAuth(t *testing.T) {
 
 	// The client reports a refusal as permanent, and a worker gives up at once.
 	cl := NewClient(srv.URL, []byte("incorrect horse battery"), nil)
-	_, err := cl.Join(context.Background(), &JoinRequest{Protocol: ProtocolVersion, Worker: "w"})
-	var perm *PermanentError
+	_, err := cl.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
+	var perm *permanentError
 	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "wrong cluster secret") {
 		t.Errorf("client with a wrong secret: %v", err)
 	}
@@ -560,8 +570,8 @@ func TestProtocolMismatchRefused(t *testing.T) {
 		t.Errorf("malformed lease: %d, want 400", code)
 	}
 	cl := NewClient(srv.URL, secret, nil)
-	_, err := cl.Join(context.Background(), &JoinRequest{Protocol: 99, Worker: "future"})
-	var perm *PermanentError
+	_, err := cl.join(context.Background(), &joinRequest{Protocol: 99, Worker: "future"})
+	var perm *permanentError
 	if !errors.As(err, &perm) {
 		t.Errorf("client: %v, want a permanent error", err)
 	}
@@ -634,13 +644,13 @@ func TestWorkerGivesUpOnSilentCoordinator(t *testing.T) {
 // bytes of an in-process run.
 func TestClusterOverHTTP(t *testing.T) {
 	ref := newMemStore()
-	job := abaloneJob(t, ref, &JobOptions{Seed: 9, SplitSize: 15000})
-	if _, err := Run(context.Background(), job, ref, ref, &Options{Workers: 2}); err != nil {
+	job := abaloneJob(t, ref, &Settings{Seed: 9, SplitSize: 15000})
+	if _, err := Run(context.Background(), job, ref, ref, &CoordinatorOptions{Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
 	store := newMemStore()
-	job = abaloneJob(t, store, &JobOptions{Seed: 9, SplitSize: 15000})
-	c := NewCoordinator(job, store, &CoordinatorOptions{LeaseTTL: 2 * time.Second})
+	job = abaloneJob(t, store, &Settings{Seed: 9, SplitSize: 15000})
+	c := mustCoordinator(t, job, store, store, &CoordinatorOptions{LeaseTTL: 2 * time.Second})
 	secret := []byte("0123456789abcdef")
 	srv := httptest.NewServer(NewHandler(c, secret, nil))
 	defer srv.Close()
@@ -666,10 +676,10 @@ func TestClusterOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if len(res.Manifest.Workers) != 3 {
-		t.Errorf("manifest workers %+v, want w, w#2, w#3", res.Manifest.Workers)
+	if len(res.Workers) != 3 {
+		t.Errorf("manifest workers %+v, want w, w#2, w#3", res.Workers)
 	}
-	for _, p := range res.Manifest.Parts {
+	for _, p := range res.Parts {
 		if len(p.Workers) != 1 || !strings.HasPrefix(p.Workers[0], "w") {
 			t.Errorf("part %d: workers %v, want the one that wrote it", p.Split, p.Workers)
 		}

@@ -17,23 +17,23 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// maxValueBytes bounds FieldError.Value.
+// maxValueBytes bounds fieldError.Value.
 const maxValueBytes = 100
 
-// FieldError is a line that does not fit the spec. Column is the column
+// fieldError is a line that does not fit the spec. Column is the column
 // name, or "" for a problem with the whole line (wrong field count, invalid
 // UTF-8, a malformed quoted field); Field is the 1-based position of the
 // field in the line, 0 when the whole line is concerned. Value is the
 // offending text (the field, or the line for whole-line problems), shortened
 // to about 100 bytes with "..." appended when cut.
-type FieldError struct {
+type fieldError struct {
 	Column string
 	Field  int
 	Value  string
 	Reason string
 }
 
-func (e *FieldError) Error() string {
+func (e *fieldError) Error() string {
 	switch {
 	case e.Column != "":
 		return fmt.Sprintf("column %q (field %d): %s: %q", e.Column, e.Field, e.Reason, e.Value)
@@ -43,15 +43,15 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s: %q", e.Reason, e.Value)
 }
 
-// DecodeOptions tunes a Decoder. A nil *DecodeOptions means the defaults.
-type DecodeOptions struct {
+// decodeOptions tunes a decoder. A nil *decodeOptions means the defaults.
+type decodeOptions struct {
 	// FitOnly decodes only the categorical columns (spec.FitSchema()), for
 	// the fit pass. The other fields are still counted, and the line still
 	// checked for UTF-8, but their values are not parsed or checked.
 	FitOnly bool
 }
 
-// colKind is what a Decoder does with one field of a line.
+// colKind is what a decoder does with one field of a line.
 type colKind uint8
 
 const (
@@ -60,7 +60,7 @@ const (
 	colDouble
 )
 
-// Decoder turns CSV lines into Arrow records, by the rules of Spark's CSV
+// decoder turns CSV lines into Arrow records, by the rules of Spark's CSV
 // reader with an explicit schema: fields are separated by commas; a field
 // that starts with a double quote is quoted, ends at the next lone quote
 // and may contain commas and "" for a quote (a quoted field cannot span
@@ -72,8 +72,8 @@ const (
 //
 // Records hold the decoded columns in file order with the types of
 // spec.Schema() (or spec.FitSchema() with FitOnly), no nulls, followed by an
-// int64 column "__offset". A Decoder is not safe for concurrent use.
-type Decoder struct {
+// int64 column "__offset". A decoder is not safe for concurrent use.
+type decoder struct {
 	spec   *features.Spec
 	schema *arrow.Schema
 	bld    *array.RecordBuilder
@@ -92,18 +92,18 @@ type Decoder struct {
 	scratch  []byte    // reused buffer for unquoted fields
 }
 
-// NewDecoder returns a decoder for lines of spec's columns; record buffers
+// newDecoder returns a decoder for lines of spec's columns; record buffers
 // come from mem. opts may be nil. The spec must be valid.
-func NewDecoder(spec *features.Spec, mem memory.Allocator, opts *DecodeOptions) *Decoder {
+func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) *decoder {
 	fitOnly := opts != nil && opts.FitOnly
 	base := spec.Schema()
 	if fitOnly {
 		base = spec.FitSchema()
 	}
-	fields := append(base.Fields(), arrow.Field{Name: OffsetColumn, Type: arrow.PrimitiveTypes.Int64})
+	fields := append(base.Fields(), arrow.Field{Name: offsetColumn, Type: arrow.PrimitiveTypes.Int64})
 	schema := arrow.NewSchema(fields, nil)
 
-	d := &Decoder{
+	d := &decoder{
 		spec:    spec,
 		schema:  schema,
 		bld:     array.NewRecordBuilder(mem, schema),
@@ -137,15 +137,15 @@ func NewDecoder(spec *features.Spec, mem memory.Allocator, opts *DecodeOptions) 
 }
 
 // Schema returns the schema of the records Flush returns.
-func (d *Decoder) Schema() *arrow.Schema { return d.schema }
+func (d *decoder) Schema() *arrow.Schema { return d.schema }
 
 // Len returns the number of rows added since the last Flush.
-func (d *Decoder) Len() int { return d.n }
+func (d *decoder) Len() int { return d.n }
 
 // Add decodes one line, without its terminator, found at offset in its
-// object. On a bad line it returns a *FieldError and adds nothing; the
+// object. On a bad line it returns a *fieldError and adds nothing; the
 // decoder stays usable.
-func (d *Decoder) Add(line []byte, offset int64) *FieldError {
+func (d *decoder) Add(line []byte, offset int64) *fieldError {
 	if d.addPlain(line, offset) {
 		return nil
 	}
@@ -153,16 +153,16 @@ func (d *Decoder) Add(line []byte, offset int64) *FieldError {
 }
 
 // addGeneral is Add by the general rules, for any line.
-func (d *Decoder) addGeneral(line []byte, offset int64) *FieldError {
+func (d *decoder) addGeneral(line []byte, offset int64) *fieldError {
 	if !utf8.Valid(line) {
-		return &FieldError{Value: shorten(line), Reason: "invalid UTF-8"}
+		return &fieldError{Value: shorten(line), Reason: "invalid UTF-8"}
 	}
 	fields, fe := d.split(line)
 	if fe != nil {
 		return fe
 	}
 	if len(fields) != len(d.kinds) {
-		return &FieldError{Value: shorten(line), Reason: fmt.Sprintf("expected %d fields, found %d", len(d.kinds), len(fields))}
+		return &fieldError{Value: shorten(line), Reason: fmt.Sprintf("expected %d fields, found %d", len(d.kinds), len(fields))}
 	}
 	// Check every field before appending any, so a bad line adds nothing.
 	for i, f := range fields {
@@ -192,8 +192,8 @@ func (d *Decoder) addGeneral(line []byte, offset int64) *FieldError {
 	return nil
 }
 
-func (d *Decoder) fieldError(i int, f []byte, reason string) *FieldError {
-	return &FieldError{Column: d.spec.Columns[i].Name, Field: i + 1, Value: shorten(f), Reason: reason}
+func (d *decoder) fieldError(i int, f []byte, reason string) *fieldError {
+	return &fieldError{Column: d.spec.Columns[i].Name, Field: i + 1, Value: shorten(f), Reason: reason}
 }
 
 // parseDouble parses a double field; reason is "" on success.
@@ -234,8 +234,8 @@ func trimBlanks(f []byte) []byte {
 // Flush returns the rows added since the last Flush as a record with the
 // decoded columns and "__offset" (each row's line offset), and starts a new
 // batch. The record has zero rows when nothing was added. The caller owns
-// the record and must Release it; it does not depend on the Decoder.
-func (d *Decoder) Flush() arrow.Record {
+// the record and must Release it; it does not depend on the decoder.
+func (d *decoder) Flush() arrow.Record {
 	for i, k := range d.kinds {
 		if k == colDouble {
 			d.bld.Field(d.out[i]).(*array.Float64Builder).AppendValues(d.doubles[i], nil)
@@ -251,7 +251,7 @@ func (d *Decoder) Flush() arrow.Record {
 // Release frees the decoder's builders, dropping rows not yet flushed.
 // Records returned by Flush are not affected. The decoder must not be used
 // afterwards.
-func (d *Decoder) Release() {
+func (d *decoder) Release() {
 	if d.bld != nil {
 		d.bld.Release()
 		d.bld = nil
@@ -260,7 +260,7 @@ func (d *Decoder) Release() {
 
 // split cuts line into fields, unquoting quoted ones. The returned slices
 // alias line or d.scratch and are valid until the next call.
-func (d *Decoder) split(line []byte) ([][]byte, *FieldError) {
+func (d *decoder) split(line []byte) ([][]byte, *fieldError) {
 	fields, scratch, fe := splitFields(line, d.fields[:0], d.scratch[:0])
 	d.fields, d.scratch = fields[:0], scratch[:0]
 	return fields, fe
@@ -268,7 +268,7 @@ func (d *Decoder) split(line []byte) ([][]byte, *FieldError) {
 
 // splitFields appends the fields of line to fields; unquoted copies of
 // quoted fields are appended to scratch.
-func splitFields(line []byte, fields [][]byte, scratch []byte) ([][]byte, []byte, *FieldError) {
+func splitFields(line []byte, fields [][]byte, scratch []byte) ([][]byte, []byte, *fieldError) {
 	if bytes.IndexByte(line, '"') < 0 {
 		for {
 			i := bytes.IndexByte(line, ',')
@@ -296,7 +296,7 @@ func splitFields(line []byte, fields [][]byte, scratch []byte) ([][]byte, []byte
 		for {
 			j := bytes.IndexByte(rest, '"')
 			if j < 0 {
-				return fields, scratch, &FieldError{Field: field, Value: shorten(line), Reason: "unterminated quoted field"}
+				return fields, scratch, &fieldError{Field: field, Value: shorten(line), Reason: "unterminated quoted field"}
 			}
 			scratch = append(scratch, rest[:j]...)
 			if j+1 < len(rest) && rest[j+1] == '"' {
@@ -316,7 +316,7 @@ func splitFields(line []byte, fields [][]byte, scratch []byte) ([][]byte, []byte
 		case rest[0] == ',':
 			line = rest[1:]
 		default:
-			return fields, scratch, &FieldError{Field: field, Value: shorten(line), Reason: "text after the closing quote of a quoted field"}
+			return fields, scratch, &fieldError{Field: field, Value: shorten(line), Reason: "text after the closing quote of a quoted field"}
 		}
 	}
 }
@@ -337,10 +337,10 @@ func shorten(b []byte) string {
 	return string(b[:i]) + "..."
 }
 
-// LooksLikeHeader reports whether line is a header row of spec: it has one
+// looksLikeHeader reports whether line is a header row of spec: it has one
 // field per column and each field, quotes removed and spaces and tabs
 // trimmed, equals its column's name ignoring case.
-func LooksLikeHeader(spec *features.Spec, line []byte) bool {
+func looksLikeHeader(spec *features.Spec, line []byte) bool {
 	fields, _, fe := splitFields(line, nil, nil)
 	if fe != nil || len(fields) != len(spec.Columns) {
 		return false

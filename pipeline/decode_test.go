@@ -55,9 +55,9 @@ func TestDecoderAbalone(t *testing.T) {
 	}
 	want := strings.Split(strings.TrimSuffix(string(expected), "\n"), "\n")
 
-	dec := NewDecoder(spec, mem, nil)
+	dec := newDecoder(spec, mem, nil)
 	defer dec.Release()
-	lr := NewLineReader(bytes.NewReader(data), 0, int64(len(data)), nil)
+	lr := newLineReader(bytes.NewReader(data), 0, int64(len(data)), nil)
 	var recs []arrow.Record
 	var wantOffsets []int64
 	for {
@@ -124,26 +124,26 @@ func TestDecoderErrors(t *testing.T) {
 	long := strings.Repeat("9", 150)
 	tests := []struct {
 		line string
-		want FieldError
+		want fieldError
 	}{
-		{"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15", FieldError{Value: "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15", Reason: "expected 9 fields, found 8"}},
-		{"M,1,2,3,4,5,6,7,8,9", FieldError{Value: "M,1,2,3,4,5,6,7,8,9", Reason: "expected 9 fields, found 10"}},
-		{"M,1,2,3,4,5,6,7,8,", FieldError{Value: "M,1,2,3,4,5,6,7,8,", Reason: "expected 9 fields, found 10"}},
-		{",1,2,3,4,5,6,7,8", FieldError{Column: "sex", Field: 1, Value: "", Reason: "empty value"}},
-		{`"",1,2,3,4,5,6,7,8`, FieldError{Column: "sex", Field: 1, Value: "", Reason: "empty value"}},
-		{"M,1,,3,4,5,6,7,8", FieldError{Column: "diameter", Field: 3, Value: "", Reason: "empty number"}},
-		{"M,1,2, \t ,4,5,6,7,8", FieldError{Column: "height", Field: 4, Value: " \t ", Reason: "empty number"}},
-		{"M,1,2,3,abc,5,6,7,8", FieldError{Column: "whole_weight", Field: 5, Value: "abc", Reason: "not a number"}},
-		{"M,1,2,3,4,1_0,6,7,8", FieldError{Column: "shucked_weight", Field: 6, Value: "1_0", Reason: "not a number"}},
-		{"M,1,2,3,4,5,6,7,NaN", FieldError{Column: "rings", Field: 9, Value: "NaN", Reason: "NaN is not allowed"}},
-		{"M,1,2,3,4,5,6, nan ,8", FieldError{Column: "shell_weight", Field: 8, Value: " nan ", Reason: "NaN is not allowed"}},
-		{"M,1,2,3,4,5,6,7," + long + "x", FieldError{Column: "rings", Field: 9, Value: long[:100] + "...", Reason: "not a number"}},
-		{"M\xff,1,2,3,4,5,6,7,8", FieldError{Value: "M\xff,1,2,3,4,5,6,7,8", Reason: "invalid UTF-8"}},
-		{`"M,1,2,3,4,5,6,7,8`, FieldError{Field: 1, Value: `"M,1,2,3,4,5,6,7,8`, Reason: "unterminated quoted field"}},
-		{`M,"1"x,2,3,4,5,6,7,8`, FieldError{Field: 2, Value: `"1"x,2,3,4,5,6,7,8`, Reason: "text after the closing quote of a quoted field"}},
+		{"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15", fieldError{Value: "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15", Reason: "expected 9 fields, found 8"}},
+		{"M,1,2,3,4,5,6,7,8,9", fieldError{Value: "M,1,2,3,4,5,6,7,8,9", Reason: "expected 9 fields, found 10"}},
+		{"M,1,2,3,4,5,6,7,8,", fieldError{Value: "M,1,2,3,4,5,6,7,8,", Reason: "expected 9 fields, found 10"}},
+		{",1,2,3,4,5,6,7,8", fieldError{Column: "sex", Field: 1, Value: "", Reason: "empty value"}},
+		{`"",1,2,3,4,5,6,7,8`, fieldError{Column: "sex", Field: 1, Value: "", Reason: "empty value"}},
+		{"M,1,,3,4,5,6,7,8", fieldError{Column: "diameter", Field: 3, Value: "", Reason: "empty number"}},
+		{"M,1,2, \t ,4,5,6,7,8", fieldError{Column: "height", Field: 4, Value: " \t ", Reason: "empty number"}},
+		{"M,1,2,3,abc,5,6,7,8", fieldError{Column: "whole_weight", Field: 5, Value: "abc", Reason: "not a number"}},
+		{"M,1,2,3,4,1_0,6,7,8", fieldError{Column: "shucked_weight", Field: 6, Value: "1_0", Reason: "not a number"}},
+		{"M,1,2,3,4,5,6,7,NaN", fieldError{Column: "rings", Field: 9, Value: "NaN", Reason: "NaN is not allowed"}},
+		{"M,1,2,3,4,5,6, nan ,8", fieldError{Column: "shell_weight", Field: 8, Value: " nan ", Reason: "NaN is not allowed"}},
+		{"M,1,2,3,4,5,6,7," + long + "x", fieldError{Column: "rings", Field: 9, Value: long[:100] + "...", Reason: "not a number"}},
+		{"M\xff,1,2,3,4,5,6,7,8", fieldError{Value: "M\xff,1,2,3,4,5,6,7,8", Reason: "invalid UTF-8"}},
+		{`"M,1,2,3,4,5,6,7,8`, fieldError{Field: 1, Value: `"M,1,2,3,4,5,6,7,8`, Reason: "unterminated quoted field"}},
+		{`M,"1"x,2,3,4,5,6,7,8`, fieldError{Field: 2, Value: `"1"x,2,3,4,5,6,7,8`, Reason: "text after the closing quote of a quoted field"}},
 	}
 	mem := newChecked(t)
-	dec := NewDecoder(abaloneSpec(), mem, nil)
+	dec := newDecoder(abaloneSpec(), mem, nil)
 	defer dec.Release()
 	for _, tt := range tests {
 		fe := dec.Add([]byte(tt.line), 7)
@@ -179,7 +179,7 @@ func TestDecoderErrors(t *testing.T) {
 
 func TestDecoderValues(t *testing.T) {
 	mem := newChecked(t)
-	dec := NewDecoder(abaloneSpec(), mem, nil)
+	dec := newDecoder(abaloneSpec(), mem, nil)
 	defer dec.Release()
 	lines := []string{
 		" M, 1 ,2\t,\t3,inf,-Inf,1e400,-0,0x1p-2",
@@ -232,7 +232,7 @@ func TestDecoderValues(t *testing.T) {
 func TestDecoderFitOnly(t *testing.T) {
 	mem := newChecked(t)
 	spec := abaloneSpec()
-	dec := NewDecoder(spec, mem, &DecodeOptions{FitOnly: true})
+	dec := newDecoder(spec, mem, &decodeOptions{FitOnly: true})
 	defer dec.Release()
 	want := arrow.NewSchema(append(spec.FitSchema().Fields(), arrow.Field{Name: "__offset", Type: arrow.PrimitiveTypes.Int64}), nil)
 	if !dec.Schema().Equal(want) {
@@ -272,7 +272,7 @@ func TestDecoderFitOnlyColumnOrder(t *testing.T) {
 		Categorical: []string{"a", "b"},
 		Label:       "y",
 	}
-	dec := NewDecoder(spec, mem, &DecodeOptions{FitOnly: true})
+	dec := newDecoder(spec, mem, &decodeOptions{FitOnly: true})
 	defer dec.Release()
 	if fe := dec.Add([]byte("B1,zz,,A1"), 0); fe != nil {
 		t.Fatal(fe)
@@ -300,7 +300,7 @@ func TestLooksLikeHeader(t *testing.T) {
 		{`"sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings`, false},
 	}
 	for _, tt := range tests {
-		if got := LooksLikeHeader(spec, []byte(tt.line)); got != tt.want {
+		if got := looksLikeHeader(spec, []byte(tt.line)); got != tt.want {
 			t.Errorf("%q: %v, want %v", tt.line, got, tt.want)
 		}
 	}
@@ -332,7 +332,7 @@ func BenchmarkDecoder(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			dec := NewDecoder(abaloneSpec(), mem, &DecodeOptions{FitOnly: fit})
+			dec := newDecoder(abaloneSpec(), mem, &decodeOptions{FitOnly: fit})
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -1,23 +1,23 @@
 package pipeline
 
-// HashDrawer draws the split value of the rows of one object for one seed.
-// Its draws are those of HashDraw; it hashes the object's name once.
-type HashDrawer struct {
+// hashDrawer draws the split value of the rows of one object for one seed.
+// Its draws are those of hashDraw; it hashes the object's name once.
+type hashDrawer struct {
 	key uint64
 }
 
-// NewHashDrawer returns the drawer for the rows of the object called name
+// newHashDrawer returns the drawer for the rows of the object called name
 // under seed.
-func NewHashDrawer(seed int64, name string) HashDrawer {
-	return HashDrawer{key: splitmix64(splitmix64(uint64(seed)) ^ fnv1a64(name))}
+func newHashDrawer(seed int64, name string) hashDrawer {
+	return hashDrawer{key: splitmix64(splitmix64(uint64(seed)) ^ fnv1a64(name))}
 }
 
-// Draw returns HashDraw(seed, name, offset) for the drawer's seed and name.
-func (h HashDrawer) Draw(offset int64) float64 {
+// Draw returns hashDraw(seed, name, offset) for the drawer's seed and name.
+func (h hashDrawer) Draw(offset int64) float64 {
 	return float64(splitmix64(h.key^uint64(offset))>>11) * 0x1p-53
 }
 
-// HashDraw maps (seed, object name, line offset) to a double in [0,1),
+// hashDraw maps (seed, object name, line offset) to a double in [0,1),
 // uniformly distributed over the 2^53 multiples of 2^-53. It is a fixed
 // function, stable across releases, so the same input and seed always give
 // the same split whatever the number of workers or the split size:
@@ -30,8 +30,8 @@ func (h HashDrawer) Draw(offset int64) float64 {
 // where mix is the splitmix64 step: z += 0x9e3779b97f4a7c15;
 // z = (z ^ z>>30) * 0xbf58476d1ce4e5b9; z = (z ^ z>>27) * 0x94d049bb133111eb;
 // z ^ z>>31.
-func HashDraw(seed int64, name string, offset int64) float64 {
-	return NewHashDrawer(seed, name).Draw(offset)
+func hashDraw(seed int64, name string, offset int64) float64 {
+	return newHashDrawer(seed, name).Draw(offset)
 }
 
 func fnv1a64(s string) uint64 {

@@ -23,25 +23,25 @@ func TestHashDrawKnown(t *testing.T) {
 	// The formula as documented.
 	x := splitmix64(splitmix64(uint64(42)) ^ fnv1a64("abalone.csv"))
 	x = splitmix64(x ^ uint64(1234))
-	if got, want := HashDraw(42, "abalone.csv", 1234), float64(x>>11)/(1<<53); got != want {
-		t.Errorf("HashDraw = %v, want %v", got, want)
+	if got, want := hashDraw(42, "abalone.csv", 1234), float64(x>>11)/(1<<53); got != want {
+		t.Errorf("hashDraw = %v, want %v", got, want)
 	}
 }
 
 func TestHashDrawDeterministicAndDistinct(t *testing.T) {
-	a := HashDraw(7, "data/a.csv", 100)
-	if b := HashDraw(7, "data/a.csv", 100); a != b {
+	a := hashDraw(7, "data/a.csv", 100)
+	if b := hashDraw(7, "data/a.csv", 100); a != b {
 		t.Errorf("not deterministic: %v %v", a, b)
 	}
-	if d := NewHashDrawer(7, "data/a.csv").Draw(100); d != a {
-		t.Errorf("HashDrawer %v != HashDraw %v", d, a)
+	if d := newHashDrawer(7, "data/a.csv").Draw(100); d != a {
+		t.Errorf("hashDrawer %v != hashDraw %v", d, a)
 	}
 	for _, other := range []float64{
-		HashDraw(8, "data/a.csv", 100),
-		HashDraw(-7, "data/a.csv", 100),
-		HashDraw(7, "data/b.csv", 100),
-		HashDraw(7, "data/a.csv", 101),
-		HashDraw(7, "data/a.csv", 0),
+		hashDraw(8, "data/a.csv", 100),
+		hashDraw(-7, "data/a.csv", 100),
+		hashDraw(7, "data/b.csv", 100),
+		hashDraw(7, "data/a.csv", 101),
+		hashDraw(7, "data/a.csv", 0),
 	} {
 		if other == a {
 			t.Errorf("draw %v repeats for different input", other)
@@ -51,7 +51,7 @@ func TestHashDrawDeterministicAndDistinct(t *testing.T) {
 	seen := map[float64]bool{}
 	for _, name := range []string{"a", "b", "ab", "ba", ""} {
 		for off := int64(0); off < 2000; off++ {
-			d := HashDraw(0, name, off)
+			d := hashDraw(0, name, off)
 			if seen[d] {
 				t.Fatalf("collision at %q %d", name, off)
 			}
@@ -63,7 +63,7 @@ func TestHashDrawDeterministicAndDistinct(t *testing.T) {
 func TestHashDrawUniform(t *testing.T) {
 	const n = 100_000
 	for _, seed := range []int64{0, 42, math.MinInt64} {
-		h := NewHashDrawer(seed, "train/abalone.csv")
+		h := newHashDrawer(seed, "train/abalone.csv")
 		draws := make([]float64, n)
 		var sum float64
 		for i := range draws {

@@ -78,7 +78,7 @@ type span struct{ start, end int }
 // path would add. Columns from d.skipFrom on are all skipped (the fit
 // pass's numbers): for them it only counts the commas, in a line with no
 // quote at all.
-func (d *Decoder) addPlain(line []byte, offset int64) bool {
+func (d *decoder) addPlain(line []byte, offset int64) bool {
 	if !utf8.Valid(line) {
 		return false
 	}

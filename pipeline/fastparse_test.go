@@ -141,7 +141,7 @@ func FuzzScanPlain(f *testing.F) {
 
 // decodeBoth adds line to a decoder's Add (plain path first) and to
 // another's general path, and fails if they disagree on the error.
-func decodeBoth(t *testing.T, fast, general *Decoder, line string, off int64) {
+func decodeBoth(t *testing.T, fast, general *decoder, line string, off int64) {
 	t.Helper()
 	fe := fast.Add([]byte(line), off)
 	ge := general.addGeneral([]byte(line), off)
@@ -225,8 +225,8 @@ func TestDecoderPlainMatchesGeneral(t *testing.T) {
 		}
 		for _, fit := range []bool{false, true} {
 			mem := newChecked(t)
-			fast := NewDecoder(tc.spec, mem, &DecodeOptions{FitOnly: fit})
-			general := NewDecoder(tc.spec, mem, &DecodeOptions{FitOnly: fit})
+			fast := newDecoder(tc.spec, mem, &decodeOptions{FitOnly: fit})
+			general := newDecoder(tc.spec, mem, &decodeOptions{FitOnly: fit})
 			plain := 0
 			for i, l := range tc.lines {
 				if fast.addPlain([]byte(l), int64(i)) {
@@ -335,9 +335,9 @@ func FuzzDecoderAdd(f *testing.F) {
 		}
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		defer mem.AssertSize(t, 0)
-		fast := NewDecoder(spec, mem, &DecodeOptions{FitOnly: fit})
+		fast := newDecoder(spec, mem, &decodeOptions{FitOnly: fit})
 		defer fast.Release()
-		general := NewDecoder(spec, mem, &DecodeOptions{FitOnly: fit})
+		general := newDecoder(spec, mem, &decodeOptions{FitOnly: fit})
 		defer general.Release()
 		decodeBoth(t, fast, general, line, 3)
 		a, b := fast.Flush(), general.Flush()

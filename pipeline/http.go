@@ -20,20 +20,20 @@ import (
 
 // The coordinator protocol over HTTP (version 1).
 //
-// Four endpoints take and return JSON: POST /v1/join (JoinRequest ->
-// JoinResponse), /v1/lease (LeaseRequest -> LeaseResponse; the call may
-// wait up to WaitMS for work), /v1/report (ReportRequest ->
-// ReportResponse) and /v1/heartbeat (HeartbeatRequest ->
-// HeartbeatResponse). A worker joins once, then leases tasks, heartbeats
-// every JoinResponse.HeartbeatMillis while it runs them, and reports each
+// Four endpoints take and return JSON: POST /v1/join (joinRequest ->
+// joinResponse), /v1/lease (leaseRequest -> leaseResponse; the call may
+// wait up to WaitMS for work), /v1/report (reportRequest ->
+// reportResponse) and /v1/heartbeat (heartbeatRequest ->
+// heartbeatResponse). A worker joins once, then leases tasks, heartbeats
+// every joinResponse.HeartbeatMillis while it runs them, and reports each
 // one. A worker silent for LeaseMillis loses its tasks to others. When a
 // response's State is "committed" the worker exits 0; when it is "failed"
 // the worker stops its tasks and exits non-zero.
 //
-// The name in JoinResponse.Worker is the worker's name in every later
+// The name in joinResponse.Worker is the worker's name in every later
 // request (a name already held by another worker process gets "#N").
 // Transform leases carry the model and the first line numbers of the
-// splits until the worker says it has them (LeaseRequest.HaveModel).
+// splits until the worker says it has them (leaseRequest.HaveModel).
 //
 // Every request carries the header
 //
@@ -47,8 +47,8 @@ import (
 // retries other failures for its coordinator timeout. No credentials
 // cross this protocol: each worker opens storage with its own.
 
-// AuthHeader carries a request's signature.
-const AuthHeader = "Shardprep-Auth"
+// authHeader carries a request's signature.
+const authHeader = "Shardprep-Auth"
 
 const maxClockSkew = 5 * time.Minute
 
@@ -93,91 +93,100 @@ func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	h := &handler{c: c, secret: secret, log: log}
 	mux := http.NewServeMux()
-	handle := func(path string, call func(ctx context.Context, body []byte) (any, error)) {
-		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-			if err != nil {
-				http.Error(w, "reading request: "+err.Error(), http.StatusBadRequest)
-				return
-			}
-			if err := verify(secret, r.Header.Get(AuthHeader), path, body, time.Now()); err != nil {
-				log.Warn("refused a request", "remote", r.RemoteAddr, "path", path, "reason", err.Error())
-				http.Error(w, err.Error(), http.StatusUnauthorized)
-				return
-			}
-			resp, err := call(r.Context(), body)
-			if err != nil {
-				code := http.StatusInternalServerError
-				var pe *ProtocolError
-				var se *json.SyntaxError
-				var te *json.UnmarshalTypeError
-				switch {
-				case errors.As(err, &pe) && path == "/v1/join":
-					code = http.StatusConflict
-				case errors.As(err, &pe), errors.As(err, &se), errors.As(err, &te):
-					code = http.StatusBadRequest
-				}
-				if r.Context().Err() == nil {
-					http.Error(w, err.Error(), code)
-				}
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(resp)
-		})
-	}
-	// The job a worker gets at join is the same for all (its size grows
-	// with the splits): encode it once.
-	var jobOnce sync.Once
-	var jobJSON json.RawMessage
-	var jobErr error
-	handle("/v1/join", func(ctx context.Context, body []byte) (any, error) {
-		var req JoinRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, err
-		}
-		resp, err := c.Join(ctx, &req)
-		if err != nil {
-			return nil, err
-		}
-		jobOnce.Do(func() { jobJSON, jobErr = json.Marshal(resp.Job) })
-		if jobErr != nil {
-			return nil, jobErr
-		}
-		return &joinWire{JoinResponse: resp, Job: jobJSON}, nil
-	})
-	handle("/v1/lease", func(ctx context.Context, body []byte) (any, error) {
-		var req LeaseRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, err
-		}
-		if req.WaitMS > 20000 {
-			req.WaitMS = 20000
-		}
-		return c.Lease(ctx, &req)
-	})
-	handle("/v1/report", func(ctx context.Context, body []byte) (any, error) {
-		var req ReportRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, err
-		}
-		return c.Report(ctx, &req)
-	})
-	handle("/v1/heartbeat", func(ctx context.Context, body []byte) (any, error) {
-		var req HeartbeatRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, err
-		}
-		return c.Heartbeat(ctx, &req)
-	})
+	mux.Handle("POST /v1/join", h.endpoint("/v1/join", call(h.join)))
+	mux.Handle("POST /v1/lease", h.endpoint("/v1/lease", call(func(ctx context.Context, req *leaseRequest) (*leaseResponse, error) {
+		req.WaitMS = min(req.WaitMS, 20000)
+		return c.lease(ctx, req)
+	})))
+	mux.Handle("POST /v1/report", h.endpoint("/v1/report", call(c.report)))
+	mux.Handle("POST /v1/heartbeat", h.endpoint("/v1/heartbeat", call(c.heartbeat)))
 	return mux
 }
 
-// joinWire is a JoinResponse with its job already encoded.
+// handler serves the protocol endpoints of one coordinator.
+type handler struct {
+	c      *Coordinator
+	secret []byte
+	log    *slog.Logger
+
+	// The job a worker gets at join is the same for all (its size grows
+	// with the splits): it is encoded once.
+	jobOnce sync.Once
+	jobJSON json.RawMessage
+	jobErr  error
+}
+
+// call adapts a protocol method to a handler of JSON request bodies.
+func call[Req, Resp any](f func(context.Context, *Req) (Resp, error)) func(context.Context, []byte) (any, error) {
+	return func(ctx context.Context, body []byte) (any, error) {
+		var req Req
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, err
+		}
+		return f(ctx, &req)
+	}
+}
+
+// endpoint serves path: it checks the request's signature, runs f on its
+// body and writes f's answer as JSON, or its error with a status code.
+func (h *handler) endpoint(path string, f func(ctx context.Context, body []byte) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		if err != nil {
+			http.Error(w, "reading request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := verify(h.secret, r.Header.Get(authHeader), path, body, time.Now()); err != nil {
+			h.log.Warn("refused a request", "remote", r.RemoteAddr, "path", path, "reason", err.Error())
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		resp, err := f(r.Context(), body)
+		if err != nil {
+			if r.Context().Err() == nil {
+				http.Error(w, err.Error(), errorStatus(path, err))
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+	}
+}
+
+// errorStatus is the status code of a failed request: 409 for a refused
+// join, 400 for a malformed request, 500 otherwise.
+func errorStatus(path string, err error) int {
+	var pe *protocolError
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &pe) && path == "/v1/join":
+		return http.StatusConflict
+	case errors.As(err, &pe), errors.As(err, &se), errors.As(err, &te):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// join is the coordinator's join, with the job encoded once.
+func (h *handler) join(ctx context.Context, req *joinRequest) (*joinWire, error) {
+	resp, err := h.c.join(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	h.jobOnce.Do(func() { h.jobJSON, h.jobErr = json.Marshal(resp.Job) })
+	if h.jobErr != nil {
+		return nil, h.jobErr
+	}
+	return &joinWire{joinResponse: resp, Job: h.jobJSON}, nil
+}
+
+// joinWire is a joinResponse with its job already encoded.
 type joinWire struct {
-	*JoinResponse
-	Job json.RawMessage `json:"job"` // shadows JoinResponse.Job
+	*joinResponse
+	Job json.RawMessage `json:"job"` // shadows joinResponse.Job
 }
 
 // Client is a Transport to a coordinator over HTTP.
@@ -203,10 +212,10 @@ func (cl *Client) call(ctx context.Context, path string, req, resp any) error {
 	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, cl.base+path, bytes.NewReader(body))
 	if err != nil {
-		return &PermanentError{err}
+		return &permanentError{err}
 	}
 	ts := time.Now().Unix()
-	hr.Header.Set(AuthHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(cl.secret, ts, path, body))
+	hr.Header.Set(authHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(cl.secret, ts, path, body))
 	hr.Header.Set("Content-Type", "application/json")
 	r, err := cl.hc.Do(hr)
 	if err != nil {
@@ -219,29 +228,31 @@ func (cl *Client) call(ctx context.Context, path string, req, resp any) error {
 	}
 	switch {
 	case r.StatusCode == http.StatusUnauthorized || r.StatusCode == http.StatusConflict || r.StatusCode == http.StatusBadRequest:
-		return &PermanentError{fmt.Errorf("coordinator %s refused %s: %s", cl.base, path, strings.TrimSpace(string(data)))}
+		return &permanentError{fmt.Errorf("coordinator %s refused %s: %s", cl.base, path, strings.TrimSpace(string(data)))}
 	case r.StatusCode != http.StatusOK:
 		return fmt.Errorf("coordinator %s: %s: %s", cl.base, r.Status, strings.TrimSpace(string(data)))
 	}
 	return json.Unmarshal(data, resp)
 }
 
-func (cl *Client) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, error) {
-	var resp JoinResponse
-	return &resp, cl.call(ctx, "/v1/join", req, &resp)
+// post calls the endpoint path with req and returns the answer.
+func post[Resp any](ctx context.Context, cl *Client, path string, req any) (*Resp, error) {
+	var resp Resp
+	return &resp, cl.call(ctx, path, req, &resp)
 }
 
-func (cl *Client) Lease(ctx context.Context, req *LeaseRequest) (*LeaseResponse, error) {
-	var resp LeaseResponse
-	return &resp, cl.call(ctx, "/v1/lease", req, &resp)
+func (cl *Client) join(ctx context.Context, req *joinRequest) (*joinResponse, error) {
+	return post[joinResponse](ctx, cl, "/v1/join", req)
 }
 
-func (cl *Client) Report(ctx context.Context, req *ReportRequest) (*ReportResponse, error) {
-	var resp ReportResponse
-	return &resp, cl.call(ctx, "/v1/report", req, &resp)
+func (cl *Client) lease(ctx context.Context, req *leaseRequest) (*leaseResponse, error) {
+	return post[leaseResponse](ctx, cl, "/v1/lease", req)
 }
 
-func (cl *Client) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
-	var resp HeartbeatResponse
-	return &resp, cl.call(ctx, "/v1/heartbeat", req, &resp)
+func (cl *Client) report(ctx context.Context, req *reportRequest) (*reportResponse, error) {
+	return post[reportResponse](ctx, cl, "/v1/report", req)
+}
+
+func (cl *Client) heartbeat(ctx context.Context, req *heartbeatRequest) (*heartbeatResponse, error) {
+	return post[heartbeatResponse](ctx, cl, "/v1/heartbeat", req)
 }

@@ -24,16 +24,6 @@ type Object struct {
 	Root string `json:"root"`
 }
 
-// Split is a byte range [Offset, Offset+Length) of one input object. A line
-// whose first byte is at offset p belongs to the split with
-// Offset < p <= Offset+Length (the split at offset 0 also takes p = 0).
-type Split struct {
-	Index  int   `json:"index"`  // position in input order; names the part files
-	Object int   `json:"object"` // index into the job's objects
-	Offset int64 `json:"offset"`
-	Length int64 `json:"length"`
-}
-
 // Source opens byte ranges of input objects.
 type Source interface {
 	// NewRangeReader reads length bytes of the object at url from offset

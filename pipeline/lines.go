@@ -6,23 +6,23 @@ import (
 	"io"
 )
 
-// DefaultMaxLineBytes is the longest line a LineReader accepts when
-// LineOptions.MaxLineBytes is zero.
-const DefaultMaxLineBytes = 1 << 20
+// defaultMaxLineBytes is the longest line a lineReader accepts when
+// lineOptions.MaxLineBytes is zero.
+const defaultMaxLineBytes = 1 << 20
 
-// lineBufSize is the initial buffer size of a LineReader; the buffer grows
+// lineBufSize is the initial buffer size of a lineReader; the buffer grows
 // only to hold a line longer than it.
 const lineBufSize = 64 << 10
 
-// LineOptions tunes a LineReader. A nil *LineOptions means the defaults.
-type LineOptions struct {
+// lineOptions tunes a lineReader. A nil *lineOptions means the defaults.
+type lineOptions struct {
 	// MaxLineBytes bounds the length of one line without its terminator
-	// (default DefaultMaxLineBytes). A longer line is an error naming the
+	// (default defaultMaxLineBytes). A longer line is an error naming the
 	// offset where it begins.
 	MaxLineBytes int
 }
 
-// LineReader yields the lines of one byte-range split of an object, by
+// lineReader yields the lines of one byte-range split of an object, by
 // Hadoop's rule: a line whose first byte is at offset p belongs to the split
 // [start, end) when start < p <= end; the split at offset 0 also takes p = 0.
 //
@@ -39,8 +39,8 @@ type LineOptions struct {
 // (empty once the terminator is removed) are not returned but are counted by
 // Lines. Bytes are not checked for valid UTF-8.
 //
-// A LineReader is not safe for concurrent use.
-type LineReader struct {
+// A lineReader is not safe for concurrent use.
+type lineReader struct {
 	rd   io.Reader
 	buf  []byte
 	r, w int   // unread bytes are buf[r:w]
@@ -57,10 +57,10 @@ type LineReader struct {
 	read  int64
 }
 
-// NewLineReader returns a reader for the split [start, end) of an object; r
+// newLineReader returns a reader for the split [start, end) of an object; r
 // must be positioned at byte start of the object. opts may be nil.
-func NewLineReader(r io.Reader, start, end int64, opts *LineOptions) *LineReader {
-	maxLen := DefaultMaxLineBytes
+func newLineReader(r io.Reader, start, end int64, opts *lineOptions) *lineReader {
+	maxLen := defaultMaxLineBytes
 	if opts != nil && opts.MaxLineBytes > 0 {
 		maxLen = opts.MaxLineBytes
 	}
@@ -68,24 +68,24 @@ func NewLineReader(r io.Reader, start, end int64, opts *LineOptions) *LineReader
 	if maxLen+2 < size {
 		size = maxLen + 2
 	}
-	return &LineReader{rd: r, buf: make([]byte, size), pos: start, start: start, end: end, max: maxLen}
+	return &lineReader{rd: r, buf: make([]byte, size), pos: start, start: start, end: end, max: maxLen}
 }
 
 // Lines returns how many lines of this split have been read so far,
 // including skipped blank lines and the line last returned by Next; the
 // partial line skipped at the start of a split is not counted. It is the
 // line number within the split of the line Next returned last.
-func (lr *LineReader) Lines() int64 { return lr.lines }
+func (lr *lineReader) Lines() int64 { return lr.lines }
 
 // BytesRead returns how many bytes have been consumed from r so far.
-func (lr *LineReader) BytesRead() int64 { return lr.read }
+func (lr *lineReader) BytesRead() int64 { return lr.read }
 
 // Next returns the next non-blank line of the split without its terminator
 // and the object offset of its first byte. The line is valid until the next
 // call. At the end of the split it returns io.EOF; a read error of r is
 // returned as is; a line longer than MaxLineBytes is an error naming its
 // offset. Once Next has returned an error it returns that error again.
-func (lr *LineReader) Next() (line []byte, offset int64, err error) {
+func (lr *lineReader) Next() (line []byte, offset int64, err error) {
 	if lr.err != nil {
 		return nil, 0, lr.err
 	}
@@ -130,7 +130,7 @@ func (lr *LineReader) Next() (line []byte, offset int64, err error) {
 // findTerminator locates the end of the line starting at buf[r], reading
 // more input as needed. It returns the line length n (n < 0 when no byte is
 // left) and the terminator length (0 at the end of the object).
-func (lr *LineReader) findTerminator() (n, term int, err error) {
+func (lr *lineReader) findTerminator() (n, term int, err error) {
 	scanned := 0 // buf[r:r+scanned] holds neither '\n' nor '\r'
 	for {
 		k, cr := lineBreak(lr.buf[lr.r+scanned : lr.w])
@@ -184,23 +184,23 @@ func lineBreak(seg []byte) (k int, cr bool) {
 	return i, false
 }
 
-func (lr *LineReader) tooLong() error {
-	return &LineTooLongError{Offset: lr.pos, Max: lr.max}
+func (lr *lineReader) tooLong() error {
+	return &lineTooLongError{Offset: lr.pos, Max: lr.max}
 }
 
-// LineTooLongError reports a line longer than LineOptions.MaxLineBytes.
-type LineTooLongError struct {
+// lineTooLongError reports a line longer than lineOptions.MaxLineBytes.
+type lineTooLongError struct {
 	Offset int64 // the line's first byte
 	Max    int
 }
 
-func (e *LineTooLongError) Error() string {
+func (e *lineTooLongError) Error() string {
 	return fmt.Sprintf("line at offset %d is longer than %d bytes", e.Offset, e.Max)
 }
 
 // skipFirst discards input through the first line terminator at or after
 // start, without buffering the skipped bytes.
-func (lr *LineReader) skipFirst() error {
+func (lr *lineReader) skipFirst() error {
 	for {
 		seg := lr.buf[lr.r:lr.w]
 		k, cr := lineBreak(seg)
@@ -231,7 +231,7 @@ func (lr *LineReader) skipFirst() error {
 	}
 }
 
-func (lr *LineReader) advance(n int) {
+func (lr *lineReader) advance(n int) {
 	lr.r += n
 	lr.pos += int64(n)
 }
@@ -239,7 +239,7 @@ func (lr *LineReader) advance(n int) {
 // fill reads at least one more byte into the buffer, or records the read
 // error in rerr. It moves the unread bytes to the front of the buffer and
 // grows it when it is full.
-func (lr *LineReader) fill() {
+func (lr *lineReader) fill() {
 	if lr.r > 0 {
 		lr.w = copy(lr.buf, lr.buf[lr.r:lr.w])
 		lr.r = 0
@@ -268,13 +268,13 @@ func (lr *LineReader) fill() {
 	lr.rerr = io.ErrNoProgress
 }
 
-// CountLines returns how many lines begin before offset before in the
+// countLines returns how many lines begin before offset before in the
 // object whose bytes r yields from offset 0, blank lines included. A line
 // begins at offset 0 and after every terminator ("\n", "\r\n", "\r") that
 // is followed by at least one byte, so the 1-based line number of the line at
-// offset p is CountLines(r, p) + 1. r is read up to offset before or to its
+// offset p is countLines(r, p) + 1. r is read up to offset before or to its
 // end, whichever comes first; a read error other than io.EOF is returned.
-func CountLines(r io.Reader, before int64) (int64, error) {
+func countLines(r io.Reader, before int64) (int64, error) {
 	buf := make([]byte, 64<<10)
 	var (
 		count   int64

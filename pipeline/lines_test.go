@@ -58,9 +58,9 @@ func refNonBlank(data []byte) []lineAt {
 }
 
 // readSplit reads all lines of split [start, end) of data through r.
-func readSplit(t testing.TB, r io.Reader, start, end int64, opts *LineOptions) ([]lineAt, *LineReader) {
+func readSplit(t testing.TB, r io.Reader, start, end int64, opts *lineOptions) ([]lineAt, *lineReader) {
 	t.Helper()
-	lr := NewLineReader(r, start, end, opts)
+	lr := newLineReader(r, start, end, opts)
 	var out []lineAt
 	for {
 		line, off, err := lr.Next()
@@ -154,7 +154,7 @@ func TestLineReaderCounts(t *testing.T) {
 	}
 
 	// Lines() after each Next is the line number of the returned line.
-	lr = NewLineReader(strings.NewReader(data), 0, int64(len(data)), nil)
+	lr = newLineReader(strings.NewReader(data), 0, int64(len(data)), nil)
 	var nums []int64
 	for {
 		_, _, err := lr.Next()
@@ -169,7 +169,7 @@ func TestLineReaderCounts(t *testing.T) {
 }
 
 func TestLineReaderMaxLine(t *testing.T) {
-	opts := &LineOptions{MaxLineBytes: 4}
+	opts := &lineOptions{MaxLineBytes: 4}
 	for _, in := range []string{"abcd\nabcd\r\nabcd\rabcd", "abcd"} {
 		got, _ := readSplit(t, iotest.OneByteReader(strings.NewReader(in)), 0, int64(len(in)), opts)
 		if len(got) != strings.Count(in, "abcd") {
@@ -177,7 +177,7 @@ func TestLineReaderMaxLine(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"ab\nabcde\n", "ab\nabcde", "ab\nabcde\r\n", "ab\nabcdefghijklmnop"} {
-		lr := NewLineReader(iotest.OneByteReader(strings.NewReader(in)), 0, int64(len(in)), opts)
+		lr := newLineReader(iotest.OneByteReader(strings.NewReader(in)), 0, int64(len(in)), opts)
 		if _, _, err := lr.Next(); err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func (f *failReader) Read(p []byte) (int, error) {
 func TestLineReaderReadError(t *testing.T) {
 	boom := errors.New("boom")
 	for _, in := range []string{"a\nbc", "a\nbc\r", ""} {
-		lr := NewLineReader(&failReader{[]byte(in), boom}, 0, 100, nil)
+		lr := newLineReader(&failReader{[]byte(in), boom}, 0, 100, nil)
 		var err error
 		for err == nil {
 			_, _, err = lr.Next()
@@ -230,7 +230,7 @@ func TestLineReaderReadError(t *testing.T) {
 		}
 	}
 	// The error also surfaces while skipping the first partial line.
-	lr := NewLineReader(&failReader{[]byte("abc"), boom}, 5, 100, nil)
+	lr := newLineReader(&failReader{[]byte("abc"), boom}, 5, 100, nil)
 	if _, _, err := lr.Next(); err != boom {
 		t.Errorf("skip: got %v, want boom", err)
 	}
@@ -248,13 +248,13 @@ func TestCountLines(t *testing.T) {
 			}
 		}
 		for _, r := range []io.Reader{strings.NewReader(data), iotest.OneByteReader(strings.NewReader(data))} {
-			got, err := CountLines(r, before)
+			got, err := countLines(r, before)
 			if err != nil || got != want {
-				t.Errorf("CountLines(%d) = %d, %v; want %d", before, got, err, want)
+				t.Errorf("countLines(%d) = %d, %v; want %d", before, got, err, want)
 			}
 		}
 	}
-	if _, err := CountLines(&failReader{[]byte("a\nb"), errors.New("boom")}, 10); err == nil {
+	if _, err := countLines(&failReader{[]byte("a\nb"), errors.New("boom")}, 10); err == nil {
 		t.Error("read error not returned")
 	}
 }
@@ -320,12 +320,12 @@ func checkSplits(t *testing.T, data []byte, sizes []int64, oneByte bool) {
 	if n := int64(len(refLines(data))); lines != n {
 		t.Fatalf("splits' Lines() sum to %d, want %d", lines, n)
 	}
-	// CountLines agrees with the model's line numbering.
+	// countLines agrees with the model's line numbering.
 	all := refLines(data)
 	for i, l := range all {
-		n, err := CountLines(bytes.NewReader(data), l.Off)
+		n, err := countLines(bytes.NewReader(data), l.Off)
 		if err != nil || n != int64(i) {
-			t.Fatalf("CountLines(%d) = %d, %v; want %d", l.Off, n, err, i)
+			t.Fatalf("countLines(%d) = %d, %v; want %d", l.Off, n, err, i)
 		}
 	}
 }
@@ -375,7 +375,7 @@ func BenchmarkLineReader(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		lr := NewLineReader(bytes.NewReader(data), 0, int64(len(data)), nil)
+		lr := newLineReader(bytes.NewReader(data), 0, int64(len(data)), nil)
 		n := 0
 		for {
 			_, _, err := lr.Next()

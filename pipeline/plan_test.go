@@ -14,7 +14,7 @@ func TestPlanSplits(t *testing.T) {
 		{Name: "d.csv", Size: 111}, // beyond it: two
 		{Name: "e.csv", Size: 100},
 	}
-	got := PlanSplits(objs, 100)
+	got := planSplits(objs, 100)
 	want := []Split{
 		{0, 0, 0, 100}, {1, 0, 100, 100}, {2, 0, 200, 50},
 		{3, 2, 0, 1000},
@@ -25,10 +25,10 @@ func TestPlanSplits(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
-	if got := PlanSplits(objs, 0); len(got) != 5 || got[0] != (Split{0, 0, 0, 250}) {
+	if got := planSplits(objs, 0); len(got) != 5 || got[0] != (Split{0, 0, 0, 250}) {
 		t.Errorf("splitSize 0: %v", got)
 	}
-	if got := PlanSplits(nil, 10); len(got) != 0 {
+	if got := planSplits(nil, 10); len(got) != 0 {
 		t.Errorf("no objects: %v", got)
 	}
 }
@@ -37,7 +37,7 @@ func TestPlanSplits(t *testing.T) {
 func TestPlanSplitsCover(t *testing.T) {
 	for size := int64(1); size < 300; size += 7 {
 		for split := int64(1); split < 120; split += 5 {
-			sp := PlanSplits([]Object{{Name: "x", Size: size}}, split)
+			sp := planSplits([]Object{{Name: "x", Size: size}}, split)
 			var off int64
 			for i, s := range sp {
 				if s.Index != i || s.Offset != off || s.Length <= 0 || float64(s.Length) > splitSlop*float64(split)+1 {

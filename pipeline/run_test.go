@@ -101,7 +101,17 @@ const testSpec = `{"columns":[{"name":"sex","type":"string"},{"name":"length","t
 "categorical":["sex"],"numeric":["length","diameter","height","whole_weight","shucked_weight","viscera_weight","shell_weight"],
 "label":"rings","splits":[{"name":"train","weight":0.8},{"name":"validation","weight":0.2}]}`
 
-func abaloneJob(t *testing.T, src *memStore, opts *JobOptions) *Job {
+// mustCoordinator is NewCoordinator, failing tb on an error.
+func mustCoordinator(tb testing.TB, job *Job, src Source, sink Sink, opts *CoordinatorOptions) *Coordinator {
+	tb.Helper()
+	c, err := NewCoordinator(job, src, sink, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func abaloneJob(t *testing.T, src *memStore, opts *Settings) *Job {
 	t.Helper()
 	data, err := os.ReadFile("testdata/abalone.csv")
 	if err != nil {
@@ -121,14 +131,14 @@ func abaloneJob(t *testing.T, src *memStore, opts *JobOptions) *Job {
 
 func TestRunCommitsAndAllocatorBalances(t *testing.T) {
 	store := newMemStore()
-	job := abaloneJob(t, store, &JobOptions{Seed: 5, SplitSize: 20000})
+	job := abaloneJob(t, store, &Settings{Seed: 5, SplitSize: 20000})
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	res, err := Run(context.Background(), job, store, store, &Options{Workers: 3, Mem: mem})
+	res, err := Run(context.Background(), job, store, store, &CoordinatorOptions{Workers: 3, Mem: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := res.Manifest
+	m := res
 	if m.Totals.RowsIn != 4177 || m.Totals.RowsOut["train"]+m.Totals.RowsOut["validation"] != 4177 {
 		t.Fatalf("totals %+v", m.Totals)
 	}
@@ -144,7 +154,7 @@ func TestRunCommitsAndAllocatorBalances(t *testing.T) {
 // opened: no _SUCCESS, no parts, an error that says it was interrupted.
 func TestCancelledRunLeavesNothing(t *testing.T) {
 	store := newMemStore()
-	job := abaloneJob(t, store, &JobOptions{Seed: 5, SplitSize: 20000})
+	job := abaloneJob(t, store, &Settings{Seed: 5, SplitSize: 20000})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store.onWrite = func(key string) error {
@@ -153,7 +163,7 @@ func TestCancelledRunLeavesNothing(t *testing.T) {
 		}
 		return nil
 	}
-	_, err := Run(ctx, job, store, store, &Options{Workers: 2})
+	_, err := Run(ctx, job, store, store, &CoordinatorOptions{Workers: 2})
 	if err == nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run: %v", err)
 	}
@@ -168,14 +178,14 @@ func TestCancelledRunLeavesNothing(t *testing.T) {
 // retries and removes the parts already written.
 func TestFailingSinkLeavesNothing(t *testing.T) {
 	store := newMemStore()
-	job := abaloneJob(t, store, &JobOptions{Seed: 5, SplitSize: 20000})
+	job := abaloneJob(t, store, &Settings{Seed: 5, SplitSize: 20000})
 	store.onWrite = func(key string) error {
 		if strings.Contains(key, "validation/part-00005") {
 			return errors.New("disk on fire")
 		}
 		return nil
 	}
-	_, err := Run(context.Background(), job, store, store, &Options{Workers: 2})
+	_, err := Run(context.Background(), job, store, store, &CoordinatorOptions{Workers: 2})
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "3 times") {
 		t.Fatalf("failing sink: %v", err)
 	}
@@ -188,23 +198,34 @@ func TestFailingSinkLeavesNothing(t *testing.T) {
 
 func TestGivenModelSkipsFit(t *testing.T) {
 	store := newMemStore()
-	job := abaloneJob(t, store, &JobOptions{Seed: 5})
+	job := abaloneJob(t, store, &Settings{Seed: 5})
 	res, err := Run(context.Background(), job, store, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	train := store.objects["train/part-00000"]
-	job2 := abaloneJob(t, store, &JobOptions{Seed: 5, Model: res.Manifest.Model})
+	job2 := abaloneJob(t, store, &Settings{Seed: 5})
 	store2 := newMemStore()
 	store2.objects = map[string][]byte{"in/abalone.csv": store.objects["in/abalone.csv"]}
-	res2, err := Run(context.Background(), job2, store2, store2, nil)
+	res2, err := Run(context.Background(), job2, store2, store2, &CoordinatorOptions{Model: res.Model})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res2.Manifest.ModelGiven || res2.Manifest.Timings.FitMS != 0 {
-		t.Errorf("given model: manifest says model_given=%v fit_ms=%d", res2.Manifest.ModelGiven, res2.Manifest.Timings.FitMS)
+	if !res2.ModelGiven || res2.Timings.FitMS != 0 {
+		t.Errorf("given model: manifest says model_given=%v fit_ms=%d", res2.ModelGiven, res2.Timings.FitMS)
 	}
 	if !bytes.Equal(store2.objects["train/part-00000"], train) {
 		t.Error("a run with the saved model wrote different bytes")
 	}
+}
+
+// Keys makes memStore an Output.
+func (m *memStore) Keys(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for _, k := range m.keys() {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
 }

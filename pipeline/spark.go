@@ -13,29 +13,29 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// XORShiftRandom reproduces org.apache.spark.util.random.XORShiftRandom,
+// xorShiftRandom reproduces org.apache.spark.util.random.XORShiftRandom,
 // the generator behind Spark's randomSplit: the same seed gives the same
 // sequence of NextDouble values as Spark. The zero value is not useful; use
-// NewXORShiftRandom. It is not safe for concurrent use.
-type XORShiftRandom struct {
+// newXORShiftRandom. It is not safe for concurrent use.
+type xorShiftRandom struct {
 	seed uint64
 }
 
-// NewXORShiftRandom returns the generator Spark builds for seed (Spark's
+// newXORShiftRandom returns the generator Spark builds for seed (Spark's
 // randomSplit uses seed + partition index). The state is Spark's hashSeed:
 // over the 8 big-endian bytes of seed, lo = MurmurHash3 bytesHash with seed
 // 0x3c074a61 and hi = bytesHash with seed lo; state = hi<<32 | lo.
-func NewXORShiftRandom(seed int64) *XORShiftRandom {
+func newXORShiftRandom(seed int64) *xorShiftRandom {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(seed))
 	lo := murmur3BytesHash(b[:], 0x3c074a61)
 	hi := murmur3BytesHash(b[:], lo)
-	return &XORShiftRandom{seed: uint64(hi)<<32 | uint64(lo)}
+	return &xorShiftRandom{seed: uint64(hi)<<32 | uint64(lo)}
 }
 
 // next is XORShiftRandom.next(bits): it advances the state and returns its
 // low nbits bits.
-func (x *XORShiftRandom) next(nbits uint) uint64 {
+func (x *xorShiftRandom) next(nbits uint) uint64 {
 	s := x.seed
 	s ^= s << 21
 	s ^= s >> 35
@@ -46,7 +46,7 @@ func (x *XORShiftRandom) next(nbits uint) uint64 {
 
 // NextDouble returns the next draw in [0,1), as java.util.Random.nextDouble
 // computes it from next(26) and next(27).
-func (x *XORShiftRandom) NextDouble() float64 {
+func (x *xorShiftRandom) NextDouble() float64 {
 	hi := x.next(26)
 	lo := x.next(27)
 	return float64(hi<<27+lo) * 0x1p-53
@@ -95,7 +95,7 @@ func murmur3BytesHash(data []byte, seed uint32) uint32 {
 	return h
 }
 
-// SparkOrder returns the row indices of rec in the order Spark sorts a
+// sparkOrder returns the row indices of rec in the order Spark sorts a
 // partition before randomSplit draws: ascending by every column of
 // spec.Columns in turn, strings by their unsigned bytes, doubles with -0.0
 // equal to 0.0 and NaN after every other value (NaNs equal), nulls first.
@@ -104,12 +104,12 @@ func murmur3BytesHash(data []byte, seed uint32) uint32 {
 // the types of spec.Schema(); other columns (such as "__offset") are
 // ignored. It panics if a column is missing or mistyped, which is a
 // programming error: the decoder's records always have them.
-func SparkOrder(spec *features.Spec, rec arrow.Record) []int {
+func sparkOrder(spec *features.Spec, rec arrow.Record) []int {
 	cmps := make([]func(a, b int) int, len(spec.Columns))
 	for i, c := range spec.Columns {
 		idx := rec.Schema().FieldIndices(c.Name)
 		if len(idx) == 0 {
-			panic("pipeline.SparkOrder: record has no column " + c.Name)
+			panic("pipeline.sparkOrder: record has no column " + c.Name)
 		}
 		col := rec.Column(idx[0])
 		switch arr := col.(type) {
@@ -128,7 +128,7 @@ func SparkOrder(spec *features.Spec, rec arrow.Record) []int {
 				return compareDoubles(arr.Value(a), arr.Value(b))
 			}
 		default:
-			panic("pipeline.SparkOrder: column " + c.Name + " has type " + col.DataType().String())
+			panic("pipeline.sparkOrder: column " + c.Name + " has type " + col.DataType().String())
 		}
 	}
 	order := make([]int, rec.NumRows())

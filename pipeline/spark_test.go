@@ -20,7 +20,7 @@ func TestXORShiftRandomVectors(t *testing.T) {
 		42: {0.619189370225301, 0.5096018842446481, 0.8325259388871524},
 	}
 	for seed, want := range vectors {
-		x := NewXORShiftRandom(seed)
+		x := newXORShiftRandom(seed)
 		for i, w := range want {
 			if got := x.NextDouble(); got != w {
 				t.Errorf("seed %d draw %d = %v, want %v", seed, i, got, w)
@@ -109,7 +109,7 @@ func TestSparkOrder(t *testing.T) {
 	rec := b.NewRecord()
 	defer rec.Release()
 
-	got := SparkOrder(sparkSpec(), rec)
+	got := sparkOrder(sparkSpec(), rec)
 	want := []int{7, 1, 10, 5, 11, 4, 8, 2, 3, 0, 9, 6}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
@@ -130,7 +130,7 @@ func TestSparkOrderEmpty(t *testing.T) {
 	defer b.Release()
 	rec := b.NewRecord()
 	defer rec.Release()
-	if got := SparkOrder(sparkSpec(), rec); len(got) != 0 {
+	if got := sparkOrder(sparkSpec(), rec); len(got) != 0 {
 		t.Errorf("got %v", got)
 	}
 }

@@ -14,10 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Opener gives a worker its own view of the job's storage: the input
-// objects and the output root, with credentials obtained where it runs.
-type Opener func(ctx context.Context, job *Job) (Source, Sink, error)
-
 // WorkerOptions tune a worker; nil means defaults.
 type WorkerOptions struct {
 	ID    string // default "worker"
@@ -33,20 +29,22 @@ type WorkerOptions struct {
 // Worker leases tasks from a coordinator and runs them.
 type Worker struct {
 	t        Transport
-	open     Opener
+	open     func(ctx context.Context, job *Job) (Source, Sink, error)
 	opts     WorkerOptions
 	log      *slog.Logger
 	instance string
 
 	mu      sync.Mutex
-	running map[Task]context.CancelFunc
+	running map[taskID]context.CancelFunc
 	phase   Phase
 	ctr     map[Phase]*counters
 }
 
-// NewWorker returns a worker that talks to t and opens storage with open.
-func NewWorker(t Transport, open Opener, opts *WorkerOptions) *Worker {
-	w := &Worker{t: t, open: open, running: map[Task]context.CancelFunc{}, ctr: map[Phase]*counters{}}
+// NewWorker returns a worker that talks to t. Once it has joined, open
+// gives it its own view of the job's storage: the input objects and the
+// output root, with credentials obtained where it runs.
+func NewWorker(t Transport, open func(ctx context.Context, job *Job) (Source, Sink, error), opts *WorkerOptions) *Worker {
+	w := &Worker{t: t, open: open, running: map[taskID]context.CancelFunc{}, ctr: map[Phase]*counters{}}
 	if opts != nil {
 		w.opts = *opts
 	}
@@ -72,12 +70,10 @@ func NewWorker(t Transport, open Opener, opts *WorkerOptions) *Worker {
 	return w
 }
 
-// ErrJobFailed wraps the coordinator's reason when the job failed.
-var ErrJobFailed = errors.New("job failed")
-
-// retry calls f until it succeeds, ctx ends, or the coordinator has been
-// unreachable for CoordinatorTimeout.
-func retry[T any](ctx context.Context, w *Worker, what string, f func(context.Context) (T, error)) (T, error) {
+// retry calls f until it succeeds, fails with a *permanentError, ctx
+// ends, or the calls have failed for longer than giveUp. It backs off
+// from 100ms to 2s between calls, logging each failure.
+func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
 	start := time.Now()
 	delay := 100 * time.Millisecond
 	for {
@@ -88,14 +84,14 @@ func retry[T any](ctx context.Context, w *Worker, what string, f func(context.Co
 		if ctx.Err() != nil {
 			return v, ctx.Err()
 		}
-		var perm *PermanentError
+		var perm *permanentError
 		if errors.As(err, &perm) {
 			return v, err
 		}
-		if time.Since(start) > w.opts.CoordinatorTimeout {
-			return v, fmt.Errorf("coordinator unreachable for %s (%s): %w", w.opts.CoordinatorTimeout, what, err)
+		if time.Since(start) > giveUp {
+			return v, fmt.Errorf("coordinator unreachable for %s (%s): %w", giveUp, what, err)
 		}
-		w.log.Warn("coordinator call failed; retrying", "call", what, "error", err)
+		log.Warn("coordinator call failed; retrying", "call", what, "error", err)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -105,154 +101,129 @@ func retry[T any](ctx context.Context, w *Worker, what string, f func(context.Co
 	}
 }
 
-// PermanentError is a coordinator answer that retrying cannot change
-// (refused secret, wrong protocol version).
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
+// session is one Run of a worker: what it learned when it joined.
+type session struct {
+	w         *Worker
+	id        string // the worker's name at the coordinator
+	job       *Job
+	src       Source
+	sink      Sink
+	heartbeat time.Duration // how often to heartbeat
+	perCall   time.Duration // how long one heartbeat may take
+}
 
 // Run joins the coordinator and runs tasks until the job ends. It returns
 // nil only when the coordinator reports the job committed; an error
 // wrapping ErrJobFailed when it reports the job failed; and an error when
 // the coordinator has not answered for CoordinatorTimeout, or refuses the
-// worker (a *PermanentError: wrong secret, other protocol version).
+// worker (wrong secret, other protocol version).
 func (w *Worker) Run(ctx context.Context) error {
-	timeout := w.opts.CoordinatorTimeout
-	start := time.Now()
-	join, err := retry(ctx, w, "join", func(ctx context.Context) (*JoinResponse, error) {
-		// Bound each call too: a coordinator that accepts connections
-		// but never answers must not hold the worker forever.
-		ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
-		defer cancel()
-		return w.t.Join(ctx, &JoinRequest{Protocol: ProtocolVersion, Worker: w.opts.ID, Version: Version, Instance: w.instance})
-	})
-	if err != nil {
-		return err
-	}
-	id := w.opts.ID
-	if join.Worker != "" {
-		id = join.Worker
-	}
-	if id != w.opts.ID {
-		w.log.Warn("the coordinator knows this worker by another name: its name is in use", "worker", id)
-	}
-	job := join.Job
-	if job == nil || len(job.Splits) == 0 || job.Spec == nil {
-		return errors.New("the coordinator sent no job")
-	}
-	src, sink, err := w.open(ctx, job)
+	s, err := w.join(ctx)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-
 	// Heartbeats extend leases, report progress and learn of failure;
 	// they are also the watchdog: with no answer from the coordinator for
-	// CoordinatorTimeout, the worker stops.
+	// CoordinatorTimeout, the worker stops. The loop ends with ctx, which
+	// is cancelled before Run waits for it.
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		every := time.Duration(join.HeartbeatMillis) * time.Millisecond
-		if every <= 0 {
-			every = time.Second
-		}
-		perCall := max(time.Duration(join.LeaseMillis)*time.Millisecond, every)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			giveUp := last.Add(timeout)
-			callEnd := time.Now().Add(perCall)
-			if giveUp.Before(callEnd) {
-				callEnd = giveUp
-			}
-			cctx, ccancel := context.WithDeadline(ctx, callEnd)
-			resp, err := w.t.Heartbeat(cctx, w.heartbeat(id))
-			ccancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				var perm *PermanentError
-				if errors.As(err, &perm) {
-					cancel(err)
-					return
-				}
-				if !time.Now().Before(giveUp) {
-					cancel(fmt.Errorf("coordinator unreachable for %s: %w", timeout, err))
-					return
-				}
-				w.log.Warn("heartbeat failed", "error", err)
-				continue
-			}
-			last = time.Now()
-			if resp.State == PhaseFailed {
-				cancel(fmt.Errorf("%w: %s", ErrJobFailed, resp.Error))
-				return
-			}
-		}
+		s.heartbeats(ctx, cancel)
 	}()
 	defer func() { <-hbDone }()
 	defer cancel(nil)
+	return s.work(ctx, cancel)
+}
 
-	g, gctx := errgroup.WithContext(ctx)
-	free := make(chan struct{}, w.opts.Slots)
-	for range w.opts.Slots {
-		free <- struct{}{}
+// join joins the coordinator and opens the job's storage.
+func (w *Worker) join(ctx context.Context) (*session, error) {
+	timeout := w.opts.CoordinatorTimeout
+	start := time.Now()
+	join, err := retry(ctx, w.log, timeout, "join", func(ctx context.Context) (*joinResponse, error) {
+		// Bound each call too: a coordinator that accepts connections
+		// but never answers must not hold the worker forever.
+		ctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
+		defer cancel()
+		return w.t.join(ctx, &joinRequest{Protocol: ProtocolVersion, Worker: w.opts.ID, Version: Version, Instance: w.instance})
+	})
+	if err != nil {
+		return nil, err
 	}
-	var job2 Job = *job
-	haveModel := false
-	loopErr := func() error {
-		for {
-			// Wait for at least one free slot.
-			select {
-			case <-free:
-			case <-gctx.Done():
-				return context.Cause(gctx)
-			}
-			slots := 1 + len(free)
-			for range slots - 1 {
-				<-free
-			}
-			resp, err := retry(gctx, w, "lease", func(ctx context.Context) (*LeaseResponse, error) {
-				return w.t.Lease(ctx, &LeaseRequest{Worker: id, Slots: slots, WaitMS: 5000, HaveModel: haveModel})
-			})
-			if err != nil {
-				return err
-			}
-			switch resp.State {
-			case PhaseCommitted:
-				return nil
-			case PhaseFailed:
-				return fmt.Errorf("%w: %s", ErrJobFailed, resp.Error)
-			}
-			if resp.Model != nil {
-				job2.Model = resp.Model
-				job2.FirstLines = resp.FirstLines
-				haveModel = true
-			}
-			for range slots - len(resp.Tasks) {
-				free <- struct{}{}
-			}
-			jobCopy := job2
-			for _, task := range resp.Tasks {
-				if task.Split < 0 || task.Split >= len(job.Splits) {
-					return fmt.Errorf("the coordinator leased %s of a job with %d splits", task, len(job.Splits))
-				}
-				g.Go(func() error {
-					defer func() { free <- struct{}{} }()
-					return w.runTask(gctx, id, src, sink, &jobCopy, task)
-				})
-			}
+	s := &session{w: w, id: w.opts.ID, job: join.Job}
+	if join.Worker != "" {
+		s.id = join.Worker
+	}
+	if s.id != w.opts.ID {
+		w.log.Warn("the coordinator knows this worker by another name: its name is in use", "worker", s.id)
+	}
+	if s.job == nil || len(s.job.Splits) == 0 || s.job.Spec == nil {
+		return nil, errors.New("the coordinator sent no job")
+	}
+	s.heartbeat = time.Duration(join.HeartbeatMillis) * time.Millisecond
+	if s.heartbeat <= 0 {
+		s.heartbeat = time.Second
+	}
+	s.perCall = max(time.Duration(join.LeaseMillis)*time.Millisecond, s.heartbeat)
+	if s.src, s.sink, err = w.open(ctx, s.job); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// heartbeats heartbeats until ctx ends. It cancels ctx with the cause
+// when the job failed, the coordinator refuses the worker, or it has not
+// answered for CoordinatorTimeout.
+func (s *session) heartbeats(ctx context.Context, cancel context.CancelCauseFunc) {
+	timeout := s.w.opts.CoordinatorTimeout
+	t := time.NewTicker(s.heartbeat)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
+		giveUp := last.Add(timeout)
+		callEnd := time.Now().Add(s.perCall)
+		if giveUp.Before(callEnd) {
+			callEnd = giveUp
+		}
+		cctx, ccancel := context.WithDeadline(ctx, callEnd)
+		resp, err := s.w.t.heartbeat(cctx, s.w.heartbeatRequest(s.id))
+		ccancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var perm *permanentError
+			if errors.As(err, &perm) {
+				cancel(err)
+				return
+			}
+			if !time.Now().Before(giveUp) {
+				cancel(fmt.Errorf("coordinator unreachable for %s: %w", timeout, err))
+				return
+			}
+			s.w.log.Warn("heartbeat failed", "error", err)
+			continue
+		}
+		last = time.Now()
+		if resp.State == PhaseFailed {
+			cancel(fmt.Errorf("%w: %s", ErrJobFailed, resp.Error))
+			return
+		}
+	}
+}
+
+// work leases and runs tasks until the job ends, and returns the job's
+// outcome as Run reports it.
+func (s *session) work(ctx context.Context, cancel context.CancelCauseFunc) error {
+	g, gctx := errgroup.WithContext(ctx)
+	loopErr := s.leaseLoop(gctx, g)
 	if loopErr != nil {
 		cancel(loopErr)
 	}
@@ -272,6 +243,56 @@ func (w *Worker) Run(ctx context.Context) error {
 	return gErr
 }
 
+// leaseLoop leases tasks whenever a slot is free and runs them in g,
+// until the job ends or ctx does.
+func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
+	free := make(chan struct{}, s.w.opts.Slots)
+	for range s.w.opts.Slots {
+		free <- struct{}{}
+	}
+	var fit *fitResult
+	for {
+		// Wait for at least one free slot.
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		slots := 1 + len(free)
+		for range slots - 1 {
+			<-free
+		}
+		resp, err := retry(ctx, s.w.log, s.w.opts.CoordinatorTimeout, "lease", func(ctx context.Context) (*leaseResponse, error) {
+			return s.w.t.lease(ctx, &leaseRequest{Worker: s.id, Slots: slots, WaitMS: 5000, HaveModel: fit != nil})
+		})
+		if err != nil {
+			return err
+		}
+		switch resp.State {
+		case PhaseCommitted:
+			return nil
+		case PhaseFailed:
+			return fmt.Errorf("%w: %s", ErrJobFailed, resp.Error)
+		}
+		if resp.Model != nil {
+			fit = &fitResult{model: resp.Model, firstLines: resp.FirstLines}
+		}
+		for range slots - len(resp.Tasks) {
+			free <- struct{}{}
+		}
+		for _, task := range resp.Tasks {
+			if task.Split < 0 || task.Split >= len(s.job.Splits) {
+				return fmt.Errorf("the coordinator leased %s of a job with %d splits", task, len(s.job.Splits))
+			}
+			fit := fit
+			g.Go(func() error {
+				defer func() { free <- struct{}{} }()
+				return s.runTask(ctx, fit, task)
+			})
+		}
+	}
+}
+
 func (w *Worker) counters(p Phase) *counters {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -283,10 +304,10 @@ func (w *Worker) counters(p Phase) *counters {
 	return c
 }
 
-func (w *Worker) heartbeat(id string) *HeartbeatRequest {
+func (w *Worker) heartbeatRequest(id string) *heartbeatRequest {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	req := &HeartbeatRequest{Worker: id}
+	req := &heartbeatRequest{Worker: id}
 	for t := range w.running {
 		req.Tasks = append(req.Tasks, t)
 	}
@@ -299,7 +320,8 @@ func (w *Worker) heartbeat(id string) *HeartbeatRequest {
 // runTask runs one task and reports it. Only a failed report (the
 // coordinator is gone) is returned as an error: task failures are the
 // coordinator's to decide on.
-func (w *Worker) runTask(ctx context.Context, id string, src Source, sink Sink, job *Job, task Task) error {
+func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) error {
+	w := s.w
 	tctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
 	w.running[task] = cancel
@@ -311,19 +333,16 @@ func (w *Worker) runTask(ctx context.Context, id string, src Source, sink Sink, 
 		delete(w.running, task)
 		w.mu.Unlock()
 	}()
-	c := w.counters(task.Phase)
-	split := job.Splits[task.Split]
+	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, ctr: w.counters(task.Phase)}
 	var res taskResult
 	var err error
-	switch task.Phase {
-	case PhaseFit:
-		res, err = fitSplit(tctx, src, job, split, w.opts.Mem, c)
-	case PhaseTransform:
-		if job.Model == nil {
-			err = errors.New("transform task without a model")
-		} else {
-			res, err = transformSplit(tctx, src, sink, job, split, w.opts.Mem, c)
-		}
+	switch {
+	case task.Phase == PhaseFit:
+		res, err = t.runFit(tctx)
+	case task.Phase == PhaseTransform && fit == nil:
+		err = errors.New("transform task without a model")
+	case task.Phase == PhaseTransform:
+		res, err = t.runTransform(tctx, s.sink)
 	default:
 		err = fmt.Errorf("unknown task phase %q", task.Phase)
 	}
@@ -333,19 +352,19 @@ func (w *Worker) runTask(ctx context.Context, id string, src Source, sink Sink, 
 		// the lease to expire. One try; the lease covers a lost message.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer rcancel()
-		w.t.Report(rctx, &ReportRequest{Worker: id, Task: task, Error: "worker stopped: " + context.Cause(ctx).Error()})
+		w.t.report(rctx, &reportRequest{Worker: s.id, Task: task, Error: "worker stopped: " + context.Cause(ctx).Error()})
 		return nil
 	}
-	req := &ReportRequest{Worker: id, Task: task}
+	req := &reportRequest{Worker: s.id, Task: task}
 	if err != nil {
 		req.Error = err.Error()
-		req.DataError = IsDataError(err)
+		req.DataError = isDataError(err)
 		w.log.Warn("task failed", "task", task.String(), "error", err)
 	} else {
 		req.Result = &res
 	}
-	_, rerr := retry(ctx, w, "report", func(ctx context.Context) (*ReportResponse, error) {
-		return w.t.Report(ctx, req)
+	_, rerr := retry(ctx, w.log, w.opts.CoordinatorTimeout, "report", func(ctx context.Context) (*reportResponse, error) {
+		return w.t.report(ctx, req)
 	})
 	if rerr != nil && ctx.Err() == nil {
 		return rerr

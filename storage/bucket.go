@@ -78,6 +78,19 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]ObjectInfo, error) 
 	return b.d.list(ctx, prefix)
 }
 
+// Keys returns the keys that List returns for prefix.
+func (b *Bucket) Keys(ctx context.Context, prefix string) ([]string, error) {
+	infos, err := b.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(infos))
+	for i, info := range infos {
+		keys[i] = info.Key
+	}
+	return keys, nil
+}
+
 // Stat describes the object at key. A missing object is an error wrapping
 // fs.ErrNotExist.
 func (b *Bucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {

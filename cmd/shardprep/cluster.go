@@ -133,7 +133,12 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	if err != nil {
 		return err
 	}
-	c := pipeline.NewCoordinator(p.job, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log})
+	prog := newProgress(stderr, log, cfg.quiet)
+	c, err := pipeline.NewCoordinator(p.job, p.src, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log,
+		Model: p.model, Workers: cfg.workers, Progress: prog.update, ProgressEvery: prog.every()})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
@@ -146,16 +151,8 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	fmt.Fprintf(stdout, "shardprep: coordinator listening on %s, writing to %s\n", ln.Addr(), p.output)
 	log.Info("coordinator listening", "addr", ln.Addr().String(), "output", p.output)
 
-	var local []func(context.Context) error
-	if cfg.workers > 0 {
-		w := pipeline.NewWorker(c, func(context.Context, *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
-			return p.src, p.sink, nil
-		}, &pipeline.WorkerOptions{ID: "coordinator", Slots: cfg.workers, Logger: log})
-		local = append(local, w.Run)
-	}
-	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
-	res, err := pipeline.Serve(ctx, c, &pipeline.Options{Logger: log, Progress: prog.update, ProgressEvery: prog.every()}, local...)
+	m, err := c.Run(ctx)
 	prog.finish()
 	logWorkers(log, c.Workers())
 	// Let workers hear the outcome before the server goes away; when
@@ -175,7 +172,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	if err != nil {
 		return jobError(ctx, err, p.output)
 	}
-	printSummary(stdout, res.Manifest, p.output, time.Since(start))
+	printSummary(stdout, m, p.output, time.Since(start))
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -417,13 +419,13 @@ func noSuccess(t *testing.T, dir string) {
 	})
 }
 
-func workerSummary(m *pipeline.Manifest, name string) (pipeline.WorkerSummary, bool) {
+func workerSummary(m *pipeline.Manifest, name string) (pipeline.WorkerStatus, bool) {
 	for _, w := range m.Workers {
 		if w.Worker == name {
 			return w, true
 		}
 	}
-	return pipeline.WorkerSummary{}, false
+	return pipeline.WorkerStatus{}, false
 }
 
 func countMsg(recs []logRecord, msg string) int {
@@ -778,9 +780,10 @@ func TestClusterJoinDuringLinger(t *testing.T) {
 	coord, addr := startCoordinator(t, clusterEnv(), nil, "--listen", "127.0.0.1:0", "--input", in, "--output", out,
 		"--seed", "5", "--split-size", "1MiB", "--workers", "0", "--lease", "30s", "--linger", "60s")
 	// An observer joins and stays silent: the coordinator lingers for it.
-	cl := pipeline.NewClient("http://"+addr, []byte(testSecret), nil)
-	ctx := context.Background()
-	obs, err := cl.Join(ctx, &pipeline.JoinRequest{Protocol: pipeline.ProtocolVersion, Worker: "observer", Instance: "observer-1"})
+	var obs struct {
+		Worker string `json:"worker"`
+	}
+	err := protocolCall("http://"+addr, "/v1/join", map[string]any{"protocol": pipeline.ProtocolVersion, "worker": "observer", "instance": "observer-1"}, &obs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -798,7 +801,10 @@ func TestClusterJoinDuringLinger(t *testing.T) {
 	if _, done := coord.exited(); done {
 		t.Fatal("the coordinator left while a worker had not heard")
 	}
-	hb, err := cl.Heartbeat(ctx, &pipeline.HeartbeatRequest{Worker: obs.Worker})
+	var hb struct {
+		State pipeline.Phase `json:"state"`
+	}
+	err = protocolCall("http://"+addr, "/v1/heartbeat", map[string]any{"worker": obs.Worker}, &hb)
 	if err != nil || hb.State != pipeline.PhaseCommitted {
 		t.Fatalf("observer heartbeat: %+v %v", hb, err)
 	}
@@ -810,6 +816,35 @@ func TestClusterJoinDuringLinger(t *testing.T) {
 		t.Errorf("coordinator lingered %s after every worker heard", at.Sub(informed))
 	}
 	committed(t, out)
+}
+
+// protocolCall posts req to a coordinator's protocol endpoint path,
+// signed with testSecret as the protocol says (pipeline/http.go), and
+// decodes the answer into resp.
+func protocolCall(base, path string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	ts := time.Now().Unix()
+	mac := hmac.New(sha256.New, []byte(testSecret))
+	fmt.Fprintf(mac, "%d\n%s\n", ts, path)
+	mac.Write(body)
+	hr, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Shardprep-Auth", fmt.Sprintf("t=%d,sig=%x", ts, mac.Sum(nil)))
+	r, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(r.Body)
+		return fmt.Errorf("%s: %s: %s", path, r.Status, msg)
+	}
+	return json.NewDecoder(r.Body).Decode(resp)
 }
 
 // TestClusterDataErrorFailsOnce: an invalid row under --on-invalid error

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -258,10 +257,10 @@ func (c *containerRun) run(ctx context.Context) error {
 func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Bucket, secret string) error {
 	if secret == "" {
 		var err error
-		if secret, err = container.PublishSecret(ctx, out, c.job.jobName); err != nil {
+		if secret, err = container.PublishSecret(ctx, out, pipeline.ClusterSecretKey(c.job.jobName)); err != nil {
 			return err
 		}
-		c.log.Info("cluster secret published for the workers", "object", out.URL(container.SecretKey(c.job.jobName)))
+		c.log.Info("cluster secret published for the workers", "object", out.URL(pipeline.ClusterSecretKey(c.job.jobName)))
 		defer c.deleteSecret(ctx, out)
 	}
 	port := strconv.Itoa(c.port)
@@ -295,10 +294,10 @@ func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Buck
 // deleteSecret deletes the cluster secret that runCoordinatorHost
 // published, also when ctx has ended.
 func (c *containerRun) deleteSecret(ctx context.Context, out *storage.Bucket) {
-	url := out.URL(container.SecretKey(c.job.jobName))
+	url := out.URL(pipeline.ClusterSecretKey(c.job.jobName))
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := container.DeleteSecret(dctx, out, c.job.jobName); err != nil {
+	if err := container.DeleteSecret(dctx, out, pipeline.ClusterSecretKey(c.job.jobName)); err != nil {
 		c.log.Warn("could not delete the cluster secret", "object", url, "error", err.Error())
 		return
 	}
@@ -313,10 +312,10 @@ func (c *containerRun) runWorkerHost(ctx context.Context, out *storage.Bucket, s
 	if err != nil {
 		return err
 	}
-	committed := func(ctx context.Context) bool { return jobCommitted(ctx, out, c.job.jobName) }
+	committed := func(ctx context.Context) bool { return pipeline.Committed(ctx, out, c.job.jobName) }
 	if secret == "" {
 		var done bool
-		secret, done, err = container.WaitSecret(ctx, out, c.job.jobName, c.secretTimeout, committed)
+		secret, done, err = container.WaitSecret(ctx, out, pipeline.ClusterSecretKey(c.job.jobName), c.secretTimeout, committed)
 		if err != nil {
 			return err
 		}
@@ -338,30 +337,6 @@ func (c *containerRun) runWorkerHost(ctx context.Context, out *storage.Bucket, s
 func (c *containerRun) workerConfig(coordinator, secret string) *workerConfig {
 	return &workerConfig{coordinator: coordinator, workers: c.job.workers, name: c.sm.CurrentHost,
 		timeout: defaultCoordinatorTimeout, logFormat: c.job.logFormat, store: c.job.store, secret: []byte(secret)}
-}
-
-// jobCommitted reports whether out holds the committed output of the job
-// named job: a manifest naming it and every split's _SUCCESS marker.
-func jobCommitted(ctx context.Context, out *storage.Bucket, job string) bool {
-	rc, err := out.NewRangeReader(ctx, pipeline.ManifestKey, "", 0, -1)
-	if err != nil {
-		return false
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
-	rc.Close()
-	if err != nil {
-		return false
-	}
-	var m pipeline.Manifest
-	if json.Unmarshal(data, &m) != nil || m.Job != job || m.Spec == nil || len(m.Spec.Splits) == 0 {
-		return false
-	}
-	for _, s := range m.Spec.Splits {
-		if _, err := out.Stat(ctx, s.Name+"/"+pipeline.SuccessName); err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // logLines logs each line written to it, so that a command's plain stdout

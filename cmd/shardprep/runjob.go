@@ -9,11 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/shardprep/shardprep/container"
 	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
@@ -66,8 +64,8 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
 	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
-	res, err := pipeline.Run(ctx, p.job, p.src, p.sink, &pipeline.Options{
-		Workers: cfg.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
+	m, err := pipeline.Run(ctx, p.job, p.src, p.sink, &pipeline.CoordinatorOptions{
+		Model: p.model, Workers: cfg.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
 	})
 	prog.finish()
 	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
@@ -76,7 +74,7 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	if err != nil {
 		return jobError(ctx, err, p.output)
 	}
-	printSummary(stdout, res.Manifest, p.output, time.Since(start))
+	printSummary(stdout, m, p.output, time.Since(start))
 	if n := p.stores.grantCalls(); n > 0 {
 		fmt.Fprintf(stdout, "  grant calls %d (GetDataAccess or AssumeRole)\n", n)
 	}
@@ -94,6 +92,7 @@ func jobError(ctx context.Context, err error, output string) error {
 // prepared is a planned job with its storage.
 type prepared struct {
 	job    *pipeline.Job
+	model  *features.Model // given with --model; nil: fit one
 	src    pipeline.Source
 	sink   *storage.Bucket
 	output string // where, for people
@@ -102,7 +101,7 @@ type prepared struct {
 
 // prepare lists the inputs, checks the output and plans the job of cfg.
 func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *slog.Logger) (*prepared, error) {
-	spec, opts, err := cfg.plan()
+	spec, settings, model, err := cfg.plan()
 	if err != nil {
 		return nil, err
 	}
@@ -134,40 +133,40 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", cfg.output, err)
 	}
-	if err := checkOutput(ctx, sink, cfg.output, cfg.overwrite, log); err != nil {
+	if err := pipeline.CheckOutput(ctx, sink, cfg.output, cfg.overwrite, log); err != nil {
 		return nil, err
 	}
-	opts.Output = outRoot
-	job, err := pipeline.NewJob(spec, objs, opts)
+	settings.Output = outRoot
+	job, err := pipeline.NewJob(spec, objs, settings)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("job planned", "job", cfg.jobName, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
-		"seed", opts.Seed, "split_mode", opts.SplitMode, "output", outRoot)
-	return &prepared{job: job, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st}, nil
+		"seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
+	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st}, nil
 }
 
 // plan checks the settings that need no storage, reads the spec and the
 // model and fills in the job name, the output and the seed when not given.
-func (cfg *runConfig) plan() (*features.Spec, *pipeline.JobOptions, error) {
+func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Model, error) {
 	mode, err := pipeline.ParseSplitMode(cfg.splitMode)
 	if err != nil {
-		return nil, nil, &usageError{err.Error()}
+		return nil, nil, nil, &usageError{err.Error()}
 	}
 	policy, err := pipeline.ParsePolicy(cfg.onInvalid)
 	if err != nil {
-		return nil, nil, &usageError{err.Error()}
+		return nil, nil, nil, &usageError{err.Error()}
 	}
 	spec := defaultSpec()
 	if cfg.spec != "" {
 		if spec, err = readJSONFile(cfg.spec, "spec", features.ParseSpec); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	var model *features.Model
 	if cfg.model != "" {
 		if model, err = readJSONFile(cfg.model, "model", features.ReadModel); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if cfg.jobName == "" {
@@ -179,12 +178,12 @@ func (cfg *runConfig) plan() (*features.Spec, *pipeline.JobOptions, error) {
 	if !cfg.seed.set {
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		cfg.seed = optionalInt64{v: int64(binary.LittleEndian.Uint64(b[:]) >> 1), set: true}
 	}
-	return spec, &pipeline.JobOptions{Name: cfg.jobName, Version: version, Model: model, SplitSize: int64(cfg.splitSize),
-		Seed: cfg.seed.v, SplitMode: mode, OnInvalid: policy, Header: cfg.header}, nil
+	return spec, &pipeline.Settings{Name: cfg.jobName, SplitSize: int64(cfg.splitSize),
+		Seed: cfg.seed.v, SplitMode: mode, OnInvalid: policy, Header: cfg.header}, model, nil
 }
 
 // readJSONFile reads the file at path and parses it; what names the file
@@ -206,38 +205,6 @@ func displayRoot(root string) string {
 		return root
 	}
 	return strings.TrimSuffix(root, "/")
-}
-
-// checkOutput refuses an output that already holds objects, unless
-// overwrite is set; then it deletes them, the _SUCCESS markers first so
-// that the old output stops counting as committed before it disappears.
-func checkOutput(ctx context.Context, out *storage.Bucket, name string, overwrite bool, log *slog.Logger) error {
-	infos, err := out.List(ctx, "")
-	if err != nil {
-		return fmt.Errorf("output %s: %w", name, err)
-	}
-	// A container coordinator publishes the cluster secret there first.
-	infos = slices.DeleteFunc(infos, func(o storage.ObjectInfo) bool {
-		return strings.HasPrefix(o.Key, container.SecretPrefix)
-	})
-	if len(infos) == 0 {
-		return nil
-	}
-	if !overwrite {
-		return fmt.Errorf("output %s already exists (%d objects); choose another --output or pass --overwrite to replace it", name, len(infos))
-	}
-	log.Info("overwriting output", "output", name, "objects", len(infos))
-	for pass := 0; pass < 2; pass++ {
-		for _, info := range infos {
-			isMarker := strings.HasSuffix(info.Key, "/"+pipeline.SuccessName) || info.Key == pipeline.SuccessName
-			if isMarker == (pass == 0) {
-				if err := out.Delete(ctx, info.Key); err != nil {
-					return fmt.Errorf("output %s: removing %s: %w", name, info.Key, err)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Duration) {

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"path"
-	"strings"
 	"sync"
 	"time"
 
@@ -237,7 +235,7 @@ func newInputSource(st *stores, objs []pipeline.Object) pipeline.Source {
 // order then key order, leaving out hidden objects, those under the output
 // and earlier outputs under an input.
 func listInputs(ctx context.Context, st *stores, args []string, output string) ([]pipeline.Object, error) {
-	found, err := st.Expand(ctx, args, &storage.ExpandOptions{Output: output, Outputs: outputFolders, Log: st.log})
+	found, err := st.Expand(ctx, args, &storage.ExpandOptions{Output: output, Outputs: pipeline.OutputFolders, Log: st.log})
 	if err != nil {
 		return nil, err
 	}
@@ -246,21 +244,4 @@ func listInputs(ctx context.Context, st *stores, args []string, output string) (
 		objs[i] = pipeline.Object(o)
 	}
 	return objs, nil
-}
-
-// outputFolders returns the folders among a listing's keys that hold a
-// shardprep output (a _shardprep/ folder beside train/ and validation/),
-// so that processing a prefix again does not read earlier outputs under it.
-func outputFolders(keys []string) []string {
-	var dirs []string
-	seen := map[string]bool{}
-	for _, key := range keys {
-		i := strings.Index(key, "/"+path.Dir(pipeline.ManifestKey)+"/")
-		if i < 0 || seen[key[:i+1]] {
-			continue
-		}
-		seen[key[:i+1]] = true
-		dirs = append(dirs, key[:i+1])
-	}
-	return dirs
 }

@@ -1,0 +1,352 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+// transformTask is the transform pass over one split: it transforms the
+// split's rows with the model, draws each into a split of the spec and
+// writes one part per split folder (and one of rejected rows).
+type transformTask struct {
+	*splitTask
+	sink   Sink
+	model  *features.Model
+	bounds []float64
+	drawer hashDrawer
+
+	outs   []*partWriter // per split of the spec
+	rej    *partWriter   // rejected rows, opened at the first
+	opened []*partWriter // everything opened, to abandon on failure
+
+	rows    [][]int // per split of the spec: rows of the batch drawn into it
+	rowsOut []int64
+	// adj collects rows that decoded but that the model rejects; the
+	// scan's counts are corrected by it at the end.
+	adj taskResult
+}
+
+// runTransform runs the transform pass over the split and writes its
+// parts to sink.
+func (t *splitTask) runTransform(ctx context.Context, sink Sink) (res taskResult, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	names := splitNames(t.job.Spec)
+	tt := &transformTask{splitTask: t, sink: sink, model: t.fit.model, bounds: t.job.Spec.Bounds(),
+		drawer: newHashDrawer(t.job.Seed, t.object().Name),
+		outs:   make([]*partWriter, len(names)), rows: make([][]int, len(names)), rowsOut: make([]int64, len(names))}
+	defer func() {
+		cancel()
+		if err != nil {
+			// Closing after the cancel abandons each object, and does so
+			// before this returns, so no staged data outlives the task.
+			for _, w := range tt.opened {
+				w.abandon()
+			}
+		}
+	}()
+	for i, n := range names {
+		if tt.outs[i], err = tt.open(ctx, n); err != nil {
+			return res, err
+		}
+	}
+	o := scanOptions{batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
+	if t.job.SplitMode == SplitSpark {
+		o.batchRows, o.rows = 0, tt.transformSpark
+	}
+	res, err = t.scan(ctx, o)
+	res.Rejected += tt.adj.Rejected
+	res.RowsIn += tt.adj.RowsIn
+	if err != nil {
+		return res, err
+	}
+	res.RowsOut = tt.rowsOut
+	return res, tt.close()
+}
+
+// open starts the split's part in folder.
+func (t *transformTask) open(ctx context.Context, folder string) (*partWriter, error) {
+	w, err := newPartWriter(ctx, t.sink, partKey(folder, t.split.Index))
+	if err != nil {
+		return nil, err
+	}
+	t.opened = append(t.opened, w)
+	return w, nil
+}
+
+// close commits the parts.
+func (t *transformTask) close() error {
+	for _, w := range t.outs {
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	if t.rej != nil {
+		return t.rej.Close()
+	}
+	return nil
+}
+
+// reject keeps an invalid row in the split's part of rejected rows.
+func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError) error {
+	if t.rej == nil {
+		w, err := t.open(ctx, rejectedFolder)
+		if err != nil {
+			return err
+		}
+		t.rej = w
+		t.rej.buf = append(t.rej.buf, "object\tline\toffset\tcolumn\treason\ttext\n"...)
+	}
+	t.rej.buf = appendReject(t.rej.buf, pe, line)
+	return t.rej.flushIfFull()
+}
+
+// transformHash transforms a batch of the hash mode once; a row the model
+// rejects is skipped and the rows around it are transformed on their own.
+func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) error {
+	out, err := t.model.Transform(rec, t.mem)
+	if err != nil {
+		left, right, err := t.skipRow(ctx, rec, err)
+		if err != nil {
+			return err
+		}
+		defer left.Release()
+		defer right.Release()
+		if err := t.transformHash(ctx, left); err != nil {
+			return err
+		}
+		return t.transformHash(ctx, right)
+	}
+	defer out.Release()
+	return t.emit(rec, out, nil)
+}
+
+// transformSpark transforms the split, one batch in the Spark mode;
+// rejected rows leave it before it is sorted and drawn, since every draw
+// depends on the rows before it.
+func (t *transformTask) transformSpark(ctx context.Context, rec arrow.Record) error {
+	rec.Retain()
+	defer func() { rec.Release() }()
+	for {
+		out, err := t.model.Transform(rec, t.mem)
+		if err == nil {
+			defer out.Release()
+			return t.emit(rec, out, sparkOrder(t.job.Spec, rec))
+		}
+		left, right, err := t.skipRow(ctx, rec, err)
+		if err != nil {
+			return err
+		}
+		joined, err := concatRecords(t.mem, left, right)
+		left.Release()
+		right.Release()
+		if err != nil {
+			return err
+		}
+		rec.Release()
+		rec = joined
+	}
+}
+
+// emit draws the rows of out (the transform of rec) into the outputs,
+// visiting them in order (nil: record order).
+func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
+	for i := range t.rows {
+		t.rows[i] = t.rows[i][:0]
+	}
+	switch t.job.SplitMode {
+	case SplitSpark:
+		rng := newXORShiftRandom(t.job.Seed + int64(t.split.Index))
+		for _, r := range order {
+			k := pick(t.bounds, rng.NextDouble())
+			t.rows[k] = append(t.rows[k], r)
+		}
+	default:
+		offs := offsets(rec)
+		for r := range int(rec.NumRows()) {
+			k := pick(t.bounds, t.drawer.Draw(offs.Value(r)))
+			t.rows[k] = append(t.rows[k], r)
+		}
+	}
+	for i, w := range t.outs {
+		w.buf = features.AppendRows(w.buf, out, t.rows[i])
+		t.rowsOut[i] += int64(len(t.rows[i]))
+		if err := w.flushIfFull(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipRow handles err, an error of the model's Transform of rec. A row
+// the model cannot transform is, with the skip policy, counted and kept as
+// rejected, and the rows of rec before and after it are returned; without
+// it, it is the job's error, as is any other error.
+func (t *transformTask) skipRow(ctx context.Context, rec arrow.Record, err error) (left, right arrow.Record, _ error) {
+	var re *features.RowError
+	if !errors.As(err, &re) {
+		return nil, nil, err
+	}
+	pe := t.rowError(ctx, rec, re)
+	if t.job.OnInvalid != PolicySkip {
+		return nil, nil, pe
+	}
+	t.adj.Rejected++
+	t.adj.RowsIn--
+	if err := t.reject(ctx, readLineAt(ctx, t.src, t.object(), pe.Offset, rec, re.Row), pe); err != nil {
+		return nil, nil, err
+	}
+	return rec.NewSlice(0, int64(re.Row)), rec.NewSlice(int64(re.Row)+1, rec.NumRows()), nil
+}
+
+func concatRecords(mem memory.Allocator, recs ...arrow.Record) (arrow.Record, error) {
+	schema := recs[0].Schema()
+	cols := make([]arrow.Array, schema.NumFields())
+	var rows int64
+	for _, r := range recs {
+		rows += r.NumRows()
+	}
+	for i := range cols {
+		parts := make([]arrow.Array, len(recs))
+		for j, r := range recs {
+			parts[j] = r.Column(i)
+		}
+		a, err := array.Concatenate(parts, mem)
+		if err != nil {
+			for _, c := range cols[:i] {
+				c.Release()
+			}
+			return nil, err
+		}
+		cols[i] = a
+	}
+	rec := array.NewRecord(schema, cols, rows)
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec, nil
+}
+
+// readLineAt returns the input line at off verbatim, read again from the
+// source; if that fails, the decoded row rebuilt as CSV.
+func readLineAt(ctx context.Context, src Source, obj Object, off int64, rec arrow.Record, row int) []byte {
+	if !isCompressed(obj) {
+		n := int64(maxLineBytes + 2)
+		if off+n > obj.Size {
+			n = obj.Size - off
+		}
+		if rc, err := src.NewRangeReader(ctx, obj.URL, obj.ETag, off, n); err == nil {
+			defer rc.Close()
+			lr := newLineReader(rc, 0, 0, &lineOptions{MaxLineBytes: maxLineBytes}) // read as if the line began an object
+			if line, _, err := lr.Next(); err == nil {
+				return append([]byte(nil), line...)
+			}
+		}
+	}
+	return []byte(rowText(rec, row))
+}
+
+// rowText rebuilds a decoded row as CSV text for the rejected-rows file.
+func rowText(rec arrow.Record, row int) string {
+	var b strings.Builder
+	for i, f := range rec.Schema().Fields() {
+		if f.Name == offsetColumn {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(rec.Column(i).ValueStr(row))
+	}
+	return b.String()
+}
+
+func pick(bounds []float64, d float64) int {
+	for i, b := range bounds {
+		if d < b {
+			return i
+		}
+	}
+	return len(bounds) - 1
+}
+
+// appendReject appends one rejected-row record: tab-separated object,
+// line, offset, column and reason, then the line verbatim.
+func appendReject(dst []byte, pe *parseError, line []byte) []byte {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '\t' || r == '\n' || r == '\r' || r == utf8.RuneError {
+				return ' '
+			}
+			return r
+		}, s)
+	}
+	reason := pe.Reason
+	if pe.Value != "" {
+		reason += fmt.Sprintf(": %q", pe.Value)
+	}
+	dst = fmt.Appendf(dst, "%s\t%d\t%d\t%s\t%s\t", clean(pe.Object), pe.Line, pe.Offset, clean(pe.Column), clean(reason))
+	dst = append(dst, line...)
+	return append(dst, '\n')
+}
+
+// partWriter buffers a part and streams it to the sink.
+type partWriter struct {
+	w      io.WriteCloser
+	buf    []byte
+	n      int64
+	closed bool
+}
+
+const partBuffer = 1 << 20
+
+func newPartWriter(ctx context.Context, sink Sink, key string) (*partWriter, error) {
+	w, err := sink.NewWriter(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &partWriter{w: w, buf: make([]byte, 0, partBuffer+64<<10)}, nil
+}
+
+func (p *partWriter) flushIfFull() error {
+	if len(p.buf) < partBuffer {
+		return nil
+	}
+	return p.flush()
+}
+
+func (p *partWriter) flush() error {
+	if len(p.buf) == 0 {
+		return nil
+	}
+	n, err := p.w.Write(p.buf)
+	p.n += int64(n)
+	p.buf = p.buf[:0]
+	return err
+}
+
+func (p *partWriter) Close() error {
+	if err := p.flush(); err != nil {
+		return err
+	}
+	p.closed = true
+	return p.w.Close()
+}
+
+// abandon closes a writer whose context is already cancelled, which
+// discards the object.
+func (p *partWriter) abandon() {
+	if !p.closed {
+		p.closed = true
+		p.w.Close()
+	}
+}
