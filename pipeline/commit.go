@@ -12,6 +12,7 @@ import (
 type Manifest struct {
 	Version    string          `json:"shardprep_version"`
 	Job        string          `json:"job_name,omitempty"`
+	RunID      string          `json:"run_id"`
 	Output     string          `json:"output"`
 	Started    time.Time       `json:"started"`
 	Finished   time.Time       `json:"finished"`
@@ -105,7 +106,7 @@ func (c *Coordinator) manifestLocked() *Manifest {
 	j := c.job
 	names := splitNames(j.Spec)
 	m := &Manifest{
-		Version: Version, Job: j.Name, Output: j.Output, Started: c.started,
+		Version: Version, Job: j.Name, RunID: j.RunID, Output: j.Output, Started: c.started,
 		Seed: j.Seed, SplitMode: j.SplitMode, OnInvalid: j.OnInvalid, Header: j.Header, SplitSize: j.SplitSize,
 		Inputs: j.Objects, Spec: j.Spec, ModelKey: ModelKey, Model: c.fit.model, ModelGiven: c.modelGiven,
 		Totals:     Totals{RowsOut: map[string]int64{}},

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -77,6 +79,10 @@ type Settings struct {
 // objects and the output itself.
 type Job struct {
 	Settings
+	// RunID is random per planned job: it tells this run of a job from any
+	// other (a restarted coordinator plans a new one) on the protocol, in
+	// staging names, the output claim and the manifest.
+	RunID   string         `json:"run_id"`
 	Version string         `json:"version"` // shardprep version that planned it
 	Spec    *features.Spec `json:"spec"`
 	Objects []Object       `json:"objects"`
@@ -95,7 +101,7 @@ func NewJob(spec *features.Spec, objects []Object, s *Settings) (*Job, error) {
 	if len(objects) == 0 {
 		return nil, errors.New("no input objects")
 	}
-	j := &Job{Version: Version, Spec: spec, Objects: objects}
+	j := &Job{RunID: newRunID(), Version: Version, Spec: spec, Objects: objects}
 	if s != nil {
 		j.Settings = *s
 	}
@@ -173,4 +179,11 @@ func planSplits(objects []Object, splitSize int64) []Split {
 		add(i, off, rem)
 	}
 	return splits
+}
+
+// newRunID returns 16 random bytes in hex.
+func newRunID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
