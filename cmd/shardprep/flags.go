@@ -98,6 +98,9 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// minSplitSize is the smallest --split-size.
+const minSplitSize = 64 << 10
+
 // runConfig is a job's settings: run's flags, the job flags of the
 // coordinator, or what the container makes of its processing job.
 type runConfig struct {
@@ -124,7 +127,7 @@ func (f *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.output, "output", "", "output `DIR` or s3://bucket/prefix (default: a new folder under ./shardprep-out)")
 	fs.Var(&f.seed, "seed", "split seed, a whole `N` (default: chosen at random and recorded in the manifest)")
 	fs.IntVar(&f.workers, "workers", defaultWorkers(), "splits processed at once by this process")
-	fs.Var(&f.splitSize, "split-size", "bytes per input split, a `SIZE` such as 1048576, 512KiB or 64MiB")
+	fs.Var(&f.splitSize, "split-size", "bytes per input split, a `SIZE` such as 1048576, 512KiB or 64MiB (at least 64KiB)")
 	fs.BoolVar(&f.overwrite, "overwrite", false, "replace an existing output (its objects are deleted first)")
 	fs.StringVar(&f.onInvalid, "on-invalid", "error", "invalid rows: `error` stops the job; skip leaves them out and keeps them under _rejected/")
 	fs.StringVar(&f.spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,6 +130,12 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 		}
 		total += o.Size
 	}
+	// Plan before the output is touched: a plan refused leaves it as it is.
+	settings.Output = outRoot
+	job, err := pipeline.NewJob(spec, objs, settings)
+	if err != nil {
+		return nil, planError(err)
+	}
 	sink, err := st.Bucket(ctx, outRoot, true)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", cfg.output, err)
@@ -136,19 +143,33 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err := pipeline.CheckOutput(ctx, sink, cfg.output, cfg.overwrite, log); err != nil {
 		return nil, err
 	}
-	settings.Output = outRoot
-	job, err := pipeline.NewJob(spec, objs, settings)
-	if err != nil {
-		return nil, err
-	}
 	log.Info("job planned", "job", cfg.jobName, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
 		"seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
 	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st}, nil
 }
 
+// planError words NewJob's error for an input too large for the split
+// size in terms of the flag, as a usage error.
+func planError(err error) error {
+	var e *pipeline.TooManySplitsError
+	if !errors.As(err, &e) {
+		return err
+	}
+	if e.MinSplitSize == 0 {
+		return &usageError{err.Error()}
+	}
+	return usagef("--split-size %s would cut the input (%s, %s) into %d splits, more than the %d a job may have: use --split-size %s or more",
+		formatBytes(e.SplitSize), plural(e.Objects, "object"), formatBytes(e.Bytes), e.Splits, pipeline.MaxSplits,
+		formatBytes(max(e.MinSplitSize, minSplitSize)))
+}
+
 // plan checks the settings that need no storage, reads the spec and the
 // model and fills in the job name, the output and the seed when not given.
 func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Model, error) {
+	if cfg.splitSize < minSplitSize {
+		return nil, nil, nil, usagef("--split-size %d is below the minimum of %d (%s): each split is a task of each pass, so tiny splits cost more than they read",
+			cfg.splitSize, minSplitSize, formatBytes(minSplitSize))
+	}
 	mode, err := pipeline.ParseSplitMode(cfg.splitMode)
 	if err != nil {
 		return nil, nil, nil, &usageError{err.Error()}
