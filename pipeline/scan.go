@@ -401,7 +401,7 @@ func gzipError(url string, src *sourceReader, err error, n int64) error {
 	if src.err != nil {
 		return src.err
 	}
-	reason := fmt.Sprintf("the gzip stream is truncated or corrupt (%v after %d decompressed bytes); check the object with gzip -t", err, n)
+	reason := fmt.Sprintf("the gzip stream is truncated or corrupt: %v (after %d bytes decompressed); check the object with gzip -t", err, n)
 	if n == 0 && errors.Is(err, gzip.ErrHeader) {
 		reason = fmt.Sprintf("not a gzip stream (%v), though its name ends in .gz", err)
 	}

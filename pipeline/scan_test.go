@@ -203,10 +203,10 @@ func TestGzipStreamErrors(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"truncated", gz[:len(gz)/2], "the gzip stream is truncated or corrupt (unexpected EOF after "},
-		{"bad checksum", edit(func(b []byte) []byte { b[len(b)-8] ^= 0xFF; return b }), "the gzip stream is truncated or corrupt (gzip: invalid checksum after "},
-		{"bad block", edit(func(b []byte) []byte { b[10] = 0x07; return b }), "the gzip stream is truncated or corrupt (flate: corrupt input"},
-		{"truncated header", gz[:6], "the gzip stream is truncated or corrupt (unexpected EOF after 0 "},
+		{"truncated", gz[:len(gz)/2], "the gzip stream is truncated or corrupt: unexpected EOF (after "},
+		{"bad checksum", edit(func(b []byte) []byte { b[len(b)-8] ^= 0xFF; return b }), "the gzip stream is truncated or corrupt: gzip: invalid checksum (after "},
+		{"bad block", edit(func(b []byte) []byte { b[10] = 0x07; return b }), "the gzip stream is truncated or corrupt: flate: corrupt input"},
+		{"truncated header", gz[:6], "the gzip stream is truncated or corrupt: unexpected EOF (after 0 bytes"},
 		{"not gzip", []byte("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\n"), "not a gzip stream (gzip: invalid header)"},
 	}
 	for _, c := range cases {
