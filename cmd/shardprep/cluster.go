@@ -237,7 +237,7 @@ func runWorker(ctx context.Context, cfg *workerConfig, env func(string) string, 
 	}
 	st := newStores(cfg.store, env, log)
 	open := func(ctx context.Context, job *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
-		st.flags.jobName = job.Name
+		st.flags.JobName = job.Name
 		sink, err := st.Bucket(ctx, job.Output, true)
 		if err != nil {
 			return nil, nil, err

@@ -194,8 +194,8 @@ func (c *containerRun) complete() error {
 	f, sm := &c.job, c.sm
 	set := map[string]bool{}
 	c.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if f.store.accountID != "" && !set["credentials"] {
-		f.store.credentials = "grants" // the PySpark job used S3 Access Grants
+	if f.store.AccountID != "" && !set["credentials"] {
+		f.store.Credentials = "grants" // the PySpark job used S3 Access Grants
 	}
 	if p, ok := container.FirstLocalPath(sm.Inputs); ok && len(f.inputs) == 0 {
 		f.inputs = append(f.inputs, p)
@@ -212,12 +212,12 @@ func (c *containerRun) complete() error {
 	f.output = container.PlatformPath(c.root, f.output)
 	f.spec = container.PlatformPath(c.root, f.spec)
 	f.model = container.PlatformPath(c.root, f.model)
-	f.store.grantsFile = container.PlatformPath(c.root, f.store.grantsFile)
+	f.store.GrantsFile = container.PlatformPath(c.root, f.store.GrantsFile)
 	if f.jobName == "" {
 		f.jobName = sm.JobName
 	}
-	if f.store.region == "" {
-		f.store.region = sm.Region
+	if f.store.Region == "" {
+		f.store.Region = sm.Region
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func (c *containerRun) run(ctx context.Context) error {
 		return err
 	}
 	sf := c.job.store
-	sf.jobName = c.job.jobName
+	sf.JobName = c.job.jobName
 	out, err := newStores(sf, c.env, c.log).Bucket(ctx, outRoot, true)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", c.job.output, err)

@@ -109,7 +109,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err := cfg.store.check(); err != nil {
 		return nil, err
 	}
-	cfg.store.jobName = cfg.jobName
+	cfg.store.JobName = cfg.jobName
 	st := newStores(cfg.store, env, log)
 	outRoot := storage.Root(cfg.output)
 	if outRoot == "" {
@@ -244,7 +244,7 @@ func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Du
 	secs := wall.Seconds()
 	fmt.Fprintf(w, "shardprep: committed %s\n", output)
 	fmt.Fprintf(w, "  rows read   %d (%s, %s, %s)\n", m.Totals.RowsIn+m.Totals.Rejected,
-		plural(len(m.Inputs), "object"), formatBytes(m.Totals.BytesIn), plural(len(m.Parts), "split"))
+		plural(len(m.Inputs), "object"), storage.Size(m.Totals.BytesIn), plural(len(m.Parts), "split"))
 	for _, s := range m.Spec.Splits {
 		fmt.Fprintf(w, "  %-11s %d\n", s.Name, m.Totals.RowsOut[s.Name])
 	}
