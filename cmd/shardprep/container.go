@@ -189,36 +189,17 @@ func (c *containerRun) parse(args []string) error {
 }
 
 // complete fills in from the processing job what the flags leave out and
-// resolves the platform's paths under the root.
+// resolves the platform's paths under the root (container.Job.Complete).
 func (c *containerRun) complete() error {
-	f, sm := &c.job, c.sm
-	set := map[string]bool{}
-	c.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if f.store.AccountID != "" && !set["credentials"] {
-		f.store.Credentials = "grants" // the PySpark job used S3 Access Grants
+	f := &c.job
+	s := container.RunSettings{Inputs: f.inputs, Output: f.output, JobName: f.jobName, Region: f.store.Region,
+		Spec: f.spec, Model: f.model, GrantsFile: f.store.GrantsFile, AccountID: f.store.AccountID, Credentials: f.store.Credentials}
+	c.fs.Visit(func(fl *flag.Flag) { s.CredentialsGiven = s.CredentialsGiven || fl.Name == "credentials" })
+	if err := c.sm.Complete(c.root, &s); err != nil {
+		return &usageError{err.Error()}
 	}
-	if p, ok := container.FirstLocalPath(sm.Inputs); ok && len(f.inputs) == 0 {
-		f.inputs = append(f.inputs, p)
-	}
-	if p, ok := container.FirstLocalPath(sm.Outputs); ok && f.output == "" {
-		f.output = p
-	}
-	if len(f.inputs) == 0 || f.output == "" {
-		return usagef("container: no input or output: pass --input/--output (or the script's --s3_* arguments) or give the job a ProcessingInput and ProcessingOutput")
-	}
-	for i := range f.inputs {
-		f.inputs[i] = container.PlatformPath(c.root, f.inputs[i])
-	}
-	f.output = container.PlatformPath(c.root, f.output)
-	f.spec = container.PlatformPath(c.root, f.spec)
-	f.model = container.PlatformPath(c.root, f.model)
-	f.store.GrantsFile = container.PlatformPath(c.root, f.store.GrantsFile)
-	if f.jobName == "" {
-		f.jobName = sm.JobName
-	}
-	if f.store.Region == "" {
-		f.store.Region = sm.Region
-	}
+	f.inputs, f.output, f.jobName, f.store.Region = s.Inputs, s.Output, s.JobName, s.Region
+	f.spec, f.model, f.store.GrantsFile, f.store.Credentials = s.Spec, s.Model, s.GrantsFile, s.Credentials
 	return nil
 }
 
