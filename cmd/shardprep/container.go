@@ -24,44 +24,6 @@ import (
 	"github.com/shardprep/shardprep/storage"
 )
 
-const containerUsage = `Usage: shardprep container [flags] [job arguments]
-
-The entrypoint of the shardprep image on SageMaker Processing. It reads
-opt/ml/config/resourceconfig.json and processingjobconfig.json under
---sagemaker-root, then runs the job: in-process on one instance; on several,
-the first host in "hosts" is the coordinator (and also a worker named after
-the host), the others are workers. Every instance exits 0 only when the job
-committed.
-
-Job arguments are run's flags, or the PySpark script's own arguments, which
-are translated (when the command line holds only the flags below that are
-the container's own, the job's ContainerArguments are added):
-  --account_id A                                 -> --account-id A (and --credentials grants)
-  --s3_input_bucket B  --s3_input_key_prefix P   -> --input s3://B/P/
-  --s3_output_bucket B --s3_output_key_prefix P  -> --output s3://B/P/
-Without --input (--output), the local path of the job's first
-ProcessingInput (ProcessingOutput) is used; a job on several instances
-needs an s3:// output, and local inputs there must be FullyReplicated.
-
-Paths starting with /opt/ml/ (channel paths, --spec, --model, --grants-file)
-are resolved under --sagemaker-root, so a fake tree can stand in for the
-container's / in tests.
-
-Cluster secret: the coordinator writes a fresh random secret to
-_shardprep/cluster-secret-<job name> under the S3 output, with the job's own
-output credentials; the workers read it there; it is deleted when the job
-ends. SHARDPREP_CLUSTER_SECRET in the container's environment is used
-instead, unless it comes from the job's Environment (which anyone allowed
-to describe the job can read): that is refused.
-
-Logs are JSON lines unless on a terminal; so are stdout's lines. On failure
-the one-line reason is written to opt/ml/output/message and the exit status
-is non-zero; SIGTERM and SIGINT stop the job, abort its uploads and commit
-nothing.
-
-Flags:
-`
-
 // containerRun is one container's view of the job, resolved from the
 // platform files and the flags.
 type containerRun struct {

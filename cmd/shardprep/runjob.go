@@ -21,26 +21,6 @@ import (
 
 const version = pipeline.Version
 
-const runUsage = `Usage: shardprep run [flags] [--input PATH]... [--output DIR]
-
-Runs a job in this process. With no --input it processes the bundled
-Abalone sample (4177 rows, UCI Machine Learning Repository, CC BY 4.0).
-
-The output folder gets train/part-NNNNN and validation/part-NNNNN (one part
-per input split, in input order), _shardprep/model.json (the fitted model),
-_shardprep/manifest.json (inputs, seed, counts, timings), _rejected/ (with
---on-invalid skip) and, last, train/_SUCCESS and validation/_SUCCESS. A
-failed or interrupted run leaves no _SUCCESS and removes its parts.
-
-Examples:
-  shardprep run
-  shardprep run --input data/abalone.csv --output out/abalone --seed 42
-  shardprep run --input s3://bucket/UserA/ --output s3://bucket/UserA/output/ --credentials grants
-  shardprep run --input big.csv --output out --workers 4 --split-size 64MiB --on-invalid skip
-
-Flags:
-`
-
 // parseRun parses run's flags; positional arguments are more inputs.
 func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	var cfg runConfig
