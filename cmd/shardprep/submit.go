@@ -75,7 +75,7 @@ type submitFlags struct {
 	req          container.ProcessingJobRequest
 	subnets      string
 	groups       string
-	env          submitEnvList
+	env          stringList
 	wait         bool
 	pollInterval time.Duration
 	dryRun       bool
@@ -83,22 +83,9 @@ type submitFlags struct {
 	endpoint     string
 }
 
-type submitEnvList []string
-
-func (l *submitEnvList) String() string { return strings.Join(*l, " ") }
-func (l *submitEnvList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFlags, error) {
 	f := &submitFlags{}
-	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), submitUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("submit", submitUsage, stderr)
 	fs.StringVar(&f.req.JobName, "job-name", "", "processing job `name`, unique in the account and region (default shardprep-<UTC time>)")
 	fs.StringVar(&f.req.Image, "image", "", "shardprep image `URI` in ECR (required)")
 	fs.StringVar(&f.req.Role, "role", "", "execution role `ARN` the instances run as (required)")
