@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -126,6 +127,18 @@ func firstLocalPath(cs []Channel) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// SetHost makes host, which must be one of j.Hosts, the current host, as
+// the container command's --host flag asks (tests run the containers of
+// several instances on one machine).
+func (j *Job) SetHost(host string) error {
+	if !slices.Contains(j.Hosts, host) {
+		return fmt.Errorf("--host %q is not one of the job's hosts %q", host, j.Hosts)
+	}
+	j.CurrentHost = host
+	j.IsCoordinator = host == j.Coordinator
+	return nil
 }
 
 // HostLookup returns a resolver for ResolveHost that answers the hosts

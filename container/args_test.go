@@ -164,3 +164,17 @@ func TestComplete(t *testing.T) {
 		t.Errorf("Complete without an output: %v", err)
 	}
 }
+
+func TestSetHost(t *testing.T) {
+	j := &Job{CurrentHost: "algo-1", Hosts: []string{"algo-1", "algo-2"}, Coordinator: "algo-1", IsCoordinator: true}
+	if err := j.SetHost("algo-2"); err != nil || j.CurrentHost != "algo-2" || j.IsCoordinator {
+		t.Errorf("SetHost(algo-2): %v; host %s, coordinator %t", err, j.CurrentHost, j.IsCoordinator)
+	}
+	if err := j.SetHost("algo-1"); err != nil || j.CurrentHost != "algo-1" || !j.IsCoordinator {
+		t.Errorf("SetHost(algo-1): %v; host %s, coordinator %t", err, j.CurrentHost, j.IsCoordinator)
+	}
+	want := `--host "algo-3" is not one of the job's hosts ["algo-1" "algo-2"]`
+	if err := j.SetHost("algo-3"); err == nil || err.Error() != want || j.CurrentHost != "algo-1" {
+		t.Errorf("SetHost(algo-3): %v, host %s; want %s", err, j.CurrentHost, want)
+	}
+}

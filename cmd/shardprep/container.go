@@ -140,11 +140,9 @@ func (c *containerRun) parse(args []string) error {
 		return &usageError{err.Error()}
 	}
 	if c.host != "" {
-		if !slices.Contains(c.sm.Hosts, c.host) {
-			return usagef("--host %q is not one of the job's hosts %q", c.host, c.sm.Hosts)
+		if err := c.sm.SetHost(c.host); err != nil {
+			return &usageError{err.Error()}
 		}
-		c.sm.CurrentHost = c.host
-		c.sm.IsCoordinator = c.host == c.sm.Coordinator
 	}
 	c.job.inputs = append(c.job.inputs, c.fs.Args()...)
 	return nil
