@@ -19,26 +19,6 @@ import (
 
 const version = pipeline.Version
 
-const runUsage = `Usage: shardprep run [flags] [--input PATH]... [--output DIR]
-
-Runs a job in this process. With no --input it processes the bundled
-Abalone sample (4177 rows, UCI Machine Learning Repository, CC BY 4.0).
-
-The output folder gets train/part-NNNNN and validation/part-NNNNN (one part
-per input split, in input order), _shardprep/model.json (the fitted model),
-_shardprep/manifest.json (inputs, seed, counts, timings), _rejected/ (with
---on-invalid skip) and, last, train/_SUCCESS and validation/_SUCCESS. A
-failed or interrupted run leaves no _SUCCESS and removes its parts.
-
-Examples:
-  shardprep run
-  shardprep run --input data/abalone.csv --output out/abalone --seed 42
-  shardprep run --input s3://bucket/UserA/ --output s3://bucket/UserA/output/ --credentials grants
-  shardprep run --input big.csv --output out --workers 4 --split-size 64MiB --on-invalid skip
-
-Flags:
-`
-
 // parseRun parses run's flags; positional arguments are more inputs.
 func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	var cfg runConfig
@@ -108,7 +88,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err := cfg.store.check(); err != nil {
 		return nil, err
 	}
-	cfg.store.jobName = cfg.jobName
+	cfg.store.JobName = cfg.jobName
 	st := newStores(cfg.store, env, log)
 	outRoot := storage.Root(cfg.output)
 	if outRoot == "" {
@@ -211,7 +191,7 @@ func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Du
 	secs := wall.Seconds()
 	fmt.Fprintf(w, "shardprep: committed %s\n", output)
 	fmt.Fprintf(w, "  rows read   %d (%s, %s, %s)\n", m.Totals.RowsIn+m.Totals.Rejected,
-		plural(len(m.Inputs), "object"), formatBytes(m.Totals.BytesIn), plural(len(m.Parts), "split"))
+		plural(len(m.Inputs), "object"), storage.Size(m.Totals.BytesIn), plural(len(m.Parts), "split"))
 	for _, s := range m.Spec.Splits {
 		fmt.Fprintf(w, "  %-11s %d\n", s.Name, m.Totals.RowsOut[s.Name])
 	}
