@@ -315,8 +315,23 @@ func (d *localDriver) delete(_ context.Context, key string) error {
 // sweep removes the staging files of writers that never finished: those a
 // killed process left behind. Only call it when no writer is active.
 func (d *localDriver) sweep(ctx context.Context) error {
-	// The trailing separator makes WalkDir follow a root that is a symlink.
-	return filepath.WalkDir(d.root+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
+	return walkFiles(ctx, d.root, func(p string, de fs.DirEntry) error {
+		if !isTempName(de.Name()) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+}
+
+// walkFiles calls fn for each file (not folder) below start, a folder or a
+// link to one, until fn fails or ctx ends. A start or an entry that is
+// gone by the time it is read is passed over.
+func walkFiles(ctx context.Context, start string, fn func(p string, de fs.DirEntry) error) error {
+	// The trailing separator makes WalkDir follow a start that is a symlink.
+	return filepath.WalkDir(start+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -326,11 +341,9 @@ func (d *localDriver) sweep(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !de.IsDir() && isTempName(de.Name()) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
+		if de.IsDir() {
+			return nil
 		}
-		return nil
+		return fn(p, de)
 	})
 }

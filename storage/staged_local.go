@@ -124,24 +124,14 @@ func (d *localDriver) discard(_ context.Context, s Staged) error {
 }
 
 func (d *localDriver) discardStages(ctx context.Context, prefix string, keep func(key, stage string) bool) (int, error) {
-	// Walk only the deepest folder the prefix names in full; a trailing
-	// separator makes WalkDir descend into a start folder that is a link.
+	// Walk only the deepest folder the prefix names in full.
 	start := d.root
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
 	}
 	n := 0
-	err := filepath.WalkDir(start+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if de.IsDir() || !de.Type().IsRegular() || !isStageName(de.Name()) {
+	err := walkFiles(ctx, start, func(p string, de fs.DirEntry) error {
+		if !de.Type().IsRegular() || !isStageName(de.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(d.root, p)
