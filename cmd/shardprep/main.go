@@ -7,7 +7,8 @@
 // workerConfig, cluster.go). The container command (container.go) builds
 // those configs from the SageMaker Processing job that package container
 // reads. stores.go opens storage, submit.go launches SageMaker jobs,
-// progress.go prints progress and logs; head and gen are small tools.
+// progress.go prints progress and logs; clean removes a failed job's
+// leftovers; head and gen are small tools.
 package main
 
 import (
@@ -80,6 +81,7 @@ Commands:
   worker       join a coordinator and work on its job
   container    the SageMaker Processing entrypoint
   submit       launch a SageMaker Processing job running shardprep
+  clean        remove what a job that did not commit left in its output
   head         print the first rows of an output split
   gen          generate Abalone-like sample data for benchmarks
   version      print the version
@@ -117,6 +119,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return runContainer(ctx, rest, env, stdout, stderr)
 	case "submit":
 		return runSubmit(ctx, rest, env, stdout, stderr)
+	case "clean":
+		cfg, err := parseClean(rest, stderr)
+		if err != nil {
+			return err
+		}
+		return runClean(ctx, cfg, env, stdout, stderr)
 	case "head":
 		return runHead(ctx, rest, env, stdout, stderr)
 	case "gen":
