@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -312,26 +313,35 @@ func (d *localDriver) delete(_ context.Context, key string) error {
 	return nil
 }
 
-// sweep removes the staging files of writers that never finished: those a
-// killed process left behind. Only call it when no writer is active.
-func (d *localDriver) sweep(ctx context.Context) error {
-	return walkFiles(ctx, d.root, func(p string, de fs.DirEntry) error {
-		if !isTempName(de.Name()) {
-			return nil
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
+// tempTarget returns the name of the file that a writer's staging file
+// ".NAME.tmp-RANDOM" is for.
+func tempTarget(name string) (string, bool) {
+	i := strings.LastIndex(name, ".tmp-")
+	if !strings.HasPrefix(name, ".") || i < 2 || isStageName(name) {
+		return "", false
+	}
+	return name[1:i], true
+}
+
+// sweep removes the staging files of writers that never finished, those a
+// killed process left behind, for the keys owned reports. Only call it when
+// no writer of those keys is active.
+func (d *localDriver) sweep(ctx context.Context, owned func(key string) bool) (int, error) {
+	return d.removeFiles(ctx, d.root, func(rel string) bool {
+		dir, name := path.Split(rel)
+		target, ok := tempTarget(name)
+		return ok && owned(dir+target)
 	})
 }
 
-// walkFiles calls fn for each file (not folder) below start, a folder or a
-// link to one, until fn fails or ctx ends. A start or an entry that is
-// gone by the time it is read is passed over.
-func walkFiles(ctx context.Context, start string, fn func(p string, de fs.DirEntry) error) error {
-	// The trailing separator makes WalkDir follow a start that is a symlink.
-	return filepath.WalkDir(start+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
+// removeFiles removes the regular files under the folder start (a link
+// too) whose slash-separated path below the root pick chooses, and returns
+// how many it removed.
+func (d *localDriver) removeFiles(ctx context.Context, start string, pick func(rel string) bool) (int, error) {
+	n := 0
+	// A trailing separator makes WalkDir descend into a start folder that
+	// is a link.
+	err := filepath.WalkDir(start+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -341,9 +351,18 @@ func walkFiles(ctx context.Context, start string, fn func(p string, de fs.DirEnt
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if de.IsDir() {
+		if de.IsDir() || !de.Type().IsRegular() {
 			return nil
 		}
-		return fn(p, de)
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil || !pick(filepath.ToSlash(rel)) {
+			return err
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		return nil
 	})
+	return n, err
 }

@@ -124,29 +124,15 @@ func (d *localDriver) discard(_ context.Context, s Staged) error {
 }
 
 func (d *localDriver) discardStages(ctx context.Context, prefix string, keep func(key, stage string) bool) (int, error) {
-	// Walk only the deepest folder the prefix names in full.
+	// Walk only the deepest folder the prefix names in full; a trailing
+	// separator makes WalkDir descend into a start folder that is a link.
 	start := d.root
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
 	}
-	n := 0
-	err := walkFiles(ctx, start, func(p string, de fs.DirEntry) error {
-		if !de.Type().IsRegular() || !isStageName(de.Name()) {
-			return nil
-		}
-		rel, err := filepath.Rel(d.root, p)
-		if err != nil {
-			return err
-		}
-		key, stage, _ := parseStageKey(filepath.ToSlash(rel))
-		if !strings.HasPrefix(key, prefix) || keep(key, stage) {
-			return nil
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		n++
-		return nil
+	n, err := d.removeFiles(ctx, start, func(rel string) bool {
+		key, stage, ok := parseStageKey(rel)
+		return ok && strings.HasPrefix(key, prefix) && !keep(key, stage)
 	})
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {

@@ -97,6 +97,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	if err != nil {
 		return err
 	}
+	defer p.finish(ctx, log) // also when the coordinator cannot start
 	prog := newProgress(stderr, log, cfg.quiet)
 	c, err := pipeline.NewCoordinator(p.job, p.src, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log,
 		Model: p.model, Workers: cfg.workers, Progress: prog.update, ProgressEvery: prog.every()})
@@ -127,9 +128,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 		wait = min(wait, 5*time.Second)
 	}
 	c.WaitInformed(context.WithoutCancel(ctx), wait)
-	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
-		log.Warn("could not remove staging files of stopped workers", "error", serr)
-	}
+	p.finish(ctx, log)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)

@@ -70,7 +70,7 @@ func (f *runConfig) register(fs *flag.FlagSet) {
 	fs.Var(&f.seed, "seed", "split seed, a whole `N` (default: chosen at random and recorded in the manifest)")
 	fs.IntVar(&f.workers, "workers", defaultWorkers(), "splits processed at once by this process")
 	fs.Var(&f.splitSize, "split-size", "bytes per input split, a `SIZE` such as 1048576, 512KiB or 64MiB")
-	fs.BoolVar(&f.overwrite, "overwrite", false, "replace an existing output (its objects are deleted first)")
+	fs.BoolVar(&f.overwrite, "overwrite", false, "replace an earlier shardprep output: delete what shardprep jobs wrote there (refused if anything else is there)")
 	fs.StringVar(&f.onInvalid, "on-invalid", "error", "invalid rows: `error` stops the job; skip leaves them out and keeps them under _rejected/")
 	fs.StringVar(&f.spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")
 	fs.StringVar(&f.model, "model", "", "reuse a fitted model JSON `FILE` (e.g. a previous run's _shardprep/model.json) instead of fitting")

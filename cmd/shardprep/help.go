@@ -22,4 +22,6 @@ var (
 	headUsage string
 	//go:embed help/gen.txt
 	genUsage string
+	//go:embed help/clean.txt
+	cleanUsage string
 )

@@ -8,8 +8,8 @@
 // those configs from the SageMaker Processing job that package container
 // reads and completes (container.Job.Complete). stores.go wires storage
 // (the S3 flags fill a storage.S3Config), submit.go launches SageMaker
-// jobs, progress.go prints progress and logs; head and gen are small
-// tools. Each command's help text is help/<command>.txt, embedded by
+// jobs, progress.go prints progress and logs; clean (clean.go) removes
+// what a job that did not commit left; head and gen are small tools. Each command's help text is help/<command>.txt, embedded by
 // help.go.
 package main
 
@@ -97,6 +97,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return runContainer(ctx, rest, env, stdout, stderr)
 	case "submit":
 		return runSubmit(ctx, rest, env, stdout, stderr)
+	case "clean":
+		cfg, err := parseClean(rest, stderr)
+		if err != nil {
+			return err
+		}
+		return runClean(ctx, cfg, env, stdout, stderr)
 	case "head":
 		return runHead(ctx, rest, env, stdout, stderr)
 	case "gen":

@@ -41,6 +41,7 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	if err != nil {
 		return err
 	}
+	defer p.finish(ctx, log)
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
 	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
@@ -48,9 +49,7 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 		Model: p.model, Workers: cfg.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
 	})
 	prog.finish()
-	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
-		log.Warn("could not remove staging files", "error", serr)
-	}
+	p.finish(ctx, log)
 	if err != nil {
 		return jobError(ctx, err, p.output)
 	}
@@ -75,11 +74,14 @@ type prepared struct {
 	model  *features.Model // given with --model; nil: fit one
 	src    pipeline.Source
 	sink   *storage.Bucket
-	output string // where, for people
+	claim  *pipeline.OutputClaim // held until finish
+	output string                // where, for people
 	stores *stores
+	done   bool // finish has run
 }
 
-// prepare lists the inputs, checks the output and plans the job of cfg.
+// prepare lists the inputs, plans the job of cfg and claims its output
+// (see pipeline.ClaimOutput); the caller must call finish when it ends.
 func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *slog.Logger) (*prepared, error) {
 	spec, settings, model, err := cfg.plan()
 	if err != nil {
@@ -102,18 +104,8 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err != nil {
 		return nil, err
 	}
-	var total int64
-	for _, o := range objs {
-		if strings.HasPrefix(o.URL, outRoot) {
-			return nil, fmt.Errorf("input %s is inside the output %s", o.URL, cfg.output)
-		}
-		total += o.Size
-	}
-	sink, err := st.Bucket(ctx, outRoot, true)
+	reads, err := inputsOutside(objs, outRoot, cfg.output)
 	if err != nil {
-		return nil, fmt.Errorf("output %s: %w", cfg.output, err)
-	}
-	if err := pipeline.CheckOutput(ctx, sink, cfg.output, cfg.overwrite, log); err != nil {
 		return nil, err
 	}
 	settings.Output = outRoot
@@ -121,9 +113,60 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err != nil {
 		return nil, err
 	}
-	log.Info("job planned", "job", cfg.jobName, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
+	sink, err := st.Bucket(ctx, outRoot, true)
+	if err != nil {
+		return nil, fmt.Errorf("output %s: %w", cfg.output, err)
+	}
+	claim, err := pipeline.ClaimOutput(ctx, sink, job, &pipeline.ClaimOptions{
+		Name: cfg.output, Overwrite: cfg.overwrite, Reads: reads, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, o := range objs {
+		total += o.Size
+	}
+	log.Info("job planned", "job", cfg.jobName, "run", job.RunID, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
 		"seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
-	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st}, nil
+	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, claim: claim,
+		output: displayRoot(outRoot), stores: st}, nil
+}
+
+// inputsOutside refuses inputs inside the output root, comparing real
+// paths (a symbolic link may lead into the output, or the output into an
+// input). It returns whether the job reads the object at a key of the
+// output, for the output's claim never to delete one.
+func inputsOutside(objs []pipeline.Object, outRoot, output string) (func(key string) bool, error) {
+	realOut := storage.RealPath(outRoot)
+	read := map[string]bool{}
+	for _, o := range objs {
+		real := storage.RealPath(o.URL)
+		if strings.HasPrefix(o.URL, outRoot) || strings.HasPrefix(real, realOut) {
+			via := ""
+			if real != o.URL || realOut != outRoot {
+				via = fmt.Sprintf(" (real paths %s and %s)", real, realOut)
+			}
+			return nil, fmt.Errorf("input %s is inside the output %s%s; choose an --output outside every input", o.URL, output, via)
+		}
+		read[real] = true
+	}
+	return func(key string) bool { return read[realOut+key] }, nil
+}
+
+// finish sweeps what the job's own writers left unfinished in the output
+// and gives back its claim, once the job has ended; it runs once.
+func (p *prepared) finish(ctx context.Context, log *slog.Logger) {
+	if p.done {
+		return
+	}
+	p.done = true
+	ctx = context.WithoutCancel(ctx)
+	if _, err := p.sink.Sweep(ctx, p.claim.Owns); err != nil {
+		log.Warn("could not remove staging files", "error", err)
+	}
+	if err := p.claim.Release(ctx); err != nil {
+		log.Warn("could not remove the output's claim", "output", p.output, "error", err)
+	}
 }
 
 // plan checks the settings that need no storage, reads the spec and the
