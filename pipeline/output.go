@@ -243,6 +243,17 @@ func (c *Claim) dead(o *ClaimOptions) bool {
 	return c.Host == o.Host && c.PID > 0 && !o.Alive(c.PID)
 }
 
+// over reports whether the claiming job is known to have ended: its
+// process is dead, or its run committed out (a job stopped between its
+// commit and giving the claim back, on any host).
+func (c *Claim) over(ctx context.Context, out Output, o *ClaimOptions) bool {
+	if c.dead(o) {
+		return true
+	}
+	m, err := readManifest(ctx, out)
+	return err == nil && m.RunID == c.RunID && c.RunID != "" && committed(ctx, out, m)
+}
+
 // ClaimOptions configures ClaimOutput and FindLeftovers. A nil
 // *ClaimOptions means the defaults.
 type ClaimOptions struct {
@@ -353,7 +364,7 @@ func (h *OutputClaim) take(ctx context.Context, o *ClaimOptions) (*Claim, error)
 	if err := readJSON(ctx, h.out, ClaimKey, &holder); err != nil {
 		return nil, fmt.Errorf("output %s is claimed by another job, whose claim %s cannot be read (%v); if no job writes there, run `shardprep clean %s`", o.Name, ClaimKey, err, o.Name)
 	}
-	if !holder.dead(o) {
+	if !holder.over(ctx, h.out, o) {
 		return nil, fmt.Errorf("output %s is in use by %s; wait for that job to end, or if it is dead, run `shardprep clean %s`", o.Name, &holder, o.Name)
 	}
 	h.takeover = takeoverKey(holder.RunID)
@@ -361,7 +372,7 @@ func (h *OutputClaim) take(ctx context.Context, o *ClaimOptions) (*Claim, error)
 		h.takeover = ""
 		return nil, fmt.Errorf("output %s: another job is taking over the claim of %s, which no longer runs: %w", o.Name, &holder, err)
 	}
-	o.Log.Warn("taking over the output's claim from a job that no longer runs", "output", o.Name, "holder", holder.String())
+	o.Log.Warn("taking over the output's claim from a job that no longer runs or has committed", "output", o.Name, "holder", holder.String())
 	if err := h.out.Delete(ctx, ClaimKey); err != nil {
 		return nil, fmt.Errorf("output %s: removing the stale claim: %w", o.Name, err)
 	}

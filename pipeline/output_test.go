@@ -2,12 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func (m *memStore) Create(ctx context.Context, key string, data []byte) error {
@@ -56,6 +58,43 @@ func TestClaimOutput(t *testing.T) {
 	}
 	if keys := out.keys(); len(keys) != 0 {
 		t.Errorf("after release the output holds %v", keys)
+	}
+}
+
+// TestClaimOfACommittedRun: a job stopped after its commit but before it
+// gave its claim back, on another host, does not block the next job: its
+// run committed, so its claim is stale, and --overwrite replaces its
+// output. A live job's claim on another host still blocks.
+func TestClaimOfACommittedRun(t *testing.T) {
+	ctx := context.Background()
+	src, out := newMemStore(), newMemStore()
+	job := abaloneJob(t, src, &Settings{Name: "j1", Seed: 5})
+	if _, err := Run(ctx, job, src, out, nil); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := &ClaimOptions{Name: "out", Host: "other-host", Log: quiet}
+	held, err := ClaimOutput(ctx, out, abaloneJob(t, src, &Settings{Name: "j1", Seed: 5}), elsewhere)
+	if err == nil {
+		held.Release(ctx)
+		t.Fatal("claimed a committed output without --overwrite")
+	}
+	// Put back the committed run's claim, as if it had been killed before
+	// releasing it.
+	stale, _ := json.Marshal(Claim{RunID: job.RunID, Job: "j1", Host: "h1", PID: 1, Started: time.Now()})
+	out.objects[ClaimKey] = stale
+	next := abaloneJob(t, src, &Settings{Name: "j2", Seed: 5})
+	opts := &ClaimOptions{Name: "out", Host: "h2", Overwrite: true, Log: quiet}
+	taker, err := ClaimOutput(ctx, out, next, opts)
+	if err != nil {
+		t.Fatalf("the claim of a committed run blocked --overwrite: %v", err)
+	}
+	if err := taker.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := json.Marshal(Claim{RunID: "another-run", Job: "j3", Host: "h1", PID: 1, Started: time.Now()})
+	out.objects[ClaimKey] = live
+	if _, err := ClaimOutput(ctx, out, next, opts); err == nil || !strings.Contains(err.Error(), "in use by job j3") {
+		t.Fatalf("a live claim on another host: %v, want a refusal naming j3", err)
 	}
 }
 
