@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -99,7 +98,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	}
 	defer p.finish(ctx, log) // also when the coordinator cannot start
 	prog := newProgress(stderr, log, cfg.quiet)
-	c, err := pipeline.NewCoordinator(p.job, p.src, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log,
+	c, err := pipeline.NewCoordinator(p.job, p.src, outputSink{p.sink}, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log,
 		Model: p.model, Workers: cfg.workers, Progress: prog.update, ProgressEvery: prog.every()})
 	if err != nil {
 		return err
@@ -108,7 +107,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	srv := &http.Server{Handler: pipeline.NewHandler(c, cfg.secret, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := pipeline.NewServer(c, cfg.secret, log)
 	var serving errgroup.Group
 	defer serving.Wait()
 	defer srv.Close()
@@ -202,7 +201,7 @@ func runWorker(ctx context.Context, cfg *workerConfig, env func(string) string, 
 		if err != nil {
 			return nil, nil, err
 		}
-		return newInputSource(st, job.Objects), sink, nil
+		return newInputSource(st, job.Objects), outputSink{sink}, nil
 	}
 	w := pipeline.NewWorker(pipeline.NewClient(cfg.coordinator, cfg.secret, nil), open,
 		&pipeline.WorkerOptions{ID: name, Slots: cfg.workers, CoordinatorTimeout: cfg.timeout, Logger: log})

@@ -205,8 +205,12 @@ func TestS3PersistentFailureLeavesNothing(t *testing.T) {
 				}
 			}
 			t.Logf("error line: %s", strings.TrimSpace(line.String()))
-			if c.name == "AccessDenied on UploadPart" && (proxy.Seen("PutObject") == 0 || proxy.Seen("CompleteMultipartUpload") == 0) {
-				t.Errorf("%d PutObject, %d CompleteMultipartUpload: no part was written before the failure, so their removal is untested",
+			// Parts are staged (a multipart upload and its marker object)
+			// and only published at commit: the first split's parts must
+			// have been staged before the failure, so that their removal
+			// is tested, and none published.
+			if c.name == "AccessDenied on UploadPart" && (proxy.Seen("PutObject") == 0 || proxy.Seen("CompleteMultipartUpload") != 0) {
+				t.Errorf("%d PutObject, %d CompleteMultipartUpload: want the first split's parts staged, none published",
 					proxy.Seen("PutObject"), proxy.Seen("CompleteMultipartUpload"))
 			}
 			if left := e.keys(t, out); len(left) != 0 {

@@ -45,7 +45,7 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
 	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
-	m, err := pipeline.Run(ctx, p.job, p.src, p.sink, &pipeline.CoordinatorOptions{
+	m, err := pipeline.Run(ctx, p.job, p.src, outputSink{p.sink}, &pipeline.CoordinatorOptions{
 		Model: p.model, Workers: cfg.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
 	})
 	prog.finish()
