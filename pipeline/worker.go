@@ -83,7 +83,7 @@ func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, w
 			return v, nil
 		}
 		if ctx.Err() != nil {
-			return v, ctx.Err()
+			return v, context.Cause(ctx)
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
@@ -225,19 +225,17 @@ func (s *session) heartbeats(ctx context.Context, cancel context.CancelCauseFunc
 func (s *session) work(ctx context.Context, cancel context.CancelCauseFunc) error {
 	g, gctx := errgroup.WithContext(ctx)
 	loopErr := s.leaseLoop(gctx, g)
-	if loopErr != nil {
+	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
 		cancel(loopErr)
 	}
 	gErr := g.Wait()
 	if loopErr == nil && gErr == nil {
 		return nil
 	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	// A task's failed report cancels the lease loop: its error is the
-	// one to tell.
-	for _, err := range []error{loopErr, gErr} {
+	// Several goroutines stop at once: tell the first real reason (the
+	// heartbeat's, the lease loop's, or a task's failed report), not the
+	// cancellation it caused elsewhere.
+	for _, err := range []error{context.Cause(ctx), loopErr, gErr} {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
