@@ -2,9 +2,11 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -50,24 +52,93 @@ func HasJobArgs(args []string) bool {
 	return false
 }
 
-// PlatformPath resolves a path of the platform (under PlatformPrefix)
-// under root, so that a fake tree can stand in for the container's "/";
-// other paths, and every path when root is "/", are returned unchanged.
-func PlatformPath(root, p string) string {
+// RunSettings are the settings of the run a container makes of its
+// processing job, as far as the job can fill them in: the command line's
+// first, then completed by Job.Complete.
+type RunSettings struct {
+	Inputs  []string
+	Output  string
+	JobName string
+	Region  string
+	// Spec, Model and GrantsFile are files the run reads.
+	Spec, Model, GrantsFile string
+	// AccountID is the S3 Access Grants account; Credentials is "default"
+	// or "grants", and CredentialsGiven says the command line set it.
+	AccountID        string
+	Credentials      string
+	CredentialsGiven bool
+}
+
+// Complete fills in from j what s leaves out, as the job a processing job
+// defines for the PySpark script expects it:
+//   - an account id without a choice of credentials means grants (the
+//     PySpark job used S3 Access Grants);
+//   - no inputs: the LocalPath of the first ProcessingInput that has one;
+//     no output: that of the first such ProcessingOutput;
+//   - no job name or region: the processing job's.
+//
+// Then it resolves the platform's paths among the inputs, output, spec,
+// model and grants file under root, so that a fake tree can stand in for
+// the container's "/" (paths under PlatformPrefix; none when root is "/").
+// A run left without an input or an output is an error.
+func (j *Job) Complete(root string, s *RunSettings) error {
+	if s.AccountID != "" && !s.CredentialsGiven {
+		s.Credentials = "grants"
+	}
+	if p, ok := firstLocalPath(j.Inputs); ok && len(s.Inputs) == 0 {
+		s.Inputs = append(s.Inputs, p)
+	}
+	if p, ok := firstLocalPath(j.Outputs); ok && s.Output == "" {
+		s.Output = p
+	}
+	if len(s.Inputs) == 0 || s.Output == "" {
+		return errors.New("container: no input or output: pass --input/--output (or the script's --s3_* arguments) or give the job a ProcessingInput and ProcessingOutput")
+	}
+	for i := range s.Inputs {
+		s.Inputs[i] = platformPath(root, s.Inputs[i])
+	}
+	for _, p := range []*string{&s.Output, &s.Spec, &s.Model, &s.GrantsFile} {
+		*p = platformPath(root, *p)
+	}
+	if s.JobName == "" {
+		s.JobName = j.JobName
+	}
+	if s.Region == "" {
+		s.Region = j.Region
+	}
+	return nil
+}
+
+// platformPath resolves a path of the platform (under PlatformPrefix)
+// under root; other paths, and every path when root is "/", are returned
+// unchanged.
+func platformPath(root, p string) string {
 	if root == "/" || !strings.HasPrefix(p, PlatformPrefix) {
 		return p
 	}
 	return filepath.Join(root, filepath.FromSlash(p))
 }
 
-// FirstLocalPath returns the LocalPath of the first channel that has one.
-func FirstLocalPath(cs []Channel) (string, bool) {
+// firstLocalPath returns the LocalPath of the first channel that has one.
+func firstLocalPath(cs []Channel) (string, bool) {
 	for _, c := range cs {
 		if c.LocalPath != "" {
 			return c.LocalPath, true
 		}
 	}
 	return "", false
+}
+
+// SetHost makes host, which must be one of j.Hosts, the current host, as
+// the container command's --host flag asks (tests run the containers of
+// several instances on one machine).
+func (j *Job) SetHost(host string) error {
+	if !slices.Contains(j.Hosts, host) {
+		return fmt.Errorf("--host %q is not one of the job's hosts %q", host, j.Hosts)
+	}
+	j.CurrentHost = host
+	j.IsCoordinator = host == j.Coordinator
+	return nil
 }
 
 // HostLookup returns a resolver for ResolveHost that answers the hosts

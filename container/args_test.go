@@ -90,8 +90,8 @@ func TestPlatformPaths(t *testing.T) {
 		{"/tmp/r", "s3://bucket/opt/ml/", "s3://bucket/opt/ml/"},
 		{"/tmp/r", "", ""},
 	} {
-		if got := PlatformPath(c.root, c.in); got != c.want {
-			t.Errorf("root %s: PlatformPath(%q) = %q, want %q", c.root, c.in, got, c.want)
+		if got := platformPath(c.root, c.in); got != c.want {
+			t.Errorf("root %s: platformPath(%q) = %q, want %q", c.root, c.in, got, c.want)
 		}
 	}
 	for _, c := range []struct {
@@ -130,5 +130,51 @@ func TestHostLookup(t *testing.T) {
 		if _, err := HostLookup([]string{bad}); err == nil || !strings.Contains(err.Error(), "want NAME=ADDR") {
 			t.Errorf("HostLookup(%q): error %v, want one saying NAME=ADDR", bad, err)
 		}
+	}
+}
+
+func TestComplete(t *testing.T) {
+	job := &Job{JobName: "abalone-1", Region: "eu-west-1",
+		Inputs:  []Channel{{Name: "athena"}, {Name: "in", LocalPath: "/opt/ml/processing/input"}},
+		Outputs: []Channel{{Name: "fs"}, {Name: "out", LocalPath: "/opt/ml/processing/output"}}}
+
+	s := RunSettings{AccountID: "123456789012", Credentials: "default", Spec: "/opt/ml/processing/spec/spec.json", Model: "/m.json"}
+	if err := job.Complete("/tmp/r", &s); err != nil {
+		t.Fatal(err)
+	}
+	want := RunSettings{Inputs: []string{"/tmp/r/opt/ml/processing/input"}, Output: "/tmp/r/opt/ml/processing/output",
+		JobName: "abalone-1", Region: "eu-west-1", Spec: "/tmp/r/opt/ml/processing/spec/spec.json", Model: "/m.json",
+		AccountID: "123456789012", Credentials: "grants"}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("Complete from the job:\n got %+v\nwant %+v", s, want)
+	}
+
+	given := RunSettings{Inputs: []string{"s3://b/in/", "/opt/ml/processing/extra"}, Output: "s3://b/out/", JobName: "mine",
+		Region: "us-west-2", GrantsFile: "/opt/ml/processing/grants.json", AccountID: "123456789012", Credentials: "default", CredentialsGiven: true}
+	s = given
+	s.Inputs = append([]string(nil), given.Inputs...)
+	if err := job.Complete("/", &s); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s, given) {
+		t.Errorf("Complete changed what the command line gave (root /):\n got %+v\nwant %+v", s, given)
+	}
+
+	if err := (&Job{}).Complete("/", &RunSettings{Inputs: []string{"in.csv"}}); err == nil || !strings.Contains(err.Error(), "no input or output") {
+		t.Errorf("Complete without an output: %v", err)
+	}
+}
+
+func TestSetHost(t *testing.T) {
+	j := &Job{CurrentHost: "algo-1", Hosts: []string{"algo-1", "algo-2"}, Coordinator: "algo-1", IsCoordinator: true}
+	if err := j.SetHost("algo-2"); err != nil || j.CurrentHost != "algo-2" || j.IsCoordinator {
+		t.Errorf("SetHost(algo-2): %v; host %s, coordinator %t", err, j.CurrentHost, j.IsCoordinator)
+	}
+	if err := j.SetHost("algo-1"); err != nil || j.CurrentHost != "algo-1" || !j.IsCoordinator {
+		t.Errorf("SetHost(algo-1): %v; host %s, coordinator %t", err, j.CurrentHost, j.IsCoordinator)
+	}
+	want := `--host "algo-3" is not one of the job's hosts ["algo-1" "algo-2"]`
+	if err := j.SetHost("algo-3"); err == nil || err.Error() != want || j.CurrentHost != "algo-1" {
+		t.Errorf("SetHost(algo-3): %v, host %s; want %s", err, j.CurrentHost, want)
 	}
 }

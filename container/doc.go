@@ -29,11 +29,14 @@
 //
 // Besides the platform's files, the package holds the container command's
 // own argument rules (args.go: the seed script's flags translated by
-// TranslateArgs, --sagemaker-root read before parsing, platform paths
-// resolved under it, host name overrides) and the cluster secret of a job
-// on several instances (secret.go: the coordinator publishes a fresh secret
-// under the job's S3 output, the workers poll for it there, through a
-// SecretStore that the caller's storage satisfies).
+// TranslateArgs, --sagemaker-root read before parsing, host name overrides
+// and Job.SetHost, and Job.Complete, which fills a run's settings from the
+// job: inputs and output from the channels' local paths, job name, region,
+// grant credentials when an account id is given, platform paths resolved
+// under the root) and the cluster secret of a job on several instances
+// (secret.go: the coordinator publishes a fresh secret under the job's S3
+// output, the workers poll for it there, through a SecretStore that the
+// caller's storage satisfies).
 //
 // The image (Dockerfile beside this file, built by scripts/image.sh) is a
 // static shardprep on an empty base running as uid 65532, entrypoint

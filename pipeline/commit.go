@@ -3,7 +3,12 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shardprep/shardprep/features"
 )
@@ -70,17 +75,26 @@ type Timings struct {
 	TotalMS     int64 `json:"total_ms"`
 }
 
-// commit writes the model, the manifest, and last the _SUCCESS markers.
+// commit publishes the parts of the accepted attempts, checks that each
+// is in place with the size its attempt reported, then writes the model,
+// the manifest, and last the _SUCCESS markers.
 func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 	c.mu.Lock()
 	start := c.opts.Now()
 	m := c.manifestLocked()
+	var parts []stagedPart
+	for _, t := range c.tasks {
+		parts = append(parts, t.parts...)
+	}
 	c.mu.Unlock()
+	if err := c.publish(ctx, parts); err != nil {
+		return nil, err
+	}
 	modelJSON, err := json.MarshalIndent(m.Model, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := putObject(ctx, c.sink, ModelKey, append(modelJSON, '\n')); err != nil {
+	if err := c.put(ctx, ModelKey, append(modelJSON, '\n')); err != nil {
 		return nil, err
 	}
 	m.Finished = c.opts.Now()
@@ -90,16 +104,83 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := putObject(ctx, c.sink, ManifestKey, append(manJSON, '\n')); err != nil {
+	if err := c.put(ctx, ManifestKey, append(manJSON, '\n')); err != nil {
 		return nil, err
 	}
 	for _, name := range splitNames(c.job.Spec) {
-		if err := putObject(ctx, c.sink, name+"/"+SuccessName, nil); err != nil {
+		if err := c.put(ctx, name+"/"+SuccessName, nil); err != nil {
 			return nil, err
 		}
 	}
 	c.log.Info("job committed", "output", c.job.Output)
 	return m, nil
+}
+
+// publishers bounds the parts published, or checked, at once.
+const publishers = 8
+
+// publish publishes the staged parts, then checks that every one is in
+// place with the size its attempt reported.
+func (c *Coordinator) publish(ctx context.Context, parts []stagedPart) error {
+	if want := c.expectedParts(); len(parts) != want {
+		return fmt.Errorf("%d parts staged, the job has %d", len(parts), want)
+	}
+	var mu sync.Mutex
+	err := forEachPart(ctx, parts, func(ctx context.Context, p stagedPart) error {
+		// Recorded first: a publication whose answer was lost may
+		// still have happened.
+		mu.Lock()
+		c.written = append(c.written, p.Key)
+		mu.Unlock()
+		if err := c.sink.Publish(ctx, p.Staged); err != nil {
+			return fmt.Errorf("publishing %s: %w", p.Key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return forEachPart(ctx, parts, func(ctx context.Context, p stagedPart) error {
+		size, err := c.sink.Size(ctx, p.Key)
+		if err != nil {
+			return fmt.Errorf("checking %s: %w", p.Key, err)
+		}
+		if size != p.Size {
+			return fmt.Errorf("%s holds %d bytes; the attempt that wrote it reported %d", p.Key, size, p.Size)
+		}
+		return nil
+	})
+}
+
+// forEachPart calls f on each part, a few at a time, and returns the
+// first error.
+func forEachPart(ctx context.Context, parts []stagedPart, f func(context.Context, stagedPart) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(publishers)
+	for _, p := range parts {
+		g.Go(func() error { return f(gctx, p) })
+	}
+	return g.Wait()
+}
+
+// expectedParts is how many parts the accepted results call for: one per
+// split of the spec for each input split, and one of rejected rows for
+// each input split that has some.
+func (c *Coordinator) expectedParts() int {
+	n := 0
+	for _, r := range c.results {
+		n += len(c.job.Spec.Splits)
+		if r.Rejected > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// put writes one small object of the commit.
+func (c *Coordinator) put(ctx context.Context, key string, data []byte) error {
+	c.written = append(c.written, key)
+	return putObject(ctx, c.sink, key, data)
 }
 
 func (c *Coordinator) manifestLocked() *Manifest {
@@ -155,14 +236,30 @@ func putObject(ctx context.Context, sink Sink, key string, data []byte) error {
 	return w.Close()
 }
 
-// cleanup deletes every key the job may have written. Part names are
-// deterministic, so no record of what was written is needed.
+// cleanup removes what a failed job wrote: the objects its commit wrote,
+// the last first (so the markers go before the parts they vouch for),
+// and every stage of this run.
 func (c *Coordinator) cleanup(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	for _, k := range outputKeys(c.job.Spec, len(c.job.Splits)) {
-		if err := c.sink.Delete(ctx, k); err != nil {
-			c.log.Warn("could not remove a part of the failed job", "key", k, "error", err)
+	for i := len(c.written) - 1; i >= 0; i-- {
+		if err := c.sink.Delete(ctx, c.written[i]); err != nil {
+			c.log.Warn("could not remove an object of the failed job", "key", c.written[i], "error", err)
 		}
+	}
+	c.discardStages(ctx)
+}
+
+// discardStages discards every stage of this run left under the output:
+// those of attempts that were lost, refused or never reported. Stages of
+// other runs are not this job's to touch.
+func (c *Coordinator) discardStages(ctx context.Context) {
+	own := stageID(c.job.RunID, "")
+	n, err := c.sink.DiscardStages(ctx, "", func(key, stage string) bool { return !strings.HasPrefix(stage, own) })
+	if err != nil {
+		c.log.Warn("could not discard the job's leftover staged parts", "error", err)
+	}
+	if n > 0 {
+		c.log.Info("discarded staged parts of lost or refused attempts", "parts", n)
 	}
 }

@@ -3,6 +3,9 @@ package pipeline
 import (
 	"container/heap"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,13 +52,14 @@ const (
 )
 
 type taskState struct {
-	task     taskID
-	state    int // pending, leased, done
+	task     taskID // with its current (or accepted) attempt and lease
+	state    int    // pending, leased, done
 	worker   string
 	deadline time.Time
 	result   *taskResult
-	workers  []string // every worker that held it
-	failedOn []string // workers on which an attempt failed
+	parts    []stagedPart // what the accepted transform attempt staged
+	workers  []string     // every worker that held it
+	failedOn []string     // workers on which an attempt failed
 }
 
 const (
@@ -124,6 +128,10 @@ type Coordinator struct {
 	results    []taskResult
 	workers    map[string]*workerState
 	reassigned []Reassignment
+	// written are the keys the commit wrote or began to, in order: what
+	// the cleanup of a failed commit removes. Only the goroutine of Run
+	// that commits and cleans up uses it.
+	written    []string
 	changed    chan struct{} // closed and replaced on every change
 	failed     chan struct{} // closed when the job fails
 	timings    Timings
@@ -332,6 +340,13 @@ func (c *Coordinator) failedOn(t *taskState, id string) bool {
 	return false
 }
 
+// newLeaseID draws a lease id: 16 hex digits.
+func newLeaseID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // requeue returns a task to the pool.
 func (c *Coordinator) requeue(t *taskState) {
 	t.state, t.worker = pending, ""
@@ -384,6 +399,7 @@ func (c *Coordinator) tryLease(req *leaseRequest) (*leaseResponse, <-chan struct
 		for _, t := range c.pop(req.Worker, req.Slots, now) {
 			t.state, t.worker, t.deadline = leased, req.Worker, now.Add(c.opts.LeaseTTL)
 			t.task.Attempt++
+			t.task.Lease = newLeaseID()
 			t.workers = append(t.workers, req.Worker)
 			w.tasks[t.task] = true
 			resp.Tasks = append(resp.Tasks, t.task)
@@ -397,35 +413,94 @@ func (c *Coordinator) tryLease(req *leaseRequest) (*leaseResponse, <-chan struct
 	return resp, c.changed
 }
 
-// report records a finished (or failed) task. A result is accepted from
-// any worker that ran the task, even after its lease passed to another
-// (parts are deterministic, so both wrote the same bytes); a second result
-// is ignored. A failure counts only from the task's current holder and
-// attempt: a stale one is ignored. A data error fails the job at once;
-// another error returns the task to the pool, or fails the job after
-// MaxAttempts.
+// report records a finished (or failed) task. A report is taken only
+// from the worker that holds the task's live lease, for that lease and
+// attempt, once: the same report again (its answer was lost) is accepted
+// without counting twice; any other is refused, and the parts it staged
+// for this run are discarded. A data error fails the job at once; another
+// error returns the task to the pool, or fails the job after MaxAttempts.
 func (c *Coordinator) report(ctx context.Context, req *reportRequest) (*reportResponse, error) {
-	if req.Error == "" && req.Result == nil {
-		return nil, &protocolError{"report without result or error"}
+	if err := c.checkReport(req); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	resp, drop := c.reportLocked(req)
+	c.mu.Unlock()
+	c.discard(ctx, drop)
+	return resp, nil
+}
+
+// reportLocked takes or refuses a checked report; it returns the answer
+// and the staged parts to discard. mu must be held.
+func (c *Coordinator) reportLocked(req *reportRequest) (*reportResponse, []stagedPart) {
 	w := c.seen(req.Worker)
 	delete(w.tasks, req.Task)
-	// A report of a phase already over is stale.
-	if req.Task.Phase == c.phase && req.Task.Split >= 0 && req.Task.Split < len(c.tasks) {
-		t := c.tasks[req.Task.Split]
-		switch {
-		case t.state == done:
-			// done twice: parts are identical
-		case req.Error != "":
-			c.taskFailed(t, req)
-		default:
-			c.taskDone(t, w, req)
+	t := c.tasks[req.Task.Split]
+	resp := &reportResponse{Accepted: true}
+	var drop []stagedPart
+	switch reason := c.refusal(t, req); {
+	case reason != "":
+		c.log.Warn("report refused", "task", req.Task.String(), "worker", req.Worker, "reason", reason)
+		resp.Accepted, resp.Reason = false, reason
+		if t.task.Lease != req.Task.Lease { // not the stages of a live or accepted attempt
+			drop = c.ownStages(req)
+		}
+	case t.state == done:
+		// the accepted report again: its answer was lost
+	case req.Error != "":
+		c.taskFailed(t, req)
+	default:
+		c.taskDone(t, w, req)
+	}
+	resp.State = c.phase
+	c.final(w, c.phase)
+	return resp, drop
+}
+
+// refusal says why a report of task t cannot be taken, or "" when it
+// can: it must come from the holder of t's live lease, for that lease
+// and attempt, while the job is in t's phase; or repeat the accepted
+// result.
+func (c *Coordinator) refusal(t *taskState, req *reportRequest) string {
+	switch {
+	case t.task.Phase != req.Task.Phase:
+		return fmt.Sprintf("the %s phase is over", req.Task.Phase)
+	case t.worker != req.Worker || t.task.Lease != req.Task.Lease || t.task.Attempt != req.Task.Attempt:
+		return "the worker holds no live lease " + req.Task.Lease + " on " + req.Task.String()
+	case t.state == done && req.Error == "":
+		return ""
+	case t.state == done:
+		return "the task is done"
+	case t.state != leased:
+		return "the lease lapsed"
+	case c.phase != t.task.Phase:
+		return "the job is " + string(c.phase)
+	}
+	return ""
+}
+
+// ownStages returns the parts of req staged under its own lease in this
+// run: those a refused report may have left.
+func (c *Coordinator) ownStages(req *reportRequest) []stagedPart {
+	var own []stagedPart
+	want := stageID(c.job.RunID, req.Task.Lease)
+	for _, p := range req.Parts {
+		var d stagedDesc
+		if json.Unmarshal(p.Staged, &d) == nil && d.Stage == want && req.Task.Lease != "" {
+			own = append(own, p)
 		}
 	}
-	c.final(w, c.phase)
-	return &reportResponse{State: c.phase}, nil
+	return own
+}
+
+// discard discards staged parts, logging failures: the job's last sweep
+// of its stages removes what is left.
+func (c *Coordinator) discard(ctx context.Context, parts []stagedPart) {
+	for _, p := range parts {
+		if err := c.sink.Discard(ctx, p.Staged); err != nil {
+			c.log.Warn("could not discard a refused attempt's part", "key", p.Key, "error", err)
+		}
+	}
 }
 
 // taskFailed handles a report of a failed attempt at t.
@@ -434,9 +509,6 @@ func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
 		c.log.Error("data error; the job fails", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
 		c.fail(errors.New(req.Error))
 		return
-	}
-	if t.state != leased || t.worker != req.Worker || t.task.Attempt != req.Task.Attempt {
-		return // stale: the task has moved on
 	}
 	c.log.Warn("task failed", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
 	t.failedOn = append(t.failedOn, req.Worker)
@@ -451,13 +523,8 @@ func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
 
 // taskDone records the result of t that worker w reported.
 func (c *Coordinator) taskDone(t *taskState, w *workerState, req *reportRequest) {
-	if t.state == leased {
-		if h := c.workers[t.worker]; h != nil && h != w {
-			delete(h.tasks, t.task) // its holder's copy is now a duplicate
-		}
-	}
 	c.log.Debug("task done", "task", req.Task.String(), "worker", req.Worker)
-	t.state, t.result = done, req.Result
+	t.state, t.result, t.parts = done, req.Result, req.Parts
 	c.ndone++
 	c.doneBytes += req.Result.BytesRead
 	c.doneRows += req.Result.RowsIn
@@ -554,7 +621,7 @@ func (c *Coordinator) heartbeat(ctx context.Context, req *heartbeatRequest) (*he
 		if task.Phase != c.phase || task.Split < 0 || task.Split >= len(c.tasks) {
 			continue
 		}
-		if t := c.tasks[task.Split]; t.state == leased && t.worker == req.Worker {
+		if t := c.tasks[task.Split]; t.state == leased && t.worker == req.Worker && t.task.Lease == task.Lease {
 			t.deadline = now.Add(c.opts.LeaseTTL)
 		}
 	}

@@ -222,10 +222,10 @@ func BenchmarkCoordinator(b *testing.B) {
 		b.ReportAllocs()
 		var sent int64
 		for i := range b.N {
-			body := []byte(`{"protocol":1,"worker":"w` + strconv.Itoa(i) + `"}`)
-			ts := time.Now().Unix()
+			name := "w" + strconv.Itoa(i)
+			body := []byte(`{"protocol":` + strconv.Itoa(ProtocolVersion) + `,"worker":"` + name + `"}`)
 			req := httptest.NewRequest(http.MethodPost, "/v1/join", bytes.NewReader(body))
-			req.Header.Set(authHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(secret, ts, "/v1/join", body))
+			req.Header.Set(authHeader, signedAuth(secret, "/v1/join", "", name, time.Now().Unix(), body))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != http.StatusOK {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -80,12 +79,13 @@ func report(t *testing.T, c *Coordinator, req *reportRequest) Phase {
 	return resp.State
 }
 
-// execute runs a task for real and returns its result.
-func execute(t *testing.T, c *Coordinator, store *memStore, task taskID) *taskResult {
+// execute runs a task for real and returns its report.
+func execute(t *testing.T, c *Coordinator, store *memStore, worker string, task taskID) *reportRequest {
 	t.Helper()
 	job := c.job
 	s := job.Splits[task.Split]
 	var res taskResult
+	var parts []stagedPart
 	var err error
 	c.mu.Lock()
 	fit := c.fit
@@ -95,12 +95,12 @@ func execute(t *testing.T, c *Coordinator, store *memStore, task taskID) *taskRe
 	case PhaseFit:
 		res, err = st.runFit(context.Background())
 	case PhaseTransform:
-		res, err = st.runTransform(context.Background(), store)
+		res, parts, err = st.runTransform(context.Background(), store, stageID(job.RunID, task.Lease))
 	}
 	if err != nil {
 		t.Fatalf("%s: %v", task, err)
 	}
-	return &res
+	return &reportRequest{Worker: worker, Task: task, Result: &res, Parts: parts}
 }
 
 // finishPhase leases and completes every pending task of the phase as
@@ -114,7 +114,7 @@ func finishPhase(t *testing.T, c *Coordinator, store *memStore, worker string) {
 			t.Fatalf("%s phase: no task to lease, yet the phase is not over", phase)
 		}
 		for _, task := range resp.Tasks {
-			report(t, c, &reportRequest{Worker: worker, Task: task, Result: execute(t, c, store, task)})
+			report(t, c, execute(t, c, store, worker, task))
 		}
 	}
 }
@@ -184,18 +184,18 @@ func TestLeaseExpiryReassigns(t *testing.T) {
 		t.Errorf("worker a after a heartbeat: %+v, want back, lost once", ws[0])
 	}
 	// Finishing the phase still works with the reassigned task.
-	res := execute(t, c, store, bt[0])
-	report(t, c, &reportRequest{Worker: b, Task: bt[0], Result: res})
-	report(t, c, &reportRequest{Worker: a, Task: got[0], Result: execute(t, c, store, got[0])})
+	report(t, c, execute(t, c, store, b, bt[0]))
+	report(t, c, execute(t, c, store, a, got[0]))
 	finishPhase(t, c, store, b)
 	if p := c.snapshot().Phase; p != PhaseTransform {
 		t.Fatalf("phase %s after every fit task, want transform", p)
 	}
 }
 
-// TestStaleAndDuplicateReports: a failure reported for an attempt that
-// is no longer current does not count; a second result is ignored; a
-// report of a phase already over is ignored.
+// TestStaleAndDuplicateReports: only the holder of a task's live lease
+// can report it. A failure or a result of an attempt whose lease lapsed
+// is refused, and so is a report of a phase already over; the accepted
+// report, sent again, is accepted and counted once.
 func TestStaleAndDuplicateReports(t *testing.T) {
 	c, store, clock := testCoordinator(t, nil)
 	a, b := join(t, c, "a"), join(t, c, "b")
@@ -203,23 +203,38 @@ func TestStaleAndDuplicateReports(t *testing.T) {
 	clock.Add(11 * time.Second)
 	c.expire()
 	second := lease(t, c, b, 1).Tasks[0]
-	if second.Split != first.Split || second.Attempt != 2 {
-		t.Fatalf("reassigned task %v", second)
+	if second.Split != first.Split || second.Attempt != 2 || second.Lease == first.Lease {
+		t.Fatalf("reassigned task %v (first %v)", second, first)
 	}
-	// a, woken up, reports a failure of its old attempt: stale.
-	report(t, c, &reportRequest{Worker: a, Task: first, Error: "connection reset"})
+	// a, woken up, reports a failure of its old attempt: refused.
+	if r := reportResp(t, c, &reportRequest{Worker: a, Task: first, Error: "connection reset"}); r.Accepted {
+		t.Errorf("a stale failure was accepted")
+	}
 	if s := taskOf(c, first.Split); s.state != leased || s.worker != b || len(s.failedOn) != 0 {
 		t.Fatalf("after a stale failure: state %d worker %s failedOn %v, want still leased by b, no failure", s.state, s.worker, s.failedOn)
 	}
-	// a's late success counts (parts are deterministic) ...
-	res := execute(t, c, store, first)
-	report(t, c, &reportRequest{Worker: a, Task: first, Result: res})
-	if s := taskOf(c, first.Split); s.state != done {
-		t.Fatalf("a's late result was not taken: state %d", s.state)
+	// a's late result is refused too: its lease lapsed.
+	if r := reportResp(t, c, execute(t, c, store, a, first)); r.Accepted || !strings.Contains(r.Reason, "no live lease") {
+		t.Errorf("a's late result: %+v, want refused", r)
 	}
-	// ... and b's, the same bytes, is a duplicate, as is b's failure.
-	report(t, c, &reportRequest{Worker: b, Task: second, Result: res})
-	report(t, c, &reportRequest{Worker: b, Task: second, Error: "disk full"})
+	// b's lease with a's name, or a's name with b's lease: refused.
+	forged := execute(t, c, store, a, second)
+	if r := reportResp(t, c, forged); r.Accepted {
+		t.Errorf("a report of b's lease by a was accepted")
+	}
+	if s := taskOf(c, first.Split); s.state != leased {
+		t.Fatalf("refused results changed the task: state %d", s.state)
+	}
+	// b's result is taken once, however often it is sent.
+	res := execute(t, c, store, b, second)
+	for range 2 {
+		if r := reportResp(t, c, res); !r.Accepted {
+			t.Errorf("b's result: %+v, want accepted", r)
+		}
+	}
+	if r := reportResp(t, c, &reportRequest{Worker: b, Task: second, Error: "disk full"}); r.Accepted {
+		t.Errorf("a failure after the result was accepted")
+	}
 	if snap := c.snapshot(); snap.SplitsDone != 1 || snap.Phase != PhaseFit {
 		t.Fatalf("after duplicates: %+v, want 1 split done in fit", snap)
 	}
@@ -232,13 +247,13 @@ func TestStaleAndDuplicateReports(t *testing.T) {
 			bDone, bRunning = w.Tasks, w.Running
 		}
 	}
-	if aDone != 1 || bDone != 0 || bRunning != 0 {
-		t.Errorf("tasks done a=%d b=%d, b running %d; want 1, 0, 0", aDone, bDone, bRunning)
+	if aDone != 0 || bDone != 1 || bRunning != 0 {
+		t.Errorf("tasks done a=%d b=%d, b running %d; want 0, 1, 0", aDone, bDone, bRunning)
 	}
 	finishPhase(t, c, store, b)
-	// A fit report arriving in the transform phase is ignored.
-	if p := report(t, c, &reportRequest{Worker: a, Task: first, Error: "late"}); p != PhaseTransform {
-		t.Fatalf("stale fit report: phase %s", p)
+	// A fit report arriving in the transform phase is refused.
+	if r := reportResp(t, c, &reportRequest{Worker: b, Task: second, Error: "late"}); r.State != PhaseTransform || r.Accepted {
+		t.Fatalf("stale fit report: %+v", r)
 	}
 	finishPhase(t, c, store, b)
 	if p := c.snapshot().Phase; p != PhaseCommit {
@@ -250,6 +265,15 @@ func TestStaleAndDuplicateReports(t *testing.T) {
 	if !errors.As(err, &pe) {
 		t.Errorf("report without result or error: %v, want a protocolError", err)
 	}
+}
+
+func reportResp(t *testing.T, c *Coordinator, req *reportRequest) *reportResponse {
+	t.Helper()
+	resp, err := c.report(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // TestDataErrorFailsOnce: an invalid row under the error policy fails the
@@ -469,22 +493,22 @@ func TestWaitInformed(t *testing.T) {
 	}
 }
 
-func signedPost(t *testing.T, url, path string, secret []byte, ts int64, body string) (int, string) {
+// signedAuth makes the authHeader of a request as a Client would.
+func signedAuth(secret []byte, path, job, worker string, ts int64, body []byte) string {
+	e := envelope{job: job, worker: worker, nonce: newNonce(), ts: ts}
+	e.sig = requestSig(secret, http.MethodPost, path, e, body)
+	return formatRequestAuth(e)
+}
+
+// signedPost posts body to path signed with secret (none if nil) for
+// worker w of job and returns the status and the answer's body.
+func signedPost(t *testing.T, url, path string, secret []byte, job string, ts int64, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := ""
 	if secret != nil {
-		req.Header.Set(authHeader, "t="+strconv.FormatInt(ts, 10)+",sig="+sign(secret, ts, path, []byte(body)))
+		auth = signedAuth(secret, path, job, "w", ts, []byte(body))
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return rawPost(t, url, path, auth, []byte(body))
 }
 
 // TestHTTPAuth: unsigned, wrongly signed and stale requests are refused
@@ -509,14 +533,14 @@ func TestHTTPAuth(t *testing.T) {
 		{"signed", secret, now, 200},
 	} {
 		for _, path := range []string{"/v1/join", "/v1/lease", "/v1/report", "/v1/heartbeat"} {
-			body := joinBody
+			body, job := joinBody, ""
 			if path != "/v1/join" {
-				body = `{"worker":"w","slots":0}`
+				body, job = `{"worker":"w","slots":0}`, c.job.RunID
 			}
 			if path == "/v1/report" && tc.want == 200 {
 				continue // a valid report needs a task
 			}
-			code, msg := signedPost(t, srv.URL, path, tc.secret, tc.ts, body)
+			code, msg := signedPost(t, srv.URL, path, tc.secret, job, tc.ts, body)
 			if code != tc.want {
 				t.Errorf("%s %s: %d %s, want %d", tc.name, path, code, msg, tc.want)
 			}
@@ -524,7 +548,7 @@ func TestHTTPAuth(t *testing.T) {
 	}
 	// The body is covered by the signature.
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/join", strings.NewReader(joinBody))
-	req.Header.Set(authHeader, "t="+strconv.FormatInt(now, 10)+",sig="+sign(secret, now, "/v1/join", []byte(`{"protocol":1,"worker":"x"}`)))
+	req.Header.Set(authHeader, signedAuth(secret, "/v1/join", "", "w", now, []byte(`{"protocol":2,"worker":"x"}`)))
 	if resp, err := http.DefaultClient.Do(req); err != nil {
 		t.Error(err)
 	} else if resp.Body.Close(); resp.StatusCode != 401 {
@@ -541,7 +565,7 @@ func TestHTTPAuth(t *testing.T) {
 	cl := NewClient(srv.URL, []byte("incorrect horse battery"), nil)
 	_, err := cl.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
 	var perm *permanentError
-	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "wrong cluster secret") {
+	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "wrong cluster secret") || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("client with a wrong secret: %v", err)
 	}
 	w := NewWorker(cl, nil, &WorkerOptions{ID: "intruder", CoordinatorTimeout: time.Minute})
@@ -561,11 +585,11 @@ func TestProtocolMismatchRefused(t *testing.T) {
 	secret := []byte("0123456789abcdef")
 	srv := httptest.NewServer(NewHandler(c, secret, nil))
 	defer srv.Close()
-	code, msg := signedPost(t, srv.URL, "/v1/join", secret, time.Now().Unix(), `{"protocol":99,"worker":"future"}`)
+	code, msg := signedPost(t, srv.URL, "/v1/join", secret, "", time.Now().Unix(), `{"protocol":99,"worker":"w"}`)
 	if code != http.StatusConflict || !strings.Contains(msg, "protocol 99") {
 		t.Errorf("join with protocol 99: %d %s, want 409 naming the versions", code, msg)
 	}
-	code, _ = signedPost(t, srv.URL, "/v1/lease", secret, time.Now().Unix(), `{"worker":`)
+	code, _ = signedPost(t, srv.URL, "/v1/lease", secret, c.job.RunID, time.Now().Unix(), `{"worker":`)
 	if code != http.StatusBadRequest {
 		t.Errorf("malformed lease: %d, want 400", code)
 	}

@@ -12,9 +12,10 @@
 // lines), decode.go and fastparse.go (lines to Arrow records), scan.go (a
 // split's rows, the fit pass, bad-row errors), transform.go (the transform
 // pass and the parts), draw.go and spark.go (the two split modes). The
-// control plane runs the tasks: protocol.go (the messages and the
-// Transport), http.go (the protocol over HTTP: handler and Client),
-// coordinator.go (phases and leases), worker.go, commit.go (the manifest),
+// control plane runs the tasks: protocol.go (the messages, their checks
+// and the Transport), http.go (the protocol over HTTP: the signed
+// envelope, handler, server and Client), coordinator.go (phases, leases
+// and reports), worker.go, commit.go (publishing, the manifest, cleanup),
 // status.go (progress and worker status) and run.go (a job in one process,
 // and the goroutines of a coordinator's Run).
 //
@@ -22,6 +23,16 @@
 // of parts, metadata and markers, when an output counts as committed, how
 // an existing output is checked and cleared before a job, which folders of
 // a listing are outputs, and what a failed job removes.
+//
+// The control plane fences the output: a task is run under a lease (an
+// id the coordinator draws, and an attempt number), a transform attempt
+// stages its parts in the Sink under the stage "<run id>-<lease id>", and
+// the coordinator accepts one report per task, from the holder of its live
+// lease, and publishes only the accepted attempts' parts at commit, after
+// which it checks their sizes and writes the _SUCCESS markers. It discards
+// every other stage of its run, and leaves other runs' alone. Over HTTP,
+// requests and answers are signed, name the job's run id and carry a nonce
+// (see http.go).
 //
 // A Job is the fixed plan; the fitted (or given) model travels beside it,
 // from the coordinator to the workers with their transform leases. Every

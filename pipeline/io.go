@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 )
 
@@ -34,10 +35,42 @@ type Source interface {
 
 // Sink receives output objects under the job's output root; keys are
 // slash-separated and relative to it ("train/part-00000").
+//
+// Parts are written as staged objects, so that a worker's writes become
+// part of the output only when the coordinator commits the attempt that
+// made them: a worker stages its parts under a stage id naming the job run
+// and its lease, and reports their descriptions; the coordinator publishes
+// the accepted ones and discards the rest.
 type Sink interface {
 	// NewWriter starts an object. It becomes visible only when Close
 	// returns nil; if ctx is cancelled first, nothing is left behind.
 	NewWriter(ctx context.Context, key string) (io.WriteCloser, error)
 	// Delete removes an object; a missing object is not an error.
 	Delete(ctx context.Context, key string) error
+	// NewStagedWriter starts a staged object for key: once its Close
+	// returns nil the data is durable but not visible at key until
+	// Publish is called with its description. stage is 1 to 100
+	// characters of A-Z, a-z, 0-9 and '-'.
+	NewStagedWriter(ctx context.Context, key, stage string) (StagedWriter, error)
+	// Publish makes the staged object described by staged (a
+	// StagedWriter's Staged) visible at its key, replacing any object
+	// there, after checking that it still holds its size in bytes. A
+	// stage already published or discarded is an error.
+	Publish(ctx context.Context, staged json.RawMessage) error
+	// Discard removes a staged object; one already gone is not an error.
+	Discard(ctx context.Context, staged json.RawMessage) error
+	// DiscardStages removes every staged object of a key starting with
+	// prefix for which keep(key, stage) is false, and says how many.
+	DiscardStages(ctx context.Context, prefix string, keep func(key, stage string) bool) (int, error)
+	// Size returns the size of the object at key; a missing object is an
+	// error wrapping fs.ErrNotExist.
+	Size(ctx context.Context, key string) (int64, error)
+}
+
+// StagedWriter writes a staged object (see Sink.NewStagedWriter).
+type StagedWriter interface {
+	io.WriteCloser
+	// Staged describes the staged object once Close has returned nil, as
+	// JSON holding at least its "key", "stage" and "size"; nil before.
+	Staged() json.RawMessage
 }

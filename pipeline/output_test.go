@@ -2,41 +2,149 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestCheckOutput: an output holding objects is refused, unless
-// overwrite is set: then it is emptied, the _SUCCESS markers first. A
-// published cluster secret does not count and stays.
-func TestCheckOutput(t *testing.T) {
+func (m *memStore) Create(ctx context.Context, key string, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.objects[key]; ok {
+		return fmt.Errorf("%s: %w", key, fs.ErrExist)
+	}
+	m.objects[key] = append([]byte(nil), data...)
+	return nil
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// TestClaimOutput: a second job is refused while the first holds the
+// output, naming it; the claim of a dead process of this host is taken
+// over; a released output can be claimed again.
+func TestClaimOutput(t *testing.T) {
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	store := newMemStore()
-	store.objects[ClusterSecretKey("j")] = []byte("secret")
-	if err := CheckOutput(ctx, store, "out", false, log); err != nil {
-		t.Fatalf("an output holding only the cluster secret: %v", err)
-	}
-	for _, k := range []string{"train/part-00000", "train/" + SuccessName, ManifestKey} {
-		store.objects[k] = nil
-	}
-	err := CheckOutput(ctx, store, "out", false, log)
-	if err == nil || !strings.Contains(err.Error(), "already exists (3 objects)") {
-		t.Fatalf("an existing output: %v", err)
-	}
-	var deleted []string
-	del := &deleteLog{memStore: store, deleted: &deleted}
-	if err := CheckOutput(ctx, del, "out", true, log); err != nil {
+	src, out := newMemStore(), newMemStore()
+	job := abaloneJob(t, src, &Settings{Name: "j1", Seed: 5})
+	opts := &ClaimOptions{Name: "out", Host: "h1", Log: quiet}
+	first, err := ClaimOutput(ctx, out, job, opts)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(deleted) != 3 || deleted[0] != "train/"+SuccessName {
-		t.Errorf("deleted %v, want the marker first, then the rest", deleted)
+	if !first.Owns("train/part-00000") || !first.Owns(ClaimKey) || first.Owns("notes.txt") {
+		t.Error("Owns does not name the job's keys only")
 	}
-	if keys := store.keys(); len(keys) != 1 || keys[0] != ClusterSecretKey("j") {
-		t.Errorf("left %v, want only the cluster secret", keys)
+	second := abaloneJob(t, src, &Settings{Name: "j2", Seed: 5})
+	_, err = ClaimOutput(ctx, out, second, opts)
+	if err == nil || !strings.Contains(err.Error(), "in use by job j1 (run "+job.RunID) || !strings.Contains(err.Error(), "shardprep clean out") {
+		t.Fatalf("a second job: %v, want a refusal naming j1", err)
+	}
+	dead := *opts
+	dead.Alive = func(int) bool { return false }
+	taker, err := ClaimOutput(ctx, out, second, &dead)
+	if err != nil {
+		t.Fatalf("taking over a dead holder's claim: %v", err)
+	}
+	if err := first.Release(ctx); err == nil {
+		t.Error("the first job released a claim that is no longer its own")
+	}
+	if err := taker.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := out.keys(); len(keys) != 0 {
+		t.Errorf("after release the output holds %v", keys)
 	}
 }
+
+// TestClaimOfACommittedRun: a job stopped after its commit but before it
+// gave its claim back, on another host, does not block the next job: its
+// run committed, so its claim is stale, and --overwrite replaces its
+// output. A live job's claim on another host still blocks.
+func TestClaimOfACommittedRun(t *testing.T) {
+	ctx := context.Background()
+	src, out := newMemStore(), newMemStore()
+	job := abaloneJob(t, src, &Settings{Name: "j1", Seed: 5})
+	if _, err := Run(ctx, job, src, out, nil); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := &ClaimOptions{Name: "out", Host: "other-host", Log: quiet}
+	held, err := ClaimOutput(ctx, out, abaloneJob(t, src, &Settings{Name: "j1", Seed: 5}), elsewhere)
+	if err == nil {
+		held.Release(ctx)
+		t.Fatal("claimed a committed output without --overwrite")
+	}
+	// Put back the committed run's claim, as if it had been killed before
+	// releasing it.
+	stale, _ := json.Marshal(Claim{RunID: job.RunID, Job: "j1", Host: "h1", PID: 1, Started: time.Now()})
+	out.objects[ClaimKey] = stale
+	next := abaloneJob(t, src, &Settings{Name: "j2", Seed: 5})
+	opts := &ClaimOptions{Name: "out", Host: "h2", Overwrite: true, Log: quiet}
+	taker, err := ClaimOutput(ctx, out, next, opts)
+	if err != nil {
+		t.Fatalf("the claim of a committed run blocked --overwrite: %v", err)
+	}
+	if err := taker.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := json.Marshal(Claim{RunID: "another-run", Job: "j3", Host: "h1", PID: 1, Started: time.Now()})
+	out.objects[ClaimKey] = live
+	if _, err := ClaimOutput(ctx, out, next, opts); err == nil || !strings.Contains(err.Error(), "in use by job j3") {
+		t.Fatalf("a live claim on another host: %v, want a refusal naming j3", err)
+	}
+}
+
+// TestOverwriteDeletesOnlyShardprepObjects: --overwrite deletes what the
+// earlier job's manifest names, markers first and the manifest last, and
+// refuses, deleting nothing, when anything else is there. A published
+// cluster secret stays.
+func TestOverwriteDeletesOnlyShardprepObjects(t *testing.T) {
+	ctx := context.Background()
+	src, out := newMemStore(), newMemStore()
+	if _, err := Run(ctx, abaloneJob(t, src, &Settings{Name: "j1", Seed: 5}), src, out, nil); err != nil {
+		t.Fatal(err)
+	}
+	out.objects[ClusterSecretKey("j2")] = []byte("secret")
+	written := out.keys()
+	job := abaloneJob(t, src, &Settings{Name: "j2", Seed: 5})
+	opts := &ClaimOptions{Name: "out", Log: quiet}
+	if _, err := ClaimOutput(ctx, out, job, opts); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("without overwrite: %v", err)
+	}
+	opts.Overwrite = true
+	for _, k := range []string{"notes.txt", "train/keep.dat", ".hidden"} {
+		out.objects[k] = nil
+	}
+	_, err := ClaimOutput(ctx, out, job, opts)
+	if err == nil || !strings.Contains(err.Error(), "3 objects shardprep did not write (.hidden, notes.txt, train/keep.dat)") {
+		t.Fatalf("with foreign objects: %v", err)
+	}
+	if got := out.keys(); len(got) != len(written)+3 {
+		t.Fatalf("a refused overwrite changed the output: %v", got)
+	}
+	for _, k := range []string{"notes.txt", "train/keep.dat", ".hidden"} {
+		delete(out.objects, k)
+	}
+	var deleted []string
+	del := &deleteLog{memStore: out, deleted: &deleted}
+	claim, err := ClaimOutput(ctx, del, job, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != len(written)-1 || path0(deleted[0]) != SuccessName || deleted[len(deleted)-1] != ManifestKey {
+		t.Errorf("deleted %v, want every object but the secret, markers first, manifest last", deleted)
+	}
+	if got := out.keys(); !slices.Equal(got, []string{ClaimKey, ClusterSecretKey("j2")}) {
+		t.Errorf("left %v, want the claim and the secret", got)
+	}
+	claim.Release(ctx)
+}
+
+func path0(k string) string { return k[strings.LastIndex(k, "/")+1:] }
 
 type deleteLog struct {
 	*memStore
@@ -46,6 +154,44 @@ type deleteLog struct {
 func (d *deleteLog) Delete(ctx context.Context, key string) error {
 	*d.deleted = append(*d.deleted, key)
 	return d.memStore.Delete(ctx, key)
+}
+
+// TestFindLeftovers: an uncommitted job's claim, parts and secret are
+// leftovers, a user's file is not; a committed output is refused.
+func TestFindLeftovers(t *testing.T) {
+	ctx := context.Background()
+	src, out := newMemStore(), newMemStore()
+	job := abaloneJob(t, src, &Settings{Name: "j1", Seed: 5})
+	dead := &ClaimOptions{Name: "out", Alive: func(int) bool { return false }, Host: "elsewhere", Log: quiet}
+	if _, err := ClaimOutput(ctx, out, job, dead); err != nil {
+		t.Fatal(err)
+	}
+	out.objects["train/part-00000"] = []byte("1\n")
+	out.objects[ClusterSecretKey("j1")] = []byte("s")
+	out.objects["notes.txt"] = nil
+	l, err := FindLeftovers(ctx, out, dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"train/part-00000", ClusterSecretKey("j1"), ClaimKey}
+	if !slices.Equal(l.Objects, want) {
+		t.Errorf("objects %v, want %v", l.Objects, want)
+	}
+	if !slices.Equal(l.Foreign, []string{"notes.txt"}) || !l.Owns("validation/part-00000") || l.Claim == nil || l.Claim.Job != "j1" {
+		t.Errorf("foreign %v, claim %+v", l.Foreign, l.Claim)
+	}
+	if err := l.Remove(ctx, out, "out"); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.keys(); !slices.Equal(got, []string{"notes.txt"}) {
+		t.Errorf("left %v", got)
+	}
+	if _, err := Run(ctx, job, src, out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FindLeftovers(ctx, out, dead); err == nil || !strings.Contains(err.Error(), "committed output of job j1") {
+		t.Errorf("a committed output: %v", err)
+	}
 }
 
 // TestCommitted: an output counts as committed by a job when its manifest
@@ -63,5 +209,24 @@ func TestCommitted(t *testing.T) {
 	delete(store.objects, "validation/"+SuccessName)
 	if Committed(ctx, store, "j1") {
 		t.Error("an output without a split's marker counts as committed")
+	}
+}
+
+// TestOutputFolders: folders with a _shardprep/ folder, or split folders
+// of parts beside _rejected/ or with a _SUCCESS marker, are outputs,
+// committed or not; a folder of plain part files is not.
+func TestOutputFolders(t *testing.T) {
+	keys := []string{
+		"a.csv", "claimed/_shardprep/claim.json", "claimed/train/part-00000",
+		"rej/train/part-00000", "rej/_rejected/part-00000",
+		"done/x/train/part-00001", "done/x/train/_SUCCESS",
+		"plain/part-00000", "data/part-00000.csv", "data/_SUCCESS",
+	}
+	got := OutputFolders(keys)
+	if want := []string{"claimed/", "rej/", "done/x/"}; !slices.Equal(got, want) {
+		t.Errorf("OutputFolders = %q, want %q", got, want)
+	}
+	if got := OutputFolders([]string{"_shardprep/claim.json", "train/part-00000"}); !slices.Equal(got, []string{""}) {
+		t.Errorf("a listed root that is an output: %q", got)
 	}
 }

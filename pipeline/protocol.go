@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -13,7 +15,7 @@ import (
 // version, recorded in manifests.
 const (
 	Version         = "0.1.0"
-	ProtocolVersion = 1
+	ProtocolVersion = 2
 )
 
 // Phase is the state of a job.
@@ -27,19 +29,23 @@ const (
 	PhaseFailed    Phase = "failed"
 )
 
-// taskID names one unit of work: one split in one phase, and which
-// attempt at it.
+// taskID names one unit of work: one split in one phase, which attempt
+// at it, and the lease under which a worker runs that attempt: an id the
+// coordinator draws at random for each lease, so that only the worker it
+// was given to can report the attempt.
 type taskID struct {
-	Phase   Phase `json:"phase"`
-	Split   int   `json:"split"`
-	Attempt int   `json:"attempt"`
+	Phase   Phase  `json:"phase"`
+	Split   int    `json:"split"`
+	Attempt int    `json:"attempt"`
+	Lease   string `json:"lease"`
 }
 
 func (t taskID) String() string {
 	return fmt.Sprintf("%s split %d (attempt %d)", t.Phase, t.Split, t.Attempt)
 }
 
-// Protocol messages. Every request names its worker.
+// Protocol messages. Every request names its worker (as does its
+// envelope, see http.go).
 type (
 	joinRequest struct {
 		Protocol int    `json:"protocol"`
@@ -83,13 +89,23 @@ type (
 		Worker string      `json:"worker"`
 		Task   taskID      `json:"task"`
 		Result *taskResult `json:"result,omitempty"`
-		Error  string      `json:"error,omitempty"`
+		// Parts are what a transform attempt staged: one part per
+		// split of the spec, and one of rejected rows if it has any.
+		Parts []stagedPart `json:"parts,omitempty"`
+		Error string       `json:"error,omitempty"`
 		// DataError marks an error caused by the input: the job fails
 		// without retrying the split elsewhere.
 		DataError bool `json:"data_error,omitempty"`
 	}
+	// reportResponse says whether the report was taken. A report is
+	// accepted once, from the worker holding the task's live lease (a
+	// repeat of the accepted report is accepted again and counts once);
+	// any other is refused, with the reason, and the worker drops what
+	// the attempt staged.
 	reportResponse struct {
-		State Phase `json:"state"`
+		State    Phase  `json:"state"`
+		Accepted bool   `json:"accepted"`
+		Reason   string `json:"reason,omitempty"`
 	}
 	heartbeatRequest struct {
 		Worker string   `json:"worker"`
@@ -105,6 +121,30 @@ type (
 		Error string `json:"error,omitempty"`
 	}
 )
+
+// stagedPart is one part a transform attempt staged: its key, byte size
+// and rows, and the sink's description of the staged object, which the
+// coordinator publishes at commit if it accepts the attempt.
+type stagedPart struct {
+	Key    string          `json:"key"`
+	Size   int64           `json:"size"`
+	Rows   int64           `json:"rows"`
+	Staged json.RawMessage `json:"staged"`
+}
+
+// stagedDesc is what pipeline reads of a sink's description of a staged
+// object; the rest is the sink's.
+type stagedDesc struct {
+	Key   string `json:"key"`
+	Stage string `json:"stage"`
+	Size  int64  `json:"size"`
+}
+
+// who names the worker a request comes from.
+func (r *joinRequest) who() string      { return r.Worker }
+func (r *leaseRequest) who() string     { return r.Worker }
+func (r *reportRequest) who() string    { return r.Worker }
+func (r *heartbeatRequest) who() string { return r.Worker }
 
 // fitResult is what the fit phase learns, or what the user gave instead:
 // the model, and the 1-based number of the first line that can belong to
@@ -148,3 +188,147 @@ type permanentError struct{ Err error }
 
 func (e *permanentError) Error() string { return e.Err.Error() }
 func (e *permanentError) Unwrap() error { return e.Err }
+
+// Checks of messages. A request that fails them is malformed: the
+// coordinator answers 400 and the worker does not retry it.
+
+// maxSlots bounds the tasks one lease request may ask for.
+const maxSlots = 4096
+
+// maxCompressedCount bounds the counts of a split of a compressed object,
+// whose decompressed size is unknown.
+const maxCompressedCount = 1 << 40
+
+// checkLease checks a lease request.
+func checkLease(req *leaseRequest) error {
+	if req.Worker == "" {
+		return &protocolError{"lease request without a worker name"}
+	}
+	if req.Slots < 0 || req.Slots > maxSlots {
+		return &protocolError{fmt.Sprintf("lease request for %d slots: want 0 to %d", req.Slots, maxSlots)}
+	}
+	return nil
+}
+
+// checkHeartbeat checks a heartbeat.
+func checkHeartbeat(req *heartbeatRequest) error {
+	if req.Worker == "" {
+		return &protocolError{"heartbeat without a worker name"}
+	}
+	if req.Bytes < 0 || req.Rows < 0 {
+		return &protocolError{fmt.Sprintf("heartbeat with negative progress (%d bytes, %d rows)", req.Bytes, req.Rows)}
+	}
+	return nil
+}
+
+// checkReport checks that a report is well formed for the job: a known
+// task, a result or an error, counts that fit the split, and the parts a
+// transform attempt must stage, under its lease's stage.
+func (c *Coordinator) checkReport(req *reportRequest) error {
+	task := req.Task
+	switch {
+	case req.Worker == "":
+		return &protocolError{"report without a worker name"}
+	case task.Phase != PhaseFit && task.Phase != PhaseTransform:
+		return &protocolError{fmt.Sprintf("report of a task of unknown phase %q", task.Phase)}
+	case task.Split < 0 || task.Split >= len(c.job.Splits):
+		return &protocolError{fmt.Sprintf("report of split %d: the job has splits 0 to %d", task.Split, len(c.job.Splits)-1)}
+	case !validLease(task.Lease):
+		return &protocolError{fmt.Sprintf("report of %s with a malformed lease id %q", task, task.Lease)}
+	case req.Error == "" && req.Result == nil:
+		return &protocolError{"report without result or error"}
+	case req.Error != "":
+		return nil
+	}
+	if err := c.checkCounts(task, req.Result); err != nil {
+		return &protocolError{fmt.Sprintf("report of %s: %v", task, err)}
+	}
+	if task.Phase == PhaseFit {
+		return nil
+	}
+	if err := c.checkParts(task, req.Result, req.Parts); err != nil {
+		return &protocolError{fmt.Sprintf("report of %s: %v", task, err)}
+	}
+	return nil
+}
+
+// validLease accepts the lease ids newLeaseID draws.
+func validLease(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// checkCounts checks a result's counts against its split: none negative,
+// none beyond what the split can hold, and consistent with each other.
+func (c *Coordinator) checkCounts(task taskID, r *taskResult) error {
+	obj := c.job.Objects[c.job.Splits[task.Split].Object]
+	limit := obj.Size + 1 // a line takes at least one byte
+	if isCompressed(obj) {
+		limit = maxCompressedCount
+	}
+	for _, n := range []struct {
+		what string
+		v    int64
+	}{{"lines", r.Lines}, {"rows_in", r.RowsIn}, {"rejected", r.Rejected}, {"bytes_read", r.BytesRead}} {
+		if n.v < 0 || n.v > limit {
+			return fmt.Errorf("%s %d out of range 0 to %d", n.what, n.v, limit)
+		}
+	}
+	if r.RowsIn+r.Rejected > r.Lines {
+		return fmt.Errorf("%d rows and %d rejected in %d lines", r.RowsIn, r.Rejected, r.Lines)
+	}
+	switch task.Phase {
+	case PhaseFit:
+		if r.Stats == nil || r.Stats.Rows() != r.RowsIn || len(r.RowsOut) != 0 {
+			return fmt.Errorf("fit statistics missing or not of its %d rows", r.RowsIn)
+		}
+	case PhaseTransform:
+		if r.Stats != nil || len(r.RowsOut) != len(c.job.Spec.Splits) {
+			return fmt.Errorf("%d output counts for %d splits of the spec", len(r.RowsOut), len(c.job.Spec.Splits))
+		}
+		var sum int64
+		for _, n := range r.RowsOut {
+			if n < 0 || n > r.RowsIn {
+				return fmt.Errorf("rows_out %d out of range 0 to %d", n, r.RowsIn)
+			}
+			sum += n
+		}
+		if sum != r.RowsIn {
+			return fmt.Errorf("rows_out add up to %d, rows_in is %d", sum, r.RowsIn)
+		}
+	}
+	return nil
+}
+
+// checkParts checks that a transform attempt staged one part per split of
+// the spec, then one of rejected rows if it has any, each at its key with
+// its row count, described as staged at that key with its size under the
+// attempt's stage.
+func (c *Coordinator) checkParts(task taskID, r *taskResult, parts []stagedPart) error {
+	folders, rows := splitNames(c.job.Spec), r.RowsOut
+	if r.Rejected > 0 {
+		folders, rows = append(folders, rejectedFolder), append(rows[:len(rows):len(rows)], r.Rejected)
+	}
+	if len(parts) != len(folders) {
+		return fmt.Errorf("%d parts staged, want %d", len(parts), len(folders))
+	}
+	stage := stageID(c.job.RunID, task.Lease)
+	for i, p := range parts {
+		var d stagedDesc
+		key := partKey(folders[i], task.Split)
+		switch err := json.Unmarshal(p.Staged, &d); {
+		case p.Key != key:
+			return fmt.Errorf("part %d is %q, want %q", i, p.Key, key)
+		case p.Rows != rows[i] || p.Size < 0:
+			return fmt.Errorf("part %s: %d rows and %d bytes; the counts say %d rows", key, p.Rows, p.Size, rows[i])
+		case err != nil:
+			return fmt.Errorf("part %s: staged description: %v", key, err)
+		case d.Key != key || d.Stage != stage || d.Size != p.Size:
+			return fmt.Errorf("part %s: staged as %q, stage %q, %d bytes; want stage %q, %d bytes", key, d.Key, d.Stage, d.Size, stage, p.Size)
+		}
+	}
+	return nil
+}

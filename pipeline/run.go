@@ -30,10 +30,12 @@ func Run(ctx context.Context, job *Job, src Source, sink Sink, opts *Coordinator
 
 // Run drives the job to its end: it runs the coordinator's own worker,
 // expires the leases of workers that stop answering, reports progress,
-// and once the transform phase is over commits (model, manifest, then
-// _SUCCESS in each split folder) and returns the manifest. On failure or
-// cancellation it removes every part the job may have written and returns
-// the cause. The goroutines it starts have all ended when it returns.
+// and once the transform phase is over commits (the accepted parts, model,
+// manifest, then _SUCCESS in each split folder), discards the stages of
+// its run left over, and returns the manifest. On failure or cancellation
+// it discards every stage of its run, removes what its commit published,
+// and returns the cause. The goroutines it starts have all ended when it
+// returns.
 func (c *Coordinator) Run(ctx context.Context) (*Manifest, error) {
 	var g errgroup.Group
 	workCtx, stopWork := context.WithCancel(ctx)
@@ -88,6 +90,7 @@ func (c *Coordinator) drive(ctx context.Context) (*Manifest, error) {
 		}
 		c.mu.Unlock()
 		if err == nil {
+			c.discardStages(context.WithoutCancel(ctx))
 			return m, nil
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -21,6 +20,7 @@ import (
 type transformTask struct {
 	*splitTask
 	sink   Sink
+	stage  string // the stage id of the parts
 	model  *features.Model
 	bounds []float64
 	drawer hashDrawer
@@ -36,12 +36,13 @@ type transformTask struct {
 	adj taskResult
 }
 
-// runTransform runs the transform pass over the split and writes its
-// parts to sink.
-func (t *splitTask) runTransform(ctx context.Context, sink Sink) (res taskResult, err error) {
+// runTransform runs the transform pass over the split and stages its
+// parts in sink under stage; it returns what it staged. Nothing is staged
+// when it fails.
+func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (res taskResult, parts []stagedPart, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	names := splitNames(t.job.Spec)
-	tt := &transformTask{splitTask: t, sink: sink, model: t.fit.model, bounds: t.job.Spec.Bounds(),
+	tt := &transformTask{splitTask: t, sink: sink, stage: stage, model: t.fit.model, bounds: t.job.Spec.Bounds(),
 		drawer: newHashDrawer(t.job.Seed, t.object().Name),
 		outs:   make([]*partWriter, len(names)), rows: make([][]int, len(names)), rowsOut: make([]int64, len(names))}
 	defer func() {
@@ -56,7 +57,7 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink) (res taskResult
 	}()
 	for i, n := range names {
 		if tt.outs[i], err = tt.open(ctx, n); err != nil {
-			return res, err
+			return res, nil, err
 		}
 	}
 	o := scanOptions{batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
@@ -67,15 +68,16 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink) (res taskResult
 	res.Rejected += tt.adj.Rejected
 	res.RowsIn += tt.adj.RowsIn
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	res.RowsOut = tt.rowsOut
-	return res, tt.close()
+	parts, err = tt.close(ctx, res.Rejected)
+	return res, parts, err
 }
 
 // open starts the split's part in folder.
 func (t *transformTask) open(ctx context.Context, folder string) (*partWriter, error) {
-	w, err := newPartWriter(ctx, t.sink, partKey(folder, t.split.Index))
+	w, err := newPartWriter(ctx, t.sink, partKey(folder, t.split.Index), t.stage)
 	if err != nil {
 		return nil, err
 	}
@@ -83,17 +85,26 @@ func (t *transformTask) open(ctx context.Context, folder string) (*partWriter, e
 	return w, nil
 }
 
-// close commits the parts.
-func (t *transformTask) close() error {
-	for _, w := range t.outs {
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
+// close stages the parts and describes them; rejected is the number of
+// rows in the part of rejected rows, if there is one.
+func (t *transformTask) close(ctx context.Context, rejected int64) ([]stagedPart, error) {
+	ws, rows := t.outs, t.rowsOut
 	if t.rej != nil {
-		return t.rej.Close()
+		ws, rows = append(ws[:len(ws):len(ws)], t.rej), append(rows[:len(rows):len(rows)], rejected)
 	}
-	return nil
+	var parts []stagedPart
+	for i, w := range ws {
+		p, err := w.close(rows[i])
+		if err != nil {
+			// What was staged already is of no use without the rest.
+			for _, p := range parts {
+				t.sink.Discard(context.WithoutCancel(ctx), p.Staged)
+			}
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	return parts, nil
 }
 
 // reject keeps an invalid row in the split's part of rejected rows.
@@ -299,9 +310,10 @@ func appendReject(dst []byte, pe *parseError, line []byte) []byte {
 	return append(dst, '\n')
 }
 
-// partWriter buffers a part and streams it to the sink.
+// partWriter buffers a part and streams it to a staged object of the sink.
 type partWriter struct {
-	w      io.WriteCloser
+	w      StagedWriter
+	key    string
 	buf    []byte
 	n      int64
 	closed bool
@@ -309,12 +321,12 @@ type partWriter struct {
 
 const partBuffer = 1 << 20
 
-func newPartWriter(ctx context.Context, sink Sink, key string) (*partWriter, error) {
-	w, err := sink.NewWriter(ctx, key)
+func newPartWriter(ctx context.Context, sink Sink, key, stage string) (*partWriter, error) {
+	w, err := sink.NewStagedWriter(ctx, key, stage)
 	if err != nil {
 		return nil, err
 	}
-	return &partWriter{w: w, buf: make([]byte, 0, partBuffer+64<<10)}, nil
+	return &partWriter{w: w, key: key, buf: make([]byte, 0, partBuffer+64<<10)}, nil
 }
 
 func (p *partWriter) flushIfFull() error {
@@ -334,12 +346,16 @@ func (p *partWriter) flush() error {
 	return err
 }
 
-func (p *partWriter) Close() error {
+// close stages the part, which holds rows rows, and describes it.
+func (p *partWriter) close(rows int64) (stagedPart, error) {
 	if err := p.flush(); err != nil {
-		return err
+		return stagedPart{}, err
 	}
 	p.closed = true
-	return p.w.Close()
+	if err := p.w.Close(); err != nil {
+		return stagedPart{}, err
+	}
+	return stagedPart{Key: p.key, Size: p.n, Rows: rows, Staged: p.w.Staged()}, nil
 }
 
 // abandon closes a writer whose context is already cancelled, which

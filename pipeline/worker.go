@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -82,7 +83,7 @@ func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, w
 			return v, nil
 		}
 		if ctx.Err() != nil {
-			return v, ctx.Err()
+			return v, context.Cause(ctx)
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
@@ -224,23 +225,25 @@ func (s *session) heartbeats(ctx context.Context, cancel context.CancelCauseFunc
 func (s *session) work(ctx context.Context, cancel context.CancelCauseFunc) error {
 	g, gctx := errgroup.WithContext(ctx)
 	loopErr := s.leaseLoop(gctx, g)
-	if loopErr != nil {
+	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
 		cancel(loopErr)
 	}
 	gErr := g.Wait()
 	if loopErr == nil && gErr == nil {
 		return nil
 	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	if loopErr != nil {
-		return loopErr
+	// Several goroutines stop at once: tell the first real reason (the
+	// heartbeat's, the lease loop's, or a task's failed report), not the
+	// cancellation it caused elsewhere.
+	for _, err := range []error{context.Cause(ctx), loopErr, gErr} {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return gErr
+	return cmp.Or(loopErr, gErr)
 }
 
 // leaseLoop leases tasks whenever a slot is free and runs them in g,
@@ -281,8 +284,8 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 			free <- struct{}{}
 		}
 		for _, task := range resp.Tasks {
-			if task.Split < 0 || task.Split >= len(s.job.Splits) {
-				return fmt.Errorf("the coordinator leased %s of a job with %d splits", task, len(s.job.Splits))
+			if task.Split < 0 || task.Split >= len(s.job.Splits) || !validLease(task.Lease) {
+				return fmt.Errorf("the coordinator leased %s (lease %q) of a job with %d splits", task, task.Lease, len(s.job.Splits))
 			}
 			fit := fit
 			g.Go(func() error {
@@ -335,6 +338,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	}()
 	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, ctr: w.counters(task.Phase)}
 	var res taskResult
+	var parts []stagedPart
 	var err error
 	switch {
 	case task.Phase == PhaseFit:
@@ -342,7 +346,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	case task.Phase == PhaseTransform && fit == nil:
 		err = errors.New("transform task without a model")
 	case task.Phase == PhaseTransform:
-		res, err = t.runTransform(tctx, s.sink)
+		res, parts, err = t.runTransform(tctx, s.sink, stageID(s.job.RunID, task.Lease))
 	default:
 		err = fmt.Errorf("unknown task phase %q", task.Phase)
 	}
@@ -350,6 +354,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 		// The job is ending or this worker is stopping: tell the
 		// coordinator the task is dropped, so that it need not wait for
 		// the lease to expire. One try; the lease covers a lost message.
+		s.drop(ctx, task, parts)
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer rcancel()
 		w.t.report(rctx, &reportRequest{Worker: s.id, Task: task, Error: "worker stopped: " + context.Cause(ctx).Error()})
@@ -357,17 +362,47 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	}
 	req := &reportRequest{Worker: s.id, Task: task}
 	if err != nil {
-		req.Error = err.Error()
+		req.Error = truncate(err.Error(), maxReportError)
 		req.DataError = isDataError(err)
 		w.log.Warn("task failed", "task", task.String(), "error", err)
 	} else {
-		req.Result = &res
+		req.Result, req.Parts = &res, parts
 	}
-	_, rerr := retry(ctx, w.log, w.opts.CoordinatorTimeout, "report", func(ctx context.Context) (*reportResponse, error) {
+	resp, rerr := retry(ctx, w.log, w.opts.CoordinatorTimeout, "report", func(ctx context.Context) (*reportResponse, error) {
 		return w.t.report(ctx, req)
 	})
-	if rerr != nil && ctx.Err() == nil {
+	switch {
+	case rerr != nil && ctx.Err() == nil:
 		return rerr
+	case rerr == nil && !resp.Accepted:
+		w.log.Warn("the coordinator refused the report; dropping the task's output", "task", task.String(), "reason", resp.Reason)
+		s.drop(ctx, task, parts)
 	}
 	return nil
 }
+
+// drop discards what a task staged that will not be published.
+func (s *session) drop(ctx context.Context, task taskID, parts []stagedPart) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	for _, p := range parts {
+		if err := s.sink.Discard(ctx, p.Staged); err != nil {
+			s.w.log.Warn("could not discard a staged part", "task", task.String(), "key", p.Key, "error", err)
+		}
+	}
+}
+
+// maxReportError bounds the error text of a report.
+const maxReportError = 64 << 10
+
+// truncate cuts s to at most n bytes, saying so.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + " [truncated]"
+}
+
+// stageID is the stage of the parts of the attempt of run run under
+// lease lease.
+func stageID(run, lease string) string { return run + "-" + lease }

@@ -262,17 +262,39 @@ func (g *writer) Close() error {
 	return nil
 }
 
-// Sweep removes what writers of crashed processes left staged under the
-// bucket (hidden temporary files of a local folder); other backends have
-// nothing to sweep (an S3 upload is aborted by its writer, and an upload of
-// a killed process expires with the bucket's lifecycle rules). Call it only
-// when no writer of the bucket is active, e.g. after a job has ended. It
+// Sweep removes what writers of crashed processes left staged for the keys
+// that owned reports (the hidden temporary files ".NAME.tmp-RANDOM" of a
+// local folder) and returns how many it removed; other backends have
+// nothing to sweep (an S3 upload is aborted by its writer; AbortUploads
+// removes those of a killed process). Files of other keys, including ones
+// merely named like temporary files, are never touched. Call it only when
+// no writer of the owned keys is active, e.g. after a job has ended. It
 // leaves staged objects (NewStagedWriter) alone; DiscardStages removes them.
-func (b *Bucket) Sweep(ctx context.Context) error {
+func (b *Bucket) Sweep(ctx context.Context, owned func(key string) bool) (int, error) {
 	if d, ok := b.d.(*localDriver); ok {
-		return d.sweep(ctx)
+		return d.sweep(ctx, owned)
 	}
-	return nil
+	return 0, ctx.Err()
+}
+
+// AbortUploads aborts the multipart uploads open on the given keys (S3; a
+// staged object's upload too, which then cannot be published) and returns
+// how many it aborted; other backends have none. It is for the uploads of
+// writers that were killed: call it only when no writer of these keys is
+// active. Objects are never touched.
+func (b *Bucket) AbortUploads(ctx context.Context, keys []string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if err := b.d.checkKey(k); err != nil {
+			return 0, err
+		}
+	}
+	if d, ok := b.d.(*s3Driver); ok {
+		return d.abortUploads(ctx, keys)
+	}
+	return 0, nil
 }
 
 // Delete removes the object at key. A missing object is not an error.

@@ -65,7 +65,7 @@ func TestLocalStageFiles(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("stage file: %v, %v; want mode 0644", fi, err)
 	}
-	if err := b.Sweep(ctx); err != nil {
+	if _, err := b.Sweep(ctx, func(string) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Publish(ctx, s); err != nil {

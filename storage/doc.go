@@ -46,6 +46,15 @@
 // local paths, mem://name/key); NewS3Client builds a client for AWS or
 // MinIO.
 //
+// S3Config holds the settings of shardprep's S3 flags (endpoint, region,
+// default or grant credentials, part size, retries); Check checks them
+// with messages that name the flags. NewS3Opener turns a checked S3Config
+// and the run's environment (an injected lookup function, so that the AWS
+// region and keys come from the run, not only from the process) into the
+// function a Router opens s3:// roots with: one client per prefix, carrying
+// grant credentials scoped to it when grants are asked for. Size is a byte
+// count as the size flags take and print it.
+//
 // GrantSource hands out credentials scoped to one prefix, from S3 Access
 // Grants or from a grants file (checked strictly: unknown fields, and a key
 // given twice in one grant in any letter case, are refused). Each grant's

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -312,11 +313,35 @@ func (d *localDriver) delete(_ context.Context, key string) error {
 	return nil
 }
 
-// sweep removes the staging files of writers that never finished: those a
-// killed process left behind. Only call it when no writer is active.
-func (d *localDriver) sweep(ctx context.Context) error {
-	// The trailing separator makes WalkDir follow a root that is a symlink.
-	return filepath.WalkDir(d.root+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
+// tempTarget returns the name of the file that a writer's staging file
+// ".NAME.tmp-RANDOM" is for.
+func tempTarget(name string) (string, bool) {
+	i := strings.LastIndex(name, ".tmp-")
+	if !strings.HasPrefix(name, ".") || i < 2 || isStageName(name) {
+		return "", false
+	}
+	return name[1:i], true
+}
+
+// sweep removes the staging files of writers that never finished, those a
+// killed process left behind, for the keys owned reports. Only call it when
+// no writer of those keys is active.
+func (d *localDriver) sweep(ctx context.Context, owned func(key string) bool) (int, error) {
+	return d.removeFiles(ctx, d.root, func(rel string) bool {
+		dir, name := path.Split(rel)
+		target, ok := tempTarget(name)
+		return ok && owned(dir+target)
+	})
+}
+
+// removeFiles removes the regular files under the folder start (a link
+// too) whose slash-separated path below the root pick chooses, and returns
+// how many it removed.
+func (d *localDriver) removeFiles(ctx context.Context, start string, pick func(rel string) bool) (int, error) {
+	n := 0
+	// A trailing separator makes WalkDir descend into a start folder that
+	// is a link.
+	err := filepath.WalkDir(start+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -326,11 +351,18 @@ func (d *localDriver) sweep(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !de.IsDir() && isTempName(de.Name()) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
+		if de.IsDir() || !de.Type().IsRegular() {
+			return nil
 		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil || !pick(filepath.ToSlash(rel)) {
+			return err
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
 		return nil
 	})
+	return n, err
 }

@@ -162,3 +162,32 @@ func Root(arg string) string {
 func localRoot(abs string) string {
 	return strings.TrimSuffix(abs, string(filepath.Separator)) + "/"
 }
+
+// RealPath returns a local object URL or root with the symbolic links of
+// its path resolved (those of its longest existing leading part, so that a
+// root yet to be made resolves too), so that two names of one file compare
+// equal; a trailing "/" is kept. Other URLs (s3://, mounted roots) are
+// returned as they are.
+func RealPath(url string) string {
+	if !filepath.IsAbs(url) {
+		return url
+	}
+	p, rest := filepath.Clean(url), ""
+	for {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = filepath.Join(real, rest)
+			break
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			p = filepath.Join(p, rest)
+			break
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+	if strings.HasSuffix(url, "/") {
+		return localRoot(p)
+	}
+	return p
+}

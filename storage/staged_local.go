@@ -130,33 +130,9 @@ func (d *localDriver) discardStages(ctx context.Context, prefix string, keep fun
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
 	}
-	n := 0
-	err := filepath.WalkDir(start+string(filepath.Separator), func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if de.IsDir() || !de.Type().IsRegular() || !isStageName(de.Name()) {
-			return nil
-		}
-		rel, err := filepath.Rel(d.root, p)
-		if err != nil {
-			return err
-		}
-		key, stage, _ := parseStageKey(filepath.ToSlash(rel))
-		if !strings.HasPrefix(key, prefix) || keep(key, stage) {
-			return nil
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		n++
-		return nil
+	n, err := d.removeFiles(ctx, start, func(rel string) bool {
+		key, stage, ok := parseStageKey(rel)
+		return ok && strings.HasPrefix(key, prefix) && !keep(key, stage)
 	})
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {

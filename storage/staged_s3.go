@@ -292,3 +292,32 @@ func (d *s3Driver) readMarker(ctx context.Context, mk string) (s3Marker, error) 
 	}
 	return m, nil
 }
+
+// abortUploads aborts the multipart uploads open on each key, found with
+// ListMultipartUploads of the exact key (MinIO lists no wider prefix).
+func (d *s3Driver) abortUploads(ctx context.Context, keys []string) (int, error) {
+	n := 0
+	for _, key := range keys {
+		in := &s3.ListMultipartUploadsInput{Bucket: aws.String(d.bucket), Prefix: aws.String(d.prefix + key)}
+		for {
+			out, err := d.client.ListMultipartUploads(ctx, in, d.opts)
+			if err != nil {
+				return n, d.fail("ListMultipartUploads", key, err)
+			}
+			for _, u := range out.Uploads {
+				if aws.ToString(u.Key) != d.prefix+key {
+					continue
+				}
+				if err := d.abortUpload(ctx, key, aws.ToString(u.UploadId)); err != nil {
+					return n, err
+				}
+				n++
+			}
+			if !aws.ToBool(out.IsTruncated) {
+				break
+			}
+			in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+		}
+	}
+	return n, nil
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -15,42 +14,6 @@ import (
 
 	"github.com/shardprep/shardprep/pipeline"
 )
-
-const coordinatorUsage = `Usage: shardprep coordinator --listen ADDR [run flags]
-
-Runs a job as the coordinator of a cluster: it lists the inputs, plans the
-splits, hands fit and transform tasks to workers under leases, merges their
-fit statistics into the model and commits the output when every split is
-done. It also works on splits itself (--workers of them at once; 0 for
-none). Workers may join at any time; a worker silent for --lease loses its
-tasks to others. After the commit it keeps answering for up to --linger so
-that every worker learns the job committed.
-
-Every request must be signed with the cluster secret from the environment
-variable SHARDPREP_CLUSTER_SECRET (the same on every host; never logged).
-
-Example:
-  SHARDPREP_CLUSTER_SECRET=$(openssl rand -hex 32) \
-    shardprep coordinator --listen 0.0.0.0:7070 --input s3://bucket/data/ --output s3://bucket/out/
-
-Flags:
-`
-
-const workerUsage = `Usage: shardprep worker --coordinator http://HOST:PORT [flags]
-
-Joins a coordinator and works on its job's splits until the job ends. The
-worker reads and writes storage with its own credentials (the flags below);
-none cross the coordinator protocol. It exits 0 only when the coordinator
-reports the job committed, and non-zero if the job fails or the coordinator
-stays unreachable for --coordinator-timeout.
-
-The cluster secret comes from SHARDPREP_CLUSTER_SECRET.
-
-Example:
-  SHARDPREP_CLUSTER_SECRET=... shardprep worker --coordinator http://10.0.0.1:7070
-
-Flags:
-`
 
 // Defaults of the coordinator's --lease and --linger and the worker's
 // --coordinator-timeout, also the container's.
@@ -133,8 +96,9 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	if err != nil {
 		return err
 	}
+	defer p.finish(ctx, log) // also when the coordinator cannot start
 	prog := newProgress(stderr, log, cfg.quiet)
-	c, err := pipeline.NewCoordinator(p.job, p.src, p.sink, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log,
+	c, err := pipeline.NewCoordinator(p.job, p.src, outputSink{p.sink}, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log,
 		Model: p.model, Workers: cfg.workers, Progress: prog.update, ProgressEvery: prog.every()})
 	if err != nil {
 		return err
@@ -143,7 +107,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	srv := &http.Server{Handler: pipeline.NewHandler(c, cfg.secret, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := pipeline.NewServer(c, cfg.secret, log)
 	var serving errgroup.Group
 	defer serving.Wait()
 	defer srv.Close()
@@ -163,9 +127,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 		wait = min(wait, 5*time.Second)
 	}
 	c.WaitInformed(context.WithoutCancel(ctx), wait)
-	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
-		log.Warn("could not remove staging files of stopped workers", "error", serr)
-	}
+	p.finish(ctx, log)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
@@ -234,12 +196,12 @@ func runWorker(ctx context.Context, cfg *workerConfig, env func(string) string, 
 	}
 	st := newStores(cfg.store, env, log)
 	open := func(ctx context.Context, job *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
-		st.flags.jobName = job.Name
+		st.flags.JobName = job.Name
 		sink, err := st.Bucket(ctx, job.Output, true)
 		if err != nil {
 			return nil, nil, err
 		}
-		return newInputSource(st, job.Objects), sink, nil
+		return newInputSource(st, job.Objects), outputSink{sink}, nil
 	}
 	w := pipeline.NewWorker(pipeline.NewClient(cfg.coordinator, cfg.secret, nil), open,
 		&pipeline.WorkerOptions{ID: name, Slots: cfg.workers, CoordinatorTimeout: cfg.timeout, Logger: log})

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -782,8 +780,12 @@ func TestClusterJoinDuringLinger(t *testing.T) {
 	// An observer joins and stays silent: the coordinator lingers for it.
 	var obs struct {
 		Worker string `json:"worker"`
+		Job    struct {
+			RunID string `json:"run_id"`
+		} `json:"job"`
 	}
-	err := protocolCall("http://"+addr, "/v1/join", map[string]any{"protocol": pipeline.ProtocolVersion, "worker": "observer", "instance": "observer-1"}, &obs)
+	observer := &testClient{base: "http://" + addr, worker: "observer", secret: []byte(testSecret)}
+	err := observer.call("/v1/join", map[string]any{"protocol": pipeline.ProtocolVersion, "worker": "observer", "instance": "observer-1"}, &obs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +806,8 @@ func TestClusterJoinDuringLinger(t *testing.T) {
 	var hb struct {
 		State pipeline.Phase `json:"state"`
 	}
-	err = protocolCall("http://"+addr, "/v1/heartbeat", map[string]any{"worker": obs.Worker}, &hb)
+	observer.job, observer.worker = obs.Job.RunID, obs.Worker
+	err = observer.call("/v1/heartbeat", map[string]any{"worker": obs.Worker}, &hb)
 	if err != nil || hb.State != pipeline.PhaseCommitted {
 		t.Fatalf("observer heartbeat: %+v %v", hb, err)
 	}
@@ -816,35 +819,6 @@ func TestClusterJoinDuringLinger(t *testing.T) {
 		t.Errorf("coordinator lingered %s after every worker heard", at.Sub(informed))
 	}
 	committed(t, out)
-}
-
-// protocolCall posts req to a coordinator's protocol endpoint path,
-// signed with testSecret as the protocol says (pipeline/http.go), and
-// decodes the answer into resp.
-func protocolCall(base, path string, req, resp any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	ts := time.Now().Unix()
-	mac := hmac.New(sha256.New, []byte(testSecret))
-	fmt.Fprintf(mac, "%d\n%s\n", ts, path)
-	mac.Write(body)
-	hr, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	hr.Header.Set("Shardprep-Auth", fmt.Sprintf("t=%d,sig=%x", ts, mac.Sum(nil)))
-	r, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		return err
-	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(r.Body)
-		return fmt.Errorf("%s: %s: %s", path, r.Status, msg)
-	}
-	return json.NewDecoder(r.Body).Decode(resp)
 }
 
 // TestClusterDataErrorFailsOnce: an invalid row under --on-invalid error

@@ -23,44 +23,6 @@ import (
 	"github.com/shardprep/shardprep/storage"
 )
 
-const containerUsage = `Usage: shardprep container [flags] [job arguments]
-
-The entrypoint of the shardprep image on SageMaker Processing. It reads
-opt/ml/config/resourceconfig.json and processingjobconfig.json under
---sagemaker-root, then runs the job: in-process on one instance; on several,
-the first host in "hosts" is the coordinator (and also a worker named after
-the host), the others are workers. Every instance exits 0 only when the job
-committed.
-
-Job arguments are run's flags, or the PySpark script's own arguments, which
-are translated (when the command line holds only the flags below that are
-the container's own, the job's ContainerArguments are added):
-  --account_id A                                 -> --account-id A (and --credentials grants)
-  --s3_input_bucket B  --s3_input_key_prefix P   -> --input s3://B/P/
-  --s3_output_bucket B --s3_output_key_prefix P  -> --output s3://B/P/
-Without --input (--output), the local path of the job's first
-ProcessingInput (ProcessingOutput) is used; a job on several instances
-needs an s3:// output, and local inputs there must be FullyReplicated.
-
-Paths starting with /opt/ml/ (channel paths, --spec, --model, --grants-file)
-are resolved under --sagemaker-root, so a fake tree can stand in for the
-container's / in tests.
-
-Cluster secret: the coordinator writes a fresh random secret to
-_shardprep/cluster-secret-<job name> under the S3 output, with the job's own
-output credentials; the workers read it there; it is deleted when the job
-ends. SHARDPREP_CLUSTER_SECRET in the container's environment is used
-instead, unless it comes from the job's Environment (which anyone allowed
-to describe the job can read): that is refused.
-
-Logs are JSON lines unless on a terminal; so are stdout's lines. On failure
-the one-line reason is written to opt/ml/output/message and the exit status
-is non-zero; SIGTERM and SIGINT stop the job, abort its uploads and commit
-nothing.
-
-Flags:
-`
-
 // containerRun is one container's view of the job, resolved from the
 // platform files and the flags.
 type containerRun struct {
@@ -177,47 +139,26 @@ func (c *containerRun) parse(args []string) error {
 		return &usageError{err.Error()}
 	}
 	if c.host != "" {
-		if !slices.Contains(c.sm.Hosts, c.host) {
-			return usagef("--host %q is not one of the job's hosts %q", c.host, c.sm.Hosts)
+		if err := c.sm.SetHost(c.host); err != nil {
+			return &usageError{err.Error()}
 		}
-		c.sm.CurrentHost = c.host
-		c.sm.IsCoordinator = c.host == c.sm.Coordinator
 	}
 	c.job.inputs = append(c.job.inputs, c.fs.Args()...)
 	return nil
 }
 
 // complete fills in from the processing job what the flags leave out and
-// resolves the platform's paths under the root.
+// resolves the platform's paths under the root (container.Job.Complete).
 func (c *containerRun) complete() error {
-	f, sm := &c.job, c.sm
-	set := map[string]bool{}
-	c.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if f.store.accountID != "" && !set["credentials"] {
-		f.store.credentials = "grants" // the PySpark job used S3 Access Grants
+	f := &c.job
+	s := container.RunSettings{Inputs: f.inputs, Output: f.output, JobName: f.jobName, Region: f.store.Region,
+		Spec: f.spec, Model: f.model, GrantsFile: f.store.GrantsFile, AccountID: f.store.AccountID, Credentials: f.store.Credentials}
+	c.fs.Visit(func(fl *flag.Flag) { s.CredentialsGiven = s.CredentialsGiven || fl.Name == "credentials" })
+	if err := c.sm.Complete(c.root, &s); err != nil {
+		return &usageError{err.Error()}
 	}
-	if p, ok := container.FirstLocalPath(sm.Inputs); ok && len(f.inputs) == 0 {
-		f.inputs = append(f.inputs, p)
-	}
-	if p, ok := container.FirstLocalPath(sm.Outputs); ok && f.output == "" {
-		f.output = p
-	}
-	if len(f.inputs) == 0 || f.output == "" {
-		return usagef("container: no input or output: pass --input/--output (or the script's --s3_* arguments) or give the job a ProcessingInput and ProcessingOutput")
-	}
-	for i := range f.inputs {
-		f.inputs[i] = container.PlatformPath(c.root, f.inputs[i])
-	}
-	f.output = container.PlatformPath(c.root, f.output)
-	f.spec = container.PlatformPath(c.root, f.spec)
-	f.model = container.PlatformPath(c.root, f.model)
-	f.store.grantsFile = container.PlatformPath(c.root, f.store.grantsFile)
-	if f.jobName == "" {
-		f.jobName = sm.JobName
-	}
-	if f.store.region == "" {
-		f.store.region = sm.Region
-	}
+	f.inputs, f.output, f.jobName, f.store.Region = s.Inputs, s.Output, s.JobName, s.Region
+	f.spec, f.model, f.store.GrantsFile, f.store.Credentials = s.Spec, s.Model, s.GrantsFile, s.Credentials
 	return nil
 }
 
@@ -241,7 +182,7 @@ func (c *containerRun) run(ctx context.Context) error {
 		return err
 	}
 	sf := c.job.store
-	sf.jobName = c.job.jobName
+	sf.JobName = c.job.jobName
 	out, err := newStores(sf, c.env, c.log).Bucket(ctx, outRoot, true)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", c.job.output, err)

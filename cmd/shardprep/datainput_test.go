@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,19 +16,12 @@ import (
 // a user would, and check what it exits with, what it says and what it
 // leaves in the output.
 
-// binRun runs the built shardprep with args and returns its exit code
-// and its standard error.
+// binRun runs the built shardprep with args (runBin without the
+// environment and stdout) and returns its exit code and its stderr.
 func binRun(t *testing.T, args ...string) (code int, stderr string) {
 	t.Helper()
-	cmd := exec.Command(shardprepBin(t), args...)
-	cmd.Env = baseEnv()
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	err := cmd.Run()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		t.Fatalf("shardprep %s: %v", strings.Join(args, " "), err)
-	}
-	return cmd.ProcessState.ExitCode(), errb.String()
+	_, stderr, code = runBin(t, baseEnv(), args...)
+	return code, stderr
 }
 
 // binOK runs the built shardprep with args and fails t unless it exits 0.

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage/storagetest"
 )
 
@@ -152,8 +153,9 @@ func TestS3PersistentFailureLeavesNothing(t *testing.T) {
 		want    []string // in the error line
 	}{
 		{"500 on every PUT", "2", func(out string, _ func()) func(storagetest.S3Request) storagetest.Fault {
+			// The claim goes through, so that the job gets to its parts.
 			return func(r storagetest.S3Request) storagetest.Fault {
-				if (r.Op == "PutObject" || r.Op == "UploadPart") && strings.HasPrefix(r.Key, out) {
+				if (r.Op == "PutObject" || r.Op == "UploadPart") && strings.HasPrefix(r.Key, out) && r.Key != out+pipeline.ClaimKey {
 					return storagetest.Fault{Status: http.StatusInternalServerError, Code: "InternalError"}
 				}
 				return storagetest.Fault{}
@@ -203,8 +205,12 @@ func TestS3PersistentFailureLeavesNothing(t *testing.T) {
 				}
 			}
 			t.Logf("error line: %s", strings.TrimSpace(line.String()))
-			if c.name == "AccessDenied on UploadPart" && (proxy.Seen("PutObject") == 0 || proxy.Seen("CompleteMultipartUpload") == 0) {
-				t.Errorf("%d PutObject, %d CompleteMultipartUpload: no part was written before the failure, so their removal is untested",
+			// Parts are staged (a multipart upload and its marker object)
+			// and only published at commit: the first split's parts must
+			// have been staged before the failure, so that their removal
+			// is tested, and none published.
+			if c.name == "AccessDenied on UploadPart" && (proxy.Seen("PutObject") == 0 || proxy.Seen("CompleteMultipartUpload") != 0) {
+				t.Errorf("%d PutObject, %d CompleteMultipartUpload: want the first split's parts staged, none published",
 					proxy.Seen("PutObject"), proxy.Seen("CompleteMultipartUpload"))
 			}
 			if left := e.keys(t, out); len(left) != 0 {

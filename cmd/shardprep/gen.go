@@ -13,18 +13,6 @@ import (
 	"github.com/shardprep/shardprep/storage"
 )
 
-const genUsage = `Usage: shardprep gen --rows N --out FILE [--seed S]
-
-Writes N rows of Abalone-like CSV for benchmarks: each row resamples a row of
-the bundled Abalone sample and jitters its seven measures by about 2%%
-(4 decimals); rings move by at most one. The same seed gives the same bytes.
-
-Example:
-  shardprep gen --rows 1000000 --out /tmp/abalone-1m.csv
-
-Flags:
-`
-
 type sampleRow struct {
 	sex   string
 	nums  [7]float64

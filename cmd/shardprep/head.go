@@ -10,18 +10,6 @@ import (
 	"github.com/shardprep/shardprep/storage"
 )
 
-const headUsage = `Usage: shardprep head [-n N] LOCATION
-
-Prints the first N rows of the first part file under LOCATION (an output's
-split folder such as out/train or s3://bucket/prefix/output/train), read
-with the same credentials a job would use.
-
-Example:
-  shardprep head -n 5 s3://bucket/UserA/output/train --credentials grants
-
-Flags:
-`
-
 func runHead(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("head", headUsage, stderr)
 	n := fs.Int("n", 5, "rows to print")

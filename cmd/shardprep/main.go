@@ -6,8 +6,11 @@
 // (runConfig, runjob.go), coordinator and worker (coordinatorConfig and
 // workerConfig, cluster.go). The container command (container.go) builds
 // those configs from the SageMaker Processing job that package container
-// reads. stores.go opens storage, submit.go launches SageMaker jobs,
-// progress.go prints progress and logs; head and gen are small tools.
+// reads and completes (container.Job.Complete). stores.go wires storage
+// (the S3 flags fill a storage.S3Config), submit.go launches SageMaker
+// jobs, progress.go prints progress and logs; clean (clean.go) removes
+// what a job that did not commit left; head and gen are small tools. Each command's help text is help/<command>.txt, embedded by
+// help.go.
 package main
 
 import (
@@ -64,29 +67,6 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
-const topUsage = `shardprep prepares ML training data: it reads CSV objects, fits a string
-indexer on the categorical columns, one-hot encodes them (last category
-dropped), assembles a feature vector, splits rows 80/20 and writes
-"label,f1,...,fn" text parts under train/ and validation/ — the output of the
-PySpark StringIndexer/OneHotEncoder/VectorAssembler job it replaces, byte
-for byte.
-
-Usage:
-  shardprep <command> [flags]
-
-Commands:
-  run          run a job in this process (with no flags: the bundled Abalone sample)
-  coordinator  run a job as the coordinator of a cluster of workers
-  worker       join a coordinator and work on its job
-  container    the SageMaker Processing entrypoint
-  submit       launch a SageMaker Processing job running shardprep
-  head         print the first rows of an output split
-  gen          generate Abalone-like sample data for benchmarks
-  version      print the version
-
-Run "shardprep <command> -h" for a command's flags.
-`
-
 // run is the whole program: main only adds the process around it.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -117,6 +97,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return runContainer(ctx, rest, env, stdout, stderr)
 	case "submit":
 		return runSubmit(ctx, rest, env, stdout, stderr)
+	case "clean":
+		cfg, err := parseClean(rest, stderr)
+		if err != nil {
+			return err
+		}
+		return runClean(ctx, cfg, env, stdout, stderr)
 	case "head":
 		return runHead(ctx, rest, env, stdout, stderr)
 	case "gen":

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/shardprep/shardprep/pipeline"
+	"github.com/shardprep/shardprep/storage"
 )
 
 // isTerminal reports whether w is a terminal.
@@ -105,7 +106,7 @@ func (p *progress) update(s pipeline.Snapshot) {
 	n := int(frac * width)
 	bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
 	fmt.Fprintf(p.w, "\r%-9s [%s] %3.0f%%  %s / %s  %d rows  %d/%d splits ",
-		s.Phase, bar, frac*100, formatBytes(s.BytesDone), formatBytes(s.BytesTotal), s.Rows, s.SplitsDone, s.SplitsTotal)
+		s.Phase, bar, frac*100, storage.Size(s.BytesDone), storage.Size(s.BytesTotal), s.Rows, s.SplitsDone, s.SplitsTotal)
 }
 
 func (p *progress) finish() {

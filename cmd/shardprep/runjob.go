@@ -20,26 +20,6 @@ import (
 
 const version = pipeline.Version
 
-const runUsage = `Usage: shardprep run [flags] [--input PATH]... [--output DIR]
-
-Runs a job in this process. With no --input it processes the bundled
-Abalone sample (4177 rows, UCI Machine Learning Repository, CC BY 4.0).
-
-The output folder gets train/part-NNNNN and validation/part-NNNNN (one part
-per input split, in input order), _shardprep/model.json (the fitted model),
-_shardprep/manifest.json (inputs, seed, counts, timings), _rejected/ (with
---on-invalid skip) and, last, train/_SUCCESS and validation/_SUCCESS. A
-failed or interrupted run leaves no _SUCCESS and removes its parts.
-
-Examples:
-  shardprep run
-  shardprep run --input data/abalone.csv --output out/abalone --seed 42
-  shardprep run --input s3://bucket/UserA/ --output s3://bucket/UserA/output/ --credentials grants
-  shardprep run --input big.csv --output out --workers 4 --split-size 64MiB --on-invalid skip
-
-Flags:
-`
-
 // parseRun parses run's flags; positional arguments are more inputs.
 func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	var cfg runConfig
@@ -62,16 +42,15 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	if err != nil {
 		return err
 	}
+	defer p.finish(ctx, log)
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
 	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
-	m, err := pipeline.Run(ctx, p.job, p.src, p.sink, &pipeline.CoordinatorOptions{
+	m, err := pipeline.Run(ctx, p.job, p.src, outputSink{p.sink}, &pipeline.CoordinatorOptions{
 		Model: p.model, Workers: cfg.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
 	})
 	prog.finish()
-	if serr := p.sink.Sweep(context.WithoutCancel(ctx)); serr != nil {
-		log.Warn("could not remove staging files", "error", serr)
-	}
+	p.finish(ctx, log)
 	if err != nil {
 		return jobError(ctx, err, p.output)
 	}
@@ -96,11 +75,14 @@ type prepared struct {
 	model  *features.Model // given with --model; nil: fit one
 	src    pipeline.Source
 	sink   *storage.Bucket
-	output string // where, for people
+	claim  *pipeline.OutputClaim // held until finish
+	output string                // where, for people
 	stores *stores
+	done   bool // finish has run
 }
 
-// prepare lists the inputs, checks the output and plans the job of cfg.
+// prepare lists the inputs, plans the job of cfg and claims its output
+// (see pipeline.ClaimOutput); the caller must call finish when it ends.
 func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *slog.Logger) (*prepared, error) {
 	spec, settings, model, err := cfg.plan()
 	if err != nil {
@@ -109,7 +91,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err := cfg.store.check(); err != nil {
 		return nil, err
 	}
-	cfg.store.jobName = cfg.jobName
+	cfg.store.JobName = cfg.jobName
 	st := newStores(cfg.store, env, log)
 	outRoot := storage.Root(cfg.output)
 	if outRoot == "" {
@@ -123,14 +105,10 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err != nil {
 		return nil, err
 	}
-	var total int64
-	for _, o := range objs {
-		if strings.HasPrefix(o.URL, outRoot) {
-			return nil, fmt.Errorf("input %s is inside the output %s", o.URL, cfg.output)
-		}
-		total += o.Size
+	reads, err := inputsOutside(objs, outRoot, cfg.output)
+	if err != nil {
+		return nil, err
 	}
-	// Plan before the output is touched: a plan refused leaves it as it is.
 	settings.Output = outRoot
 	job, err := pipeline.NewJob(spec, objs, settings)
 	if err != nil {
@@ -140,12 +118,56 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", cfg.output, err)
 	}
-	if err := pipeline.CheckOutput(ctx, sink, cfg.output, cfg.overwrite, log); err != nil {
+	claim, err := pipeline.ClaimOutput(ctx, sink, job, &pipeline.ClaimOptions{
+		Name: cfg.output, Overwrite: cfg.overwrite, Reads: reads, Log: log})
+	if err != nil {
 		return nil, err
 	}
-	log.Info("job planned", "job", cfg.jobName, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
+	var total int64
+	for _, o := range objs {
+		total += o.Size
+	}
+	log.Info("job planned", "job", cfg.jobName, "run", job.RunID, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
 		"seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
-	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, output: displayRoot(outRoot), stores: st}, nil
+	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, claim: claim,
+		output: displayRoot(outRoot), stores: st}, nil
+}
+
+// inputsOutside refuses inputs inside the output root, comparing real
+// paths (a symbolic link may lead into the output, or the output into an
+// input). It returns whether the job reads the object at a key of the
+// output, for the output's claim never to delete one.
+func inputsOutside(objs []pipeline.Object, outRoot, output string) (func(key string) bool, error) {
+	realOut := storage.RealPath(outRoot)
+	read := map[string]bool{}
+	for _, o := range objs {
+		real := storage.RealPath(o.URL)
+		if strings.HasPrefix(o.URL, outRoot) || strings.HasPrefix(real, realOut) {
+			via := ""
+			if real != o.URL || realOut != outRoot {
+				via = fmt.Sprintf(" (real paths %s and %s)", real, realOut)
+			}
+			return nil, fmt.Errorf("input %s is inside the output %s%s; choose an --output outside every input", o.URL, output, via)
+		}
+		read[real] = true
+	}
+	return func(key string) bool { return read[realOut+key] }, nil
+}
+
+// finish sweeps what the job's own writers left unfinished in the output
+// and gives back its claim, once the job has ended; it runs once.
+func (p *prepared) finish(ctx context.Context, log *slog.Logger) {
+	if p.done {
+		return
+	}
+	p.done = true
+	ctx = context.WithoutCancel(ctx)
+	if _, err := p.sink.Sweep(ctx, p.claim.Owns); err != nil {
+		log.Warn("could not remove staging files", "error", err)
+	}
+	if err := p.claim.Release(ctx); err != nil {
+		log.Warn("could not remove the output's claim", "output", p.output, "error", err)
+	}
 }
 
 // planError words NewJob's error for an input too large for the split
@@ -159,8 +181,8 @@ func planError(err error) error {
 		return &usageError{err.Error()}
 	}
 	return usagef("--split-size %s would cut the input (%s, %s) into %d splits, more than the %d a job may have: use --split-size %s or more",
-		formatBytes(e.SplitSize), plural(e.Objects, "object"), formatBytes(e.Bytes), e.Splits, pipeline.MaxSplits,
-		formatBytes(max(e.MinSplitSize, minSplitSize)))
+		storage.Size(e.SplitSize), plural(e.Objects, "object"), storage.Size(e.Bytes), e.Splits, pipeline.MaxSplits,
+		storage.Size(max(e.MinSplitSize, minSplitSize)))
 }
 
 // plan checks the settings that need no storage, reads the spec and the
@@ -168,7 +190,7 @@ func planError(err error) error {
 func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Model, error) {
 	if cfg.splitSize < minSplitSize {
 		return nil, nil, nil, usagef("--split-size %d is below the minimum of %d (%s): each split is a task of each pass, so tiny splits cost more than they read",
-			cfg.splitSize, minSplitSize, formatBytes(minSplitSize))
+			cfg.splitSize, minSplitSize, storage.Size(minSplitSize))
 	}
 	mode, err := pipeline.ParseSplitMode(cfg.splitMode)
 	if err != nil {
@@ -232,7 +254,7 @@ func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Du
 	secs := wall.Seconds()
 	fmt.Fprintf(w, "shardprep: committed %s\n", output)
 	fmt.Fprintf(w, "  rows read   %d (%s, %s, %s)\n", m.Totals.RowsIn+m.Totals.Rejected,
-		plural(len(m.Inputs), "object"), formatBytes(m.Totals.BytesIn), plural(len(m.Parts), "split"))
+		plural(len(m.Inputs), "object"), storage.Size(m.Totals.BytesIn), plural(len(m.Parts), "split"))
 	for _, s := range m.Spec.Splits {
 		fmt.Fprintf(w, "  %-11s %d\n", s.Name, m.Totals.RowsOut[s.Name])
 	}

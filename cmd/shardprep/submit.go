@@ -24,43 +24,6 @@ import (
 	"github.com/shardprep/shardprep/container"
 )
 
-const submitUsage = `Usage: shardprep submit --image URI --role ARN [flags] [-- JOB ARGUMENTS...]
-
-Launches a SageMaker Processing job whose instances run the shardprep image
-(entrypoint "shardprep container"). The arguments after "--" become the
-job's ContainerArguments: the flags of "shardprep container", or the seed
-script's --s3_input_bucket/--s3_input_key_prefix/... which it translates.
-Instance 1 (algo-1) coordinates; the others work.
-
-Limits are checked here before anything is sent (SageMaker API reference):
-at most 100 job arguments of at most 256 characters each, at most 100
---env entries with keys matching [a-zA-Z_][a-zA-Z0-9_]* and keys and values
-of at most 256 characters, a job name of 1-63 letters, digits and hyphens,
-1-100 instances, a 1-16384 GB volume, a run time of 1s to 9 days.
-
-AWS credentials and region come from the usual chain ($AWS_PROFILE,
-$AWS_ACCESS_KEY_ID..., $AWS_REGION). With --wait the command polls the job
-until it ends and fails unless the job Completed. Interrupting --wait does
-not stop the job.
-
-Examples:
-  shardprep submit --dry-run --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0 \
-      --role arn:aws:iam::123456789012:role/SageMakerProcessing -- \
-      --input s3://bucket/abalone/ --output s3://bucket/out/ --credentials grants
-
-  shardprep submit --wait --instance-count 2 --instance-type ml.m5.xlarge \
-      --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0 \
-      --role arn:aws:iam::123456789012:role/SageMakerProcessing \
-      --env SHARDPREP_LOG=debug --max-runtime 2h -- \
-      --s3_input_bucket bucket --s3_input_key_prefix abalone \
-      --s3_output_bucket bucket --s3_output_key_prefix out
-
-  shardprep submit --image URI --role ARN --subnets subnet-0a1b,subnet-2c3d \
-      --security-groups sg-0123 -- --input s3://bucket/in/ --output s3://bucket/out/
-
-Flags:
-`
-
 // submitBuildRequest checks r against the CreateProcessingJob limits and
 // returns the SDK's request. Errors are one line and name the flag at fault.
 func submitBuildRequest(r container.ProcessingJobRequest) (*sagemaker.CreateProcessingJobInput, error) {
@@ -112,7 +75,7 @@ type submitFlags struct {
 	req          container.ProcessingJobRequest
 	subnets      string
 	groups       string
-	env          submitEnvList
+	env          stringList
 	wait         bool
 	pollInterval time.Duration
 	dryRun       bool
@@ -120,22 +83,9 @@ type submitFlags struct {
 	endpoint     string
 }
 
-type submitEnvList []string
-
-func (l *submitEnvList) String() string { return strings.Join(*l, " ") }
-func (l *submitEnvList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFlags, error) {
 	f := &submitFlags{}
-	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), submitUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("submit", submitUsage, stderr)
 	fs.StringVar(&f.req.JobName, "job-name", "", "processing job `name`, unique in the account and region (default shardprep-<UTC time>)")
 	fs.StringVar(&f.req.Image, "image", "", "shardprep image `URI` in ECR (required)")
 	fs.StringVar(&f.req.Role, "role", "", "execution role `ARN` the instances run as (required)")
