@@ -239,7 +239,11 @@ func TestCleanLocal(t *testing.T) {
 	killed := start(t, "killed", baseEnv(), shardprepBin(t), "run", "--input", testData(t), "--output", out,
 		"--seed", "3", "--split-size", "256KiB", "--workers", "1", "--log-format", "json")
 	claimOf(t, killed, out)
-	killed.await(5*time.Second, func() bool { parts, _ := filepath.Glob(filepath.Join(out, "train", "part-*")); return len(parts) > 0 })
+	// Kill it while it writes: its parts are staged, not yet published.
+	staged := func() bool { s, _ := filepath.Glob(filepath.Join(out, "train", ".part-*.stage-*")); return len(s) > 0 }
+	if !killed.await(time.Minute, staged) {
+		t.Fatalf("the job staged no part\n%s", killed.errText())
+	}
 	killed.signal(t, syscall.SIGKILL)
 	killed.wait(t, time.Minute)
 	writeFiles(t, out, map[string]string{"notes.txt": "mine", ".cfg.tmp-1": "mine"})
