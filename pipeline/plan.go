@@ -147,10 +147,10 @@ type Split struct {
 	Length int64 `json:"length"`
 }
 
-// MaxSplits bounds the splits of one job. The coordinator keeps a few
-// hundred bytes of state per split and sends every worker the whole plan
-// when it joins (about 50 bytes a split), so a plan this large still
-// costs well under 100 MB and a join a few MB.
+// MaxSplits bounds the splits of one job. The coordinator keeps state per
+// split and per object and sends every worker the whole plan when it
+// joins (about 50 bytes a split): at this bound `shardprep run` over
+// 100,000 one-row objects peaks near 300 MB and a join sends about 5 MB.
 const MaxSplits = 100_000
 
 // TooManySplitsError is NewJob's error for an input that would make more
