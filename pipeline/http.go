@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -493,6 +494,21 @@ type Client struct {
 
 	mu  sync.Mutex
 	job string // the run id joined; "" before the join
+}
+
+// CoordinatorURL returns the base URL of a coordinator given as
+// "http://host:port", "https://host:port" or "host:port" (http assumed).
+func CoordinatorURL(s string) (string, error) {
+	raw := s
+	if !strings.Contains(s, "://") {
+		raw = "http://" + s
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" ||
+		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("coordinator %q: want http://HOST:PORT or HOST:PORT, as the coordinator prints it", s)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // NewClient returns a client for the coordinator at base

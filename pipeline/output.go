@@ -153,6 +153,21 @@ func isPartName(name string) bool {
 	return true
 }
 
+// SplitFolders returns the split folders at the top of a listing (keys
+// relative to an output root), in key order: the folders holding
+// part-NNNNN files, other than _rejected. An output root gives its
+// splits' names ("train", "validation").
+func SplitFolders(keys []string) []string {
+	var dirs []string
+	for _, k := range keys {
+		dir, base, ok := strings.Cut(k, "/")
+		if ok && isPartName(base) && dir != rejectedFolder && !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
 // OutputFolders returns the folders of a listing (keys relative to its
 // root) that hold a shardprep output, committed or not, with a trailing
 // slash ("" for the listed root itself): those with a _shardprep/ folder
