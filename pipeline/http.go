@@ -290,6 +290,7 @@ func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 		}
 		return c.heartbeat(ctx, req)
 	})))
+	mux.Handle("GET /metrics", MetricsHandler(c))
 	return mux
 }
 

@@ -27,6 +27,7 @@ import (
 const (
 	ModelKey    = "_shardprep/model.json"
 	ManifestKey = "_shardprep/manifest.json"
+	ReportKey   = "_shardprep/report.html"
 	SuccessName = "_SUCCESS"
 )
 
@@ -64,7 +65,7 @@ func outputKeys(spec *features.Spec, n int) []string {
 	for _, f := range folders {
 		keys = append(keys, f+"/"+SuccessName)
 	}
-	keys = append(keys, ManifestKey, ModelKey)
+	keys = append(keys, ManifestKey, ModelKey, ReportKey)
 	for _, f := range folders {
 		for i := range n {
 			keys = append(keys, partKey(f, i))
@@ -228,7 +229,7 @@ func (c *Claim) keys() []string {
 	for _, f := range c.Folders {
 		keys = append(keys, f+"/"+SuccessName)
 	}
-	keys = append(keys, ManifestKey, ModelKey)
+	keys = append(keys, ManifestKey, ModelKey, ReportKey)
 	for _, f := range c.Folders {
 		for i := range c.Splits {
 			keys = append(keys, partKey(f, i))
