@@ -60,6 +60,7 @@ type runConfig struct {
 	jobName   string
 	logFormat string
 	quiet     bool
+	metrics   string // run's --metrics ADDR
 	store     storeFlags
 }
 
