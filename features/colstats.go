@@ -307,18 +307,22 @@ func (h *histWindow) add(key int) {
 	h.grow(key, 1)
 }
 
-// grow adds c to the count of key, widening the window to reach it.
+// grow adds c to the count of key, widening the window to reach it by
+// at least half its size, so that a task's window grows a few times only.
 func (h *histWindow) grow(key int, c int64) {
 	if len(h.n) == 0 {
 		h.lo, h.n = key, make([]int64, 1, 64)
 	}
 	if key < h.lo {
-		n := make([]int64, h.lo-key+len(h.n), h.lo-key+len(h.n)+64)
-		copy(n[h.lo-key:], h.n)
-		h.lo, h.n = key, n
+		lo := max(min(key, h.lo-len(h.n)/2), 0)
+		n := make([]int64, h.lo-lo+len(h.n), h.lo-lo+len(h.n)+64)
+		copy(n[h.lo-lo:], h.n)
+		h.lo, h.n = lo, n
 	}
 	if i := key - h.lo; i >= len(h.n) {
-		h.n = append(h.n, make([]int64, i+1-len(h.n))...)
+		// Past len(h.n) the array holds zeros: nothing is written there.
+		size := max(i+1, len(h.n)+len(h.n)/2)
+		h.n = slices.Grow(h.n, size-len(h.n))[:size]
 	}
 	h.n[key-h.lo] += c
 }
