@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +300,31 @@ func checkColumnsReference(t *testing.T, input, out string, cs *features.ColumnS
 			ref.add(t, l[:strings.IndexByte(l, ',')])
 		}
 		ref.check(t, c)
+	}
+}
+
+// TestReportFailedJob: a job that fails on a bad row leaves its output
+// empty and writes its report, as far as it got, where it says.
+func TestReportFailedJob(t *testing.T) {
+	dir := t.TempDir()
+	input := filepath.Join(dir, "bad.csv")
+	if err := os.WriteFile(input, []byte("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.5,0.4,0.1o5,0.5,0.2,0.1,0.15,9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	stdout, stderr, code := runBin(t, append(baseEnv(), "TMPDIR="+dir), "run", "--input", input, "--output", out, "--job-name", "broken", "--quiet")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+	m := regexp.MustCompile(`the failed job's report: (\S+)`).FindStringSubmatch(stdout)
+	if m == nil || filepath.Dir(m[1]) != dir {
+		t.Fatalf("no report path under %s in\n%s", dir, stdout)
+	}
+	text, _ := reportText(t, m[1])
+	if !strings.Contains(text, "Failed:") || !strings.Contains(text, `not a number: "0.1o5"`) {
+		t.Errorf("the failed job's report does not say why it failed:\n%.2000s", text)
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, "*", "*")); len(left) > 0 {
+		t.Errorf("the failed job left %v in its output", left)
 	}
 }
