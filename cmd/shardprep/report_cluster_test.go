@@ -199,7 +199,7 @@ func TestMetricsDuringRun(t *testing.T) {
 	in := millionRows(t)
 	out := filepath.Join(t.TempDir(), "out")
 	p := start(t, "run", baseEnv(), shardprepBin(t), "run", "--input", in, "--output", out, "--seed", "4",
-		"--workers", "1", "--split-size", "4MiB", "--metrics", "127.0.0.1:0", "--quiet")
+		"--workers", "1", "--split-size", "4MiB", "--metrics", "127.0.0.1:0")
 	var url string
 	if !p.await(30*time.Second, func() bool {
 		m := metricsRE.FindStringSubmatch(p.out())

@@ -312,7 +312,7 @@ func TestReportFailedJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	stdout, stderr, code := runBin(t, append(baseEnv(), "TMPDIR="+dir), "run", "--input", input, "--output", out, "--job-name", "broken", "--quiet")
+	stdout, stderr, code := runBin(t, append(baseEnv(), "TMPDIR="+dir), "run", "--input", input, "--output", out, "--job-name", "broken")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
 	}
