@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"math"
+	"unicode/utf8"
 )
 
 // defaultMaxLineBytes is the longest line a lineReader accepts when
@@ -17,10 +20,15 @@ const lineBufSize = 64 << 10
 // lineOptions tunes a lineReader. A nil *lineOptions means the defaults.
 type lineOptions struct {
 	// MaxLineBytes bounds the length of one line without its terminator
-	// (default defaultMaxLineBytes). A longer line is an error naming the
-	// offset where it begins.
+	// (default defaultMaxLineBytes). A longer line is skipped and reported
+	// as a *lineTooLongError.
 	MaxLineBytes int
 }
+
+// longLineKeep is how many bytes of a line longer than the limit a
+// lineTooLongError keeps (no more than the limit) (cut back to a UTF-8 boundary when the text is
+// UTF-8), to show it.
+const longLineKeep = 1 << 10
 
 // lineReader yields the lines of one byte-range split of an object, by
 // Hadoop's rule: a line whose first byte is at offset p belongs to the split
@@ -30,8 +38,9 @@ type lineOptions struct {
 // (even when start is itself a line start: that line belongs to the split
 // before). Every split reads its last line past end to that line's
 // terminator, so r must yield the object's bytes from start onwards, not only
-// the split's own range: open it to the end of the object (or further than
-// the longest line past end) and close it when Next returns io.EOF.
+// the split's own range: open it to the end of the object (or at least
+// MaxLineBytes+2 bytes past end, then on to the end of a longer line that
+// is read through) and close it when Next returns io.EOF.
 //
 // Terminators are "\n", "\r\n" and "\r"; a "\r\n" is one terminator even
 // when it straddles a read or a split boundary. A UTF-8 byte order mark at
@@ -83,8 +92,12 @@ func (lr *lineReader) BytesRead() int64 { return lr.read }
 // Next returns the next non-blank line of the split without its terminator
 // and the object offset of its first byte. The line is valid until the next
 // call. At the end of the split it returns io.EOF; a read error of r is
-// returned as is; a line longer than MaxLineBytes is an error naming its
-// offset. Once Next has returned an error it returns that error again.
+// returned as is, and once Next has returned either it returns it again.
+//
+// A line longer than MaxLineBytes is not returned: Next reads through it to
+// its terminator without holding more than MaxLineBytes of it, counts it
+// in Lines, and returns a *lineTooLongError with its offset, its length
+// and its first bytes; the next call goes on with the following line.
 func (lr *lineReader) Next() (line []byte, offset int64, err error) {
 	if lr.err != nil {
 		return nil, 0, lr.err
@@ -92,7 +105,10 @@ func (lr *lineReader) Next() (line []byte, offset int64, err error) {
 	if !lr.started {
 		lr.started = true
 		if lr.start > 0 {
-			if err := lr.skipFirst(); err != nil {
+			// No line of this split starts past end: the skip stops
+			// there rather than read through a long line of the split
+			// before.
+			if _, err := lr.skipLine(lr.end); err != nil {
 				lr.err = err
 				return nil, 0, err
 			}
@@ -105,6 +121,9 @@ func (lr *lineReader) Next() (line []byte, offset int64, err error) {
 			return nil, 0, io.EOF
 		}
 		n, term, err := lr.findTerminator()
+		if err == errLineTooLong {
+			return nil, p, lr.skipLong(p)
+		}
 		if err != nil {
 			lr.err = err
 			return nil, 0, err
@@ -137,7 +156,7 @@ func (lr *lineReader) findTerminator() (n, term int, err error) {
 		if k >= 0 {
 			n = scanned + k
 			if n > lr.max {
-				return 0, 0, lr.tooLong()
+				return 0, 0, errLineTooLong
 			}
 			if !cr {
 				return n, 1, nil
@@ -156,7 +175,7 @@ func (lr *lineReader) findTerminator() (n, term int, err error) {
 		}
 		scanned = lr.w - lr.r
 		if scanned > lr.max {
-			return 0, 0, lr.tooLong()
+			return 0, 0, errLineTooLong
 		}
 		if lr.rerr != nil {
 			if lr.rerr != io.EOF {
@@ -184,48 +203,97 @@ func lineBreak(seg []byte) (k int, cr bool) {
 	return i, false
 }
 
-func (lr *lineReader) tooLong() error {
-	return &lineTooLongError{Offset: lr.pos, Max: lr.max}
+// errLineTooLong tells Next from findTerminator that the line at buf[r]
+// is longer than the limit.
+var errLineTooLong = errors.New("line too long")
+
+// skipLong reads through the line at offset p, at buf[r], which is longer
+// than the limit, and returns the lineTooLongError that describes it, or
+// the read error that ends the input first (which sticks).
+func (lr *lineReader) skipLong(p int64) error {
+	keep := lr.buf[lr.r:lr.w]
+	bom := p == 0 && bytes.HasPrefix(keep, utf8BOM) // not part of the line
+	if bom {
+		keep = keep[len(utf8BOM):]
+	}
+	keep = cutText(keep, min(longLineKeep, lr.max))
+	e := &lineTooLongError{Offset: p, Max: lr.max, Prefix: append([]byte(nil), keep...)}
+	term, err := lr.skipLine(math.MaxInt64)
+	if err != nil {
+		lr.err = err
+		return err
+	}
+	lr.lines++
+	e.Length = lr.pos - p - int64(term)
+	if bom {
+		e.Length -= int64(len(utf8BOM))
+	}
+	return e
 }
 
-// lineTooLongError reports a line longer than lineOptions.MaxLineBytes.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// cutText returns b cut to at most n bytes; when b is valid UTF-8 at the
+// cut, the cut falls on a character boundary.
+func cutText(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(b[i]) {
+			return b[:i]
+		}
+	}
+	return b[:n]
+}
+
+// lineTooLongError reports a line longer than lineOptions.MaxLineBytes,
+// which the lineReader has skipped.
 type lineTooLongError struct {
 	Offset int64 // the line's first byte
+	Length int64 // the line's length without its terminator (and BOM)
 	Max    int
+	Prefix []byte // the line's first bytes (at most longLineKeep)
 }
 
 func (e *lineTooLongError) Error() string {
-	return fmt.Sprintf("line at offset %d is longer than %d bytes", e.Offset, e.Max)
+	return fmt.Sprintf("line at offset %d is %d bytes long, longer than the limit of %d bytes", e.Offset, e.Length, e.Max)
 }
 
-// skipFirst discards input through the first line terminator at or after
-// start, without buffering the skipped bytes.
-func (lr *lineReader) skipFirst() error {
+// skipLine discards input through the next line terminator, or to the end
+// of the input, without buffering the skipped bytes, and returns the
+// terminator's length (0 at the end of the input). It also stops, with
+// term 0, once it has passed offset limit.
+func (lr *lineReader) skipLine(limit int64) (term int, err error) {
 	for {
 		seg := lr.buf[lr.r:lr.w]
 		k, cr := lineBreak(seg)
 		if k >= 0 {
 			lr.advance(k + 1)
 			if !cr {
-				return nil
+				return 1, nil
 			}
 			if lr.r >= lr.w && lr.rerr == nil {
 				lr.fill()
 			}
 			if lr.r < lr.w && lr.buf[lr.r] == '\n' {
 				lr.advance(1)
+				return 2, nil
 			}
 			if lr.r >= lr.w && lr.rerr != nil && lr.rerr != io.EOF {
-				return lr.rerr
+				return 0, lr.rerr
 			}
-			return nil
+			return 1, nil
 		}
 		lr.advance(len(seg))
+		if lr.pos > limit {
+			return 0, nil
+		}
 		if lr.rerr != nil {
 			if lr.rerr == io.EOF {
-				return nil // no line starts in this split; Next reports io.EOF
+				return 0, nil // no terminator: the line ends the input
 			}
-			return lr.rerr
+			return 0, lr.rerr
 		}
 		lr.fill()
 	}

@@ -78,6 +78,65 @@ func readSplit(t testing.TB, r io.Reader, start, end int64, opts *lineOptions) (
 	return out, lr
 }
 
+// readLong reads all lines of split [start, end) of data through r, as
+// readSplit does, but takes lines longer than the limit: it returns the
+// lines as "text@offset" and the long ones as "long(offset,length,prefix)".
+func readLong(t testing.TB, r io.Reader, start, end int64, opts *lineOptions) (string, *lineReader) {
+	t.Helper()
+	out, lr := readLongLines(t, r, start, end, opts, true)
+	return strings.Join(out, " "), lr
+}
+
+// readLongLines is readLong's list, with or without the long lines'
+// prefixes.
+func readLongLines(t testing.TB, r io.Reader, start, end int64, opts *lineOptions, prefix bool) ([]string, *lineReader) {
+	t.Helper()
+	lr := newLineReader(r, start, end, opts)
+	var out []string
+	for {
+		line, off, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if long, ok := err.(*lineTooLongError); ok {
+			if long.Offset != off {
+				t.Fatalf("long line at %d returned with offset %d", long.Offset, off)
+			}
+			if prefix {
+				out = append(out, fmt.Sprintf("long(%d,%d,%s)", long.Offset, long.Length, long.Prefix))
+			} else {
+				out = append(out, fmt.Sprintf("long(%d,%d)", long.Offset, long.Length))
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("split [%d,%d): %v", start, end, err)
+		}
+		out = append(out, fmt.Sprintf("%s@%d", line, off))
+	}
+	return out, lr
+}
+
+// refMax is the model of a read with lines longer than max skipped: the
+// lines of refNonBlank as readLongLines gives them without prefixes. A
+// line's length for the limit includes a byte order mark.
+func refMax(data []byte, max int) []string {
+	var out []string
+	for _, l := range refLines(data) {
+		text := l.Line
+		if l.Off == 0 {
+			text = strings.TrimPrefix(text, "\uFEFF")
+		}
+		switch {
+		case len(l.Line) > max:
+			out = append(out, fmt.Sprintf("long(%d,%d)", l.Off, len(text)))
+		case text != "":
+			out = append(out, fmt.Sprintf("%s@%d", text, l.Off))
+		}
+	}
+	return out
+}
+
 func TestLineReaderWhole(t *testing.T) {
 	bom := "\uFEFF"
 	tests := []struct {
@@ -176,18 +235,52 @@ func TestLineReaderMaxLine(t *testing.T) {
 			t.Errorf("%q: got %v", in, got)
 		}
 	}
-	for _, in := range []string{"ab\nabcde\n", "ab\nabcde", "ab\nabcde\r\n", "ab\nabcdefghijklmnop"} {
-		lr := newLineReader(iotest.OneByteReader(strings.NewReader(in)), 0, int64(len(in)), opts)
-		if _, _, err := lr.Next(); err != nil {
-			t.Fatal(err)
+	// A longer line is skipped through its end and reported with its
+	// offset, length and first bytes; reading goes on after it.
+	for _, c := range []struct {
+		in   string
+		want string // lines, with long(offset,length,prefix) for a skipped one
+		n    int64  // Lines() at the end
+	}{
+		{"ab\nabcde\n", "ab@0 long(3,5,abcd)", 2},
+		{"ab\nabcde", "ab@0 long(3,5,abcd)", 2},
+		{"ab\nabcde\r\n", "ab@0 long(3,5,abcd)", 2},
+		{"ab\nabcdefghijklmnop", "ab@0 long(3,16,abcd)", 2},
+		{"ab\nabcde\r\nxy\rz", "ab@0 long(3,5,abcd) xy@10 z@13", 4},
+		{"abcdef\r\r\nabcde\n\nw", "long(0,6,abcd) long(9,5,abcd) w@16", 5},
+		{"ab\nabc\xe2\x82\xac\n", "ab@0 long(3,6,abc)", 2}, // cut before the split rune
+	} {
+		for _, r := range []io.Reader{strings.NewReader(c.in), iotest.OneByteReader(strings.NewReader(c.in))} {
+			got, lr := readLong(t, r, 0, int64(len(c.in)), opts)
+			if got != c.want || lr.Lines() != c.n {
+				t.Errorf("%q (%T): got %s, %d lines; want %s, %d", c.in, r, got, lr.Lines(), c.want, c.n)
+			}
 		}
-		_, _, err := lr.Next()
-		if err == nil || !strings.Contains(err.Error(), "offset 3") || !strings.Contains(err.Error(), "4 bytes") {
-			t.Errorf("%q: err %v, want a too-long error at offset 3", in, err)
+	}
+	// A byte order mark is not part of a long first line.
+	for _, r := range []io.Reader{strings.NewReader("\uFEFFabcdef\nx"), iotest.OneByteReader(strings.NewReader("\uFEFFabcdef\nx"))} {
+		lr := newLineReader(r, 0, 100, opts)
+		_, off, err := lr.Next()
+		long, ok := err.(*lineTooLongError)
+		if !ok || off != 0 || long.Length != 6 || len(long.Prefix) == 0 || !strings.HasPrefix("abcdef", string(long.Prefix)) {
+			t.Errorf("BOM and long line (%T): %v %+v", r, err, long)
 		}
-		if _, _, err2 := lr.Next(); err2 != err {
-			t.Errorf("error not sticky: %v", err2)
-		}
+	}
+	lr := newLineReader(strings.NewReader("ab\nabcde\n"), 0, 10, opts)
+	lr.Next()
+	if _, _, err := lr.Next(); err == nil || !strings.Contains(err.Error(), "offset 3") || !strings.Contains(err.Error(), "5 bytes long") ||
+		!strings.Contains(err.Error(), "4 bytes") {
+		t.Errorf("too-long error: %v", err)
+	}
+	// A read error while skipping a long line is returned, and sticks.
+	boom := errors.New("boom")
+	lr = newLineReader(&failReader{[]byte("ab\nabcdefgh"), boom}, 0, 100, opts)
+	lr.Next()
+	if _, _, err := lr.Next(); err != boom {
+		t.Errorf("read error in a long line: %v", err)
+	}
+	if _, _, err := lr.Next(); err != boom {
+		t.Errorf("read error not sticky: %v", err)
 	}
 	// The default grows the buffer past its initial size.
 	long := strings.Repeat("x", 3*lineBufSize)
@@ -320,6 +413,7 @@ func checkSplits(t *testing.T, data []byte, sizes []int64, oneByte bool) {
 	if n := int64(len(refLines(data))); lines != n {
 		t.Fatalf("splits' Lines() sum to %d, want %d", lines, n)
 	}
+	checkSplitsMax(t, data, sizes, oneByte)
 	// countLines agrees with the model's line numbering.
 	all := refLines(data)
 	for i, l := range all {
@@ -327,6 +421,35 @@ func checkSplits(t *testing.T, data []byte, sizes []int64, oneByte bool) {
 		if err != nil || n != int64(i) {
 			t.Fatalf("countLines(%d) = %d, %v; want %d", l.Off, n, err, i)
 		}
+	}
+}
+
+// checkSplitsMax reads data as splits of the given sizes with a small line
+// limit and compares with the model: every line longer than the limit is
+// reported once, by the split it belongs to, with its length, and every
+// other line is read as without a limit.
+func checkSplitsMax(t *testing.T, data []byte, sizes []int64, oneByte bool) {
+	t.Helper()
+	opts := &lineOptions{MaxLineBytes: 3 + int(sizes[0]%6)}
+	want := refMax(data, opts.MaxLineBytes)
+	var got []string
+	var lines int64
+	for start, k := int64(0), 0; start < int64(len(data)); k++ {
+		end := start + sizes[k%len(sizes)]
+		var r io.Reader = io.NewSectionReader(bytes.NewReader(data), start, int64(len(data))-start)
+		if oneByte {
+			r = iotest.OneByteReader(r)
+		}
+		part, lr := readLongLines(t, r, start, end, opts, false)
+		got = append(got, part...)
+		lines += lr.Lines()
+		start = end
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("splits %v of %q, limit %d:\n got %v\nwant %v", sizes, data, opts.MaxLineBytes, got, want)
+	}
+	if n := int64(len(refLines(data))); lines != n && len(data) > 0 {
+		t.Fatalf("limit %d: splits' Lines() sum to %d, want %d", opts.MaxLineBytes, lines, n)
 	}
 }
 

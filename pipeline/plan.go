@@ -123,6 +123,9 @@ func NewJob(spec *features.Spec, objects []Object, s *Settings) (*Job, error) {
 		// for that case, so each object is one split here.
 		size = math.MaxInt64
 	}
+	if n := countSplits(objects, size); n > MaxSplits {
+		return nil, tooManySplits(objects, size, n)
+	}
 	j.Splits = planSplits(objects, size)
 	if len(j.Splits) == 0 {
 		var names []string
@@ -144,6 +147,59 @@ type Split struct {
 	Length int64 `json:"length"`
 }
 
+// MaxSplits bounds the splits of one job. The coordinator keeps state per
+// split and per object and sends every worker the whole plan when it
+// joins (about 50 bytes a split): at this bound `shardprep run` over
+// 100,000 one-row objects peaks near 300 MB and a join sends about 5 MB.
+const MaxSplits = 100_000
+
+// TooManySplitsError is NewJob's error for an input that would make more
+// than MaxSplits splits.
+type TooManySplitsError struct {
+	Splits    int64 // splits the plan would have
+	Objects   int   // non-empty input objects
+	Bytes     int64 // their size
+	SplitSize int64 // the split size asked for
+	// MinSplitSize is the smallest split size (rounded up to whole KiB
+	// or MiB) that makes at most MaxSplits splits; 0 when the objects
+	// alone are more than MaxSplits, since each is at least one split.
+	MinSplitSize int64
+}
+
+func (e *TooManySplitsError) Error() string {
+	if e.MinSplitSize == 0 {
+		return fmt.Sprintf("the input has %d objects, more than the %d splits a job may have (each object is at least one split): run several jobs over parts of it",
+			e.Objects, MaxSplits)
+	}
+	return fmt.Sprintf("the input (%d objects, %d bytes) would make %d splits of %d bytes, more than the %d a job may have: use a split size of at least %d bytes",
+		e.Objects, e.Bytes, e.Splits, e.SplitSize, MaxSplits, e.MinSplitSize)
+}
+
+// tooManySplits describes objects, which make n splits of splitSize.
+func tooManySplits(objects []Object, splitSize, n int64) *TooManySplitsError {
+	e := &TooManySplitsError{Splits: n, SplitSize: splitSize}
+	for _, o := range objects {
+		if o.Size > 0 {
+			e.Objects++
+			e.Bytes += o.Size
+		}
+	}
+	if e.Objects > MaxSplits {
+		return e
+	}
+	// Grow a size rounded up to a whole unit until the plan fits.
+	unit := int64(1 << 10)
+	if e.Bytes/MaxSplits >= 1<<20 {
+		unit = 1 << 20
+	}
+	size := (e.Bytes/MaxSplits + unit) / unit * unit
+	for countSplits(objects, size) > MaxSplits {
+		size += unit
+	}
+	e.MinSplitSize = size
+	return e
+}
+
 // splitSlop lets the last split of an object be up to 10% longer than the
 // split size rather than leaving a small tail split (Hadoop's SPLIT_SLOP).
 const splitSlop = 1.1
@@ -158,7 +214,7 @@ const splitSlop = 1.1
 // whose Name ends in ".gz" is not splittable and gets exactly one split
 // covering its stored size. splitSize <= 0 means one split per object.
 func planSplits(objects []Object, splitSize int64) []Split {
-	var splits []Split
+	splits := make([]Split, 0, countSplits(objects, splitSize))
 	add := func(obj int, off, n int64) {
 		splits = append(splits, Split{Index: len(splits), Object: obj, Offset: off, Length: n})
 	}
@@ -179,6 +235,37 @@ func planSplits(objects []Object, splitSize int64) []Split {
 		add(i, off, rem)
 	}
 	return splits
+}
+
+// countSplits returns how many splits planSplits makes of objects,
+// without making them.
+func countSplits(objects []Object, splitSize int64) int64 {
+	var n int64
+	for _, o := range objects {
+		switch {
+		case o.Size <= 0:
+		case splitSize <= 0 || strings.HasSuffix(o.Name, ".gz"):
+			n++
+		default:
+			n += objectSplits(o.Size, splitSize)
+		}
+	}
+	return n
+}
+
+// objectSplits returns how many splits of splitSize (> 0) planSplits cuts
+// an object of size (> 0) into: the k full splits it takes while the rest
+// is over splitSlop splits, and the rest.
+func objectSplits(size, splitSize int64) int64 {
+	over := func(k int64) bool { return float64(size-k*splitSize)/float64(splitSize) > splitSlop }
+	k := max(int64(math.Ceil(float64(size)/float64(splitSize)-splitSlop)), 0)
+	for k > 0 && !over(k-1) { // float rounding: step to the first k not over
+		k--
+	}
+	for over(k) {
+		k++
+	}
+	return k + 1
 }
 
 // newRunID returns 16 random bytes in hex.

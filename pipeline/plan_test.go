@@ -1,8 +1,12 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/shardprep/shardprep/features"
 )
 
 func TestPlanSplits(t *testing.T) {
@@ -49,5 +53,52 @@ func TestPlanSplitsCover(t *testing.T) {
 				t.Fatalf("size %d split %d: covers %d", size, split, off)
 			}
 		}
+	}
+}
+
+// countSplits agrees with planSplits, and NewJob refuses a plan over
+// MaxSplits with the split size that would fit.
+func TestCountSplits(t *testing.T) {
+	for size := int64(1); size < 2000; size += 13 {
+		for split := int64(1); split < 300; split += 3 {
+			objs := []Object{{Name: "x", Size: size}, {Name: "y.gz", Size: size}, {Name: "z", Size: 0}}
+			if n, want := countSplits(objs, split), int64(len(planSplits(objs, split))); n != want {
+				t.Fatalf("size %d split %d: count %d, plan %d", size, split, n, want)
+			}
+		}
+	}
+	for _, c := range []struct{ size, split int64 }{{1 << 40, 1}, {1 << 40, 7 << 20}, {3 << 30, 64 << 10}, {(1 << 50) + 12345, 1 << 30}} {
+		n := objectSplits(c.size, c.split)
+		last := c.size - (n-1)*c.split
+		if n < 1 || float64(last) > splitSlop*float64(c.split) || (n > 1 && float64(last+c.split) <= splitSlop*float64(c.split)) {
+			t.Errorf("objectSplits(%d, %d) = %d: last split %d", c.size, c.split, n, last)
+		}
+	}
+}
+
+func TestNewJobBoundsSplits(t *testing.T) {
+	spec, err := features.ParseSpec([]byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := []Object{{URL: "a", Name: "a", Size: 20 << 30}, {URL: "b", Name: "b", Size: 3 << 20}}
+	_, err = NewJob(spec, objs, &Settings{SplitSize: 64 << 10})
+	var e *TooManySplitsError
+	if !errors.As(err, &e) || e.Objects != 2 || e.Splits != countSplits(objs, 64<<10) || e.MinSplitSize != 210<<10 {
+		t.Fatalf("20 GiB at 64 KiB: %v (%+v)", err, e)
+	}
+	if _, err := NewJob(spec, objs, &Settings{SplitSize: e.MinSplitSize}); err != nil {
+		t.Errorf("at the suggested split size: %v", err)
+	}
+	if _, err := NewJob(spec, objs, &Settings{SplitSize: e.MinSplitSize - 1<<10}); err == nil {
+		t.Errorf("below the suggested split size: no error")
+	}
+	many := make([]Object, MaxSplits+1)
+	for i := range many {
+		many[i] = Object{URL: fmt.Sprint(i), Name: fmt.Sprint(i), Size: 10}
+	}
+	_, err = NewJob(spec, many, &Settings{SplitMode: SplitSpark})
+	if !errors.As(err, &e) || e.MinSplitSize != 0 || !strings.Contains(err.Error(), "100001 objects") {
+		t.Errorf("too many objects: %v", err)
 	}
 }

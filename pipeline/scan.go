@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -18,9 +19,10 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// maxLineBytes bounds the length of an input line. A split reads at most
-// this far (and a terminator) past its end to finish its last line: a
-// longer line is an error anyway.
+// maxLineBytes bounds the length of an input line. A split reads this far
+// (and a terminator) past its end in one range to finish its last line; a
+// longer line is invalid, and the split reads on to its end only to skip
+// it.
 const maxLineBytes = 1 << 20
 
 // offsetColumn names the int64 column a decoder adds to every record: the
@@ -31,7 +33,7 @@ const offsetColumn = "__offset"
 type parseError struct {
 	Object string // URL of the object
 	Line   int64  // 1-based line number; 0 if unknown
-	Offset int64  // byte offset of the line's first byte
+	Offset int64  // byte offset of the line's first byte; -1: the whole object
 	Column string // column name; empty for whole-line problems
 	Value  string // the offending text, shortened for display
 	Reason string
@@ -41,9 +43,10 @@ type parseError struct {
 func (e *parseError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Object)
-	if e.Line > 0 {
+	switch {
+	case e.Line > 0:
 		fmt.Fprintf(&b, ": line %d", e.Line)
-	} else {
+	case e.Offset >= 0:
 		fmt.Fprintf(&b, ": line at byte %d", e.Offset)
 	}
 	if e.Column != "" {
@@ -99,19 +102,39 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 // runFit runs the fit pass over the split.
 func (t *splitTask) runFit(ctx context.Context) (taskResult, error) {
 	st := features.NewStats(t.job.Spec)
+	fitOnly := t.job.OnInvalid != PolicySkip
 	res, err := t.scan(ctx, scanOptions{
 		// With the skip policy every column is validated, so rows that
 		// the transform pass will drop do not count towards the model.
-		decode:    decodeOptions{FitOnly: t.job.OnInvalid != PolicySkip},
+		decode:    decodeOptions{FitOnly: fitOnly},
 		batchRows: t.job.BatchRows,
 		rows:      func(_ context.Context, rec arrow.Record) error { return st.Add(rec) },
 		reject:    func(context.Context, []byte, *parseError) error { return nil },
 	})
+	if pe := (*parseError)(nil); fitOnly && errors.As(err, &pe) {
+		err = t.firstInvalid(ctx, err)
+	}
 	if err != nil {
 		return res, err
 	}
 	res.Stats = st
 	return res, nil
+}
+
+// firstInvalid returns the error of the first invalid row of the split,
+// err being that of a row that the fit pass, which parses only the
+// categorical columns, found invalid: an earlier row may have a bad
+// number, which only the transform pass would find. It validates the
+// split's rows as the transform pass does, up to the first invalid one.
+func (t *splitTask) firstInvalid(ctx context.Context, err error) error {
+	_, full := t.scan(ctx, scanOptions{
+		batchRows: t.job.BatchRows,
+		rows:      func(context.Context, arrow.Record) error { return nil },
+	})
+	if pe := (*parseError)(nil); errors.As(full, &pe) {
+		return full
+	}
+	return err
 }
 
 // scanOptions say how a scan decodes and where its rows go.
@@ -159,20 +182,34 @@ func (s *scanner) run(ctx context.Context) error {
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			return s.readError(ctx, err)
+		long, _ := err.(*lineTooLongError)
+		if err != nil && long == nil {
+			return err
 		}
 		if b := s.in.lr.BytesRead(); b-s.lastBytes > 64<<10 {
 			s.ctr.bytes.Add(b - s.lastBytes)
 			s.lastBytes = b
 		}
-		headerRow := first && off == 0
-		first = false
-		if headerRow && s.job.Header {
+		if first {
+			first = false
+			if header, err := s.isHeader(ctx, off); err != nil || header {
+				if err == nil {
+					err = s.checkHeader(ctx, line, off, long)
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if long != nil {
+			if err := s.tooLong(ctx, long); err != nil {
+				return err
+			}
 			continue
 		}
 		if fe := s.dec.Add(line, off); fe != nil {
-			if err := s.invalid(ctx, line, off, fe, headerRow); err != nil {
+			if err := s.invalid(ctx, line, off, fe); err != nil {
 				return err
 			}
 			continue
@@ -204,25 +241,67 @@ func (s *scanner) flush(ctx context.Context) error {
 	return s.rows(ctx, rec)
 }
 
-// readError gives a parseError from reading the split its line number.
-func (s *scanner) readError(ctx context.Context, err error) error {
-	var pe *parseError
-	if errors.As(err, &pe) {
-		if n, cerr := countLinesBefore(ctx, s.src, s.in.obj, pe.Offset); cerr == nil && !isCompressed(s.in.obj) {
-			pe.Line = n + 1
-		}
+// isHeader reports whether the line at off, the first line the split
+// returned, is a header row to skip: with the Header setting, the first
+// non-blank line of each object is.
+func (s *scanner) isHeader(ctx context.Context, off int64) (bool, error) {
+	if !s.job.Header {
+		return false, nil
 	}
-	return err
+	return s.in.startsObject(ctx, off)
+}
+
+// checkHeader refuses a header row (line at off; long if it was too long
+// to read) whose names are not the spec's columns in the spec's order
+// (compared without case): the columns would be read under the wrong
+// names. It is an error under either policy.
+func (s *scanner) checkHeader(ctx context.Context, line []byte, off int64, long *lineTooLongError) error {
+	if long == nil && looksLikeHeader(s.job.Spec, line) {
+		return nil
+	}
+	names := make([]string, len(s.job.Spec.Columns))
+	for i, c := range s.job.Spec.Columns {
+		names[i] = c.Name
+	}
+	got := string(line)
+	if long != nil {
+		got = fmt.Sprintf("a line of %d bytes", long.Length)
+	} else if len(got) > 200 {
+		got = got[:200] + "..."
+	}
+	return &parseError{Object: s.in.obj.URL, Offset: off, Line: s.in.lineNumber(ctx),
+		Reason: fmt.Sprintf("the header row names the columns %s, but the spec's columns are %s, in that order: "+
+			"reorder the spec's columns to match the file (or leave out --header if the file has none)", strings.TrimSpace(got), strings.Join(names, ","))}
 }
 
 // invalid handles a line the decoder refused: the scan's error, or a
 // rejected row under the skip policy.
-func (s *scanner) invalid(ctx context.Context, line []byte, off int64, fe *fieldError, headerRow bool) error {
+func (s *scanner) invalid(ctx context.Context, line []byte, off int64, fe *fieldError) error {
 	pe := &parseError{Object: s.in.obj.URL, Offset: off, Column: fe.Column, Value: fe.Value, Reason: fe.Reason, Err: fe}
-	if headerRow && looksLikeHeader(s.job.Spec, line) {
-		pe.Column, pe.Value = "", ""
-		pe.Reason = "the first line looks like a header row; pass --header if the input has one"
+	if !s.job.Header && off == s.in.firstOff && looksLikeHeader(s.job.Spec, line) {
+		if first, err := s.in.startsObject(ctx, off); err == nil && first {
+			pe.Column, pe.Value = "", ""
+			pe.Reason = "the first line looks like a header row; pass --header if the input has one"
+		}
 	}
+	return s.refuse(ctx, line, pe)
+}
+
+// tooLong handles a line longer than maxLineBytes, which the line reader
+// has skipped: the scan's error, or a rejected row, of which the rejected
+// rows keep the first bytes, under the skip policy.
+func (s *scanner) tooLong(ctx context.Context, e *lineTooLongError) error {
+	pe := &parseError{Object: s.in.obj.URL, Offset: e.Offset, Err: e,
+		Reason: fmt.Sprintf("the line is %d bytes long, longer than the limit of %d bytes", e.Length, e.Max)}
+	if s.job.OnInvalid == PolicySkip {
+		pe.Reason += fmt.Sprintf("; its text here is cut to its first %d bytes", len(e.Prefix))
+	}
+	return s.refuse(ctx, e.Prefix, pe)
+}
+
+// refuse numbers the line of pe, an invalid row, and returns pe, or under
+// the skip policy counts the row and hands it to the reject option.
+func (s *scanner) refuse(ctx context.Context, line []byte, pe *parseError) error {
 	pe.Line = s.in.lineNumber(ctx)
 	if s.job.OnInvalid != PolicySkip || s.reject == nil {
 		return pe
@@ -250,55 +329,198 @@ func (t *splitTask) openInput(ctx context.Context) (*splitInput, error) {
 	obj := t.object()
 	in := &splitInput{t: t, obj: obj, lineBase: -1}
 	if isCompressed(obj) {
-		rc, err := t.src.NewRangeReader(ctx, obj.URL, obj.ETag, 0, -1)
-		if err != nil {
+		if err := in.openGzip(ctx); err != nil {
 			return nil, err
 		}
-		zr, err := gzip.NewReader(bufio.NewReaderSize(rc, 256<<10))
-		if err != nil {
-			rc.Close()
-			return nil, &parseError{Object: obj.URL, Reason: "not a gzip stream: " + err.Error(), Err: err}
-		}
-		in.rc = struct {
-			io.Reader
-			io.Closer
-		}{zr, rc}
-		in.lr = newLineReader(in.rc, 0, 1<<62, &lineOptions{MaxLineBytes: maxLineBytes})
 		return in, nil
 	}
-	length := s.Length + maxLineBytes + 2
-	if s.Offset+length > obj.Size {
-		length = obj.Size - s.Offset
-	}
+	length := min(s.Length+maxLineBytes+2, obj.Size-s.Offset)
 	rc, err := t.src.NewRangeReader(ctx, obj.URL, obj.ETag, s.Offset, length)
 	if err != nil {
 		return nil, err
 	}
-	in.rc = rc
-	in.lr = newLineReader(rc, s.Offset, s.Offset+s.Length, &lineOptions{MaxLineBytes: maxLineBytes})
+	in.rc = &rangeChain{rc: rc, off: s.Offset, size: obj.Size, more: func(off int64) (io.ReadCloser, error) {
+		return t.src.NewRangeReader(ctx, obj.URL, obj.ETag, off, -1)
+	}}
+	in.lr = newLineReader(in.rc, s.Offset, s.Offset+s.Length, &lineOptions{MaxLineBytes: maxLineBytes})
 	return in, nil
+}
+
+// openGzip opens the split of a gzip object: the whole object,
+// decompressed.
+func (in *splitInput) openGzip(ctx context.Context) error {
+	rc, err := in.t.src.NewRangeReader(ctx, in.obj.URL, in.obj.ETag, 0, -1)
+	if err != nil {
+		return err
+	}
+	src := &sourceReader{r: rc}
+	zr, err := gzip.NewReader(bufio.NewReaderSize(src, 256<<10))
+	if err != nil {
+		rc.Close()
+		return gzipError(in.obj.URL, src, err, 0)
+	}
+	in.rc = struct {
+		io.Reader
+		io.Closer
+	}{&gzipReader{zr: zr, src: src, url: in.obj.URL}, rc}
+	in.lr = newLineReader(in.rc, 0, 1<<62, &lineOptions{MaxLineBytes: maxLineBytes})
+	return nil
 }
 
 func isCompressed(o Object) bool { return strings.HasSuffix(o.Name, ".gz") }
 
-// next returns the next non-blank line; io.EOF at the end of the split.
+// rangeChain reads an object from an offset on: through rc, a range that
+// may end before the object does, then, only if read past that range's
+// end, through a second range to the end of the object, which more opens.
+type rangeChain struct {
+	rc   io.ReadCloser
+	off  int64 // object offset of the next byte
+	size int64 // the object's size
+	more func(off int64) (io.ReadCloser, error)
+	err  error // more's error, returned from then on
+}
+
+func (c *rangeChain) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.rc.Read(p)
+	c.off += int64(n)
+	if err == io.EOF && c.off < c.size && c.more != nil {
+		c.rc.Close()
+		c.rc, c.err = c.more(c.off)
+		c.more = nil
+		if c.err != nil {
+			c.rc = nil
+			return n, c.err
+		}
+		err = nil
+	}
+	return n, err
+}
+
+func (c *rangeChain) Close() error {
+	if c.rc == nil {
+		return nil
+	}
+	return c.rc.Close()
+}
+
+// sourceReader remembers the first error of r other than io.EOF, to tell
+// a failed read of the object from a broken stream in its bytes.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// gzipReader decompresses a gzip object; an error of the stream itself
+// (truncated, corrupt) is a parseError naming the object.
+type gzipReader struct {
+	zr  *gzip.Reader
+	src *sourceReader
+	url string
+	n   int64 // decompressed bytes returned
+}
+
+func (g *gzipReader) Read(p []byte) (int, error) {
+	n, err := g.zr.Read(p)
+	g.n += int64(n)
+	if err != nil && err != io.EOF {
+		err = gzipError(g.url, g.src, err, g.n)
+	}
+	return n, err
+}
+
+// gzipError returns err, met after n decompressed bytes of the gzip
+// object at url: the source's own read error as it is (another attempt
+// may read the object), otherwise a parseError for the whole object,
+// since its bytes are not a complete gzip stream and no retry mends that.
+func gzipError(url string, src *sourceReader, err error, n int64) error {
+	if src.err != nil {
+		return src.err
+	}
+	reason := fmt.Sprintf("the gzip stream is truncated or corrupt: %v (after %d bytes decompressed); check the object with gzip -t", err, n)
+	if n == 0 && errors.Is(err, gzip.ErrHeader) {
+		reason = fmt.Sprintf("not a gzip stream (%v), though its name ends in .gz", err)
+	}
+	return &parseError{Object: url, Offset: -1, Reason: reason, Err: err}
+}
+
+// next returns the next non-blank line; io.EOF at the end of the split; a
+// *lineTooLongError (with the line's offset) for a line skipped as too
+// long.
 func (in *splitInput) next() ([]byte, int64, error) {
 	line, off, err := in.lr.Next()
 	if err != nil {
-		if err == io.EOF {
-			return nil, 0, io.EOF
+		long, ok := err.(*lineTooLongError)
+		if !ok {
+			return nil, 0, err
 		}
-		var tl *lineTooLongError
-		if errors.As(err, &tl) {
-			return nil, 0, &parseError{Object: in.obj.URL, Offset: tl.Offset,
-				Reason: fmt.Sprintf("line longer than %d bytes", tl.Max), Err: tl}
-		}
-		return nil, 0, err
+		off = long.Offset
 	}
 	if !in.firstSeen {
 		in.firstSeen, in.firstOff, in.firstLines = true, off, in.lr.Lines()
 	}
-	return line, off, nil
+	return line, off, err
+}
+
+// startsObject reports whether the line at off, the first line this split
+// returned, is its object's first non-blank line: whether only line
+// terminators (and a byte order mark at offset 0) come before it. Only a
+// split not at offset 0 reads the object to know, from its start, and
+// stops at the first other byte.
+func (in *splitInput) startsObject(ctx context.Context, off int64) (bool, error) {
+	if off == 0 || in.t.split.Offset == 0 || isCompressed(in.obj) {
+		return true, nil
+	}
+	const head = 4 << 10 // one small read settles it for most objects
+	for from := int64(0); from < off; {
+		n := off - from
+		if from == 0 {
+			n = min(n, head)
+		}
+		rc, err := in.t.src.NewRangeReader(ctx, in.obj.URL, in.obj.ETag, from, n)
+		if err != nil {
+			return false, err
+		}
+		blank, err := onlyTerminators(rc, from == 0)
+		rc.Close()
+		if err != nil || !blank {
+			return false, err
+		}
+		from += n
+	}
+	return true, nil
+}
+
+// onlyTerminators reports whether r yields nothing but '\r' and '\n' (after
+// a byte order mark, when bom is set).
+func onlyTerminators(r io.Reader, bom bool) (bool, error) {
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := io.ReadFull(r, buf)
+		b := buf[:n]
+		if bom {
+			b, bom = bytes.TrimPrefix(b, utf8BOM), false
+		}
+		if len(bytes.Trim(b, "\r\n")) > 0 {
+			return false, nil
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }
 
 // lineNumber returns the 1-based number of the line this split has just
@@ -311,10 +533,9 @@ func (in *splitInput) lineNumber(ctx context.Context) int64 {
 		case in.t.split.Offset == 0 || isCompressed(in.obj):
 			in.lineBase = 0
 		case first > 0:
-			// lines before the split's first line = first-1, plus blank
-			// lines of this split before its first returned line, which
-			// the reader counted.
-			in.lineBase = first - 1 + (in.firstLines - 1)
+			// first numbers the split's first line, blank or not, as
+			// lr.Lines() counts from it.
+			in.lineBase = first - 1
 		default:
 			n, err := countLinesBefore(ctx, in.t.src, in.obj, in.firstOff)
 			if err != nil {

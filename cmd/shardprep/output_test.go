@@ -112,7 +112,7 @@ func TestOverwriteRefusesForeignFiles(t *testing.T) {
 		_, stderr, code := runBin(t, baseEnv(), append([]string{"run", "--output", out, "--quiet"}, args...)...)
 		return stderr, code
 	}
-	if stderr, code := run("--seed", "1", "--split-size", "16KiB"); code != 0 {
+	if stderr, code := run("--seed", "1", "--split-size", "64KiB"); code != 0 {
 		t.Fatalf("first run: exit %d\n%s", code, stderr)
 	}
 	first := tree(t, out)
@@ -208,10 +208,13 @@ func TestUncommittedOutputUnderInputIsLeftOut(t *testing.T) {
 	killed := start(t, "killed", baseEnv(), shardprepBin(t), "run", "--input", testData(t), "--output", filepath.Join(data, "out"),
 		"--seed", "3", "--split-size", "256KiB", "--workers", "1", "--log-format", "json")
 	claimOf(t, killed, filepath.Join(data, "out"))
-	killed.await(5*time.Second, func() bool {
-		parts, _ := filepath.Glob(filepath.Join(data, "out", "train", "part-*"))
-		return len(parts) > 0
-	})
+	// Kill it while it writes: its parts are staged, not yet published.
+	if !killed.await(time.Minute, func() bool {
+		staged, _ := filepath.Glob(filepath.Join(data, "out", "train", ".part-*.stage-*"))
+		return len(staged) > 0
+	}) {
+		t.Fatalf("the job staged no part\n%s", killed.errText())
+	}
 	killed.signal(t, syscall.SIGKILL)
 	killed.wait(t, time.Minute)
 	noSuccess(t, filepath.Join(data, "out"))

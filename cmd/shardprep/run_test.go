@@ -81,7 +81,7 @@ const expectedPath = "../../features/testdata/abalone.expected.csv"
 
 func TestBundledSampleMatchesSpark(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	stdout := mustRun(t, "run", "--output", out, "--seed", "7", "--quiet")
+	stdout := mustRun(t, "run", "--output", out, "--seed", "7")
 	if !strings.Contains(stdout, out) {
 		t.Errorf("summary does not say where the output is:\n%s", stdout)
 	}
@@ -119,12 +119,10 @@ func TestBundledSampleMatchesSpark(t *testing.T) {
 // bytes for any worker count and split size, and again on a re-run.
 func TestOutputIndependentOfWorkersAndSplits(t *testing.T) {
 	in := filepath.Join(t.TempDir(), "abalone.csv")
-	if err := os.WriteFile(in, bundledCSV, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustRun(t, "gen", "--rows", "60000", "--seed", "3", "--out", in)
 	var ref [2][]byte
 	for i, c := range []struct{ workers, split string }{
-		{"1", "32MiB"}, {"1", "32MiB"}, {"2", "16KiB"}, {"8", "7000"}, {"2", "50000"},
+		{"1", "32MiB"}, {"1", "32MiB"}, {"2", "64KiB"}, {"8", "70001"}, {"2", "1MiB"},
 	} {
 		out := filepath.Join(t.TempDir(), "out")
 		mustRun(t, "run", "--input", in, "--output", out, "--seed", "42", "--workers", c.workers, "--split-size", c.split, "--quiet")
@@ -136,10 +134,10 @@ func TestOutputIndependentOfWorkersAndSplits(t *testing.T) {
 		if !bytes.Equal(got[0], ref[0]) || !bytes.Equal(got[1], ref[1]) {
 			t.Errorf("workers %s split size %s: output differs from the first run", c.workers, c.split)
 		}
-		if c.split == "7000" {
+		if c.split == "64KiB" {
 			m := readManifest(t, out)
-			if len(m.Parts) < 20 {
-				t.Errorf("split size 7000 made %d parts, want ~28", len(m.Parts))
+			if len(m.Parts) < 40 {
+				t.Errorf("split size 64KiB made %d parts, want ~49", len(m.Parts))
 			}
 		}
 	}

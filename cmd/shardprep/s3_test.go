@@ -318,22 +318,22 @@ func TestS3GrantsScenario(t *testing.T) {
 
 	aIn := e.area("UserA")
 	aOut := aIn + "output/"
-	splits16k := (len(sample) + 16<<10 - 1) / (16 << 10)
+	splits64k := (len(sample) + 64<<10 - 1) / (64 << 10)
 
 	t.Run("usera processes UserA", func(t *testing.T) {
 		var r cliResult
 		calls := assumeRoles(func() {
-			r = as("a", "run", "--input", e.url(aIn), "--output", e.url(aOut), "--seed", "7", "--split-size", "16KiB", "--quiet", "--log-format", "json")
+			r = as("a", "run", "--input", e.url(aIn), "--output", e.url(aOut), "--seed", "7", "--split-size", "64KiB", "--log-format", "json")
 		})
 		ok(t, r)
-		m := checkOutput(t, aOut, splits16k)
+		m := checkOutput(t, aOut, splits64k)
 		if len(m.Inputs) != 1 || m.Inputs[0].URL != e.url(aIn+"abalone.csv") {
 			t.Errorf("inputs %+v, want only %s", m.Inputs, e.url(aIn+"abalone.csv"))
 		}
 		// Input (READ) and output (READWRITE) fall under one grant,
 		// UserA/* READWRITE: one AssumeRole serves both, for all splits.
 		if n := grantCalls(r.stdout); n != 1 || calls != 1 {
-			t.Errorf("summary says %d grant calls, MinIO saw %d AssumeRole; want 1 for %d splits\n%s", n, calls, splits16k, r.stdout)
+			t.Errorf("summary says %d grant calls, MinIO saw %d AssumeRole; want 1 for %d splits\n%s", n, calls, splits64k, r.stdout)
 		}
 	})
 
@@ -350,8 +350,8 @@ func TestS3GrantsScenario(t *testing.T) {
 		first := e.split(t, aOut, "train")
 		r := as("a", "run", "--input", e.url(aIn), "--output", e.url(aOut), "--seed", "7", "--quiet")
 		denied(t, r, "already exists", "--overwrite")
-		ok(t, as("a", "run", "--input", e.url(aIn), "--output", e.url(aOut), "--seed", "7", "--split-size", "16KiB", "--quiet", "--overwrite"))
-		m := checkOutput(t, aOut, splits16k)
+		ok(t, as("a", "run", "--input", e.url(aIn), "--output", e.url(aOut), "--seed", "7", "--split-size", "64KiB", "--quiet", "--overwrite"))
+		m := checkOutput(t, aOut, splits64k)
 		if len(m.Inputs) != 1 {
 			t.Errorf("re-run over its own output read %d objects: %+v", len(m.Inputs), m.Inputs)
 		}
@@ -360,7 +360,7 @@ func TestS3GrantsScenario(t *testing.T) {
 		}
 		// Into another output: the earlier output under the input is left out.
 		other := aIn + "output2/"
-		r = as("a", "run", "--input", e.url(aIn), "--output", e.url(other), "--seed", "7", "--quiet", "--log-format", "json")
+		r = as("a", "run", "--input", e.url(aIn), "--output", e.url(other), "--seed", "7", "--log-format", "json")
 		ok(t, r)
 		if m := checkOutput(t, other, 1); len(m.Inputs) != 1 {
 			t.Errorf("run into a second output read %d objects: %+v", len(m.Inputs), m.Inputs)
@@ -402,7 +402,7 @@ func TestS3GrantsScenario(t *testing.T) {
 
 	t.Run("userb fallback", func(t *testing.T) {
 		before := e.snapshot(t)
-		r := as("b", "run", "--input", e.url(aIn), "--output", e.url(e.area("UserB")+"fallback/"), "--grants-fallback", "--seed", "1", "--quiet", "--log-format", "json")
+		r := as("b", "run", "--input", e.url(aIn), "--output", e.url(e.area("UserB")+"fallback/"), "--grants-fallback", "--seed", "1", "--log-format", "json")
 		denied(t, r, "access denied to "+e.url(aIn))
 		if !errors.Is(r.err, fs.ErrPermission) {
 			t.Errorf("error %v is not fs.ErrPermission", r.err)
@@ -424,11 +424,11 @@ func TestS3GrantsScenario(t *testing.T) {
 		for _, c := range []struct {
 			size   string
 			splits int
-		}{{"16KiB", splits16k}, {"32MiB", 1}} {
+		}{{"64KiB", splits64k}, {"32MiB", 1}} {
 			out := aIn + "cross-" + c.size + "/"
 			var r cliResult
 			calls := assumeRoles(func() {
-				r = as("a", "run", "--input", e.url(e.area("Product")+"abalone.csv"), "--output", e.url(out), "--seed", "3", "--split-size", c.size, "--quiet")
+				r = as("a", "run", "--input", e.url(e.area("Product")+"abalone.csv"), "--output", e.url(out), "--seed", "3", "--split-size", c.size)
 			})
 			ok(t, r)
 			checkOutput(t, out, c.splits)
@@ -544,7 +544,7 @@ func TestS3JobOutlivesGrantCredentials(t *testing.T) {
 	in := e.area("UserA")
 	e.put(t, in+"abalone.csv", sample)
 	common := []string{"run", "--credentials", "grants", "--grants-file", e.grants, "--s3-endpoint", e.Endpoint,
-		"--input", e.url(in + "abalone.csv"), "--seed", "11", "--split-size", "16KiB", "--workers", "2", "--quiet"}
+		"--input", e.url(in + "abalone.csv"), "--seed", "11", "--split-size", "64KiB", "--workers", "2"}
 
 	stable, _, err := e.run(context.Background(), e.userEnv("a"), append(common, "--output", e.url(in+"stable/"))...)
 	if err != nil {

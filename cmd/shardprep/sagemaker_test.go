@@ -24,8 +24,8 @@ func TestSubmitDryRunChecksJobArgs(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		{"misspelt flag", nil, []string{"--inptu", "s3://b/in/", "--output", "s3://b/out/"}, "flag provided but not defined: -inptu"},
-		{"seed not a number", nil, []string{"--input", "s3://b/in/", "--output", "s3://b/out/", "--seed", "abc"}, `not a whole number: "abc"`},
+		{"misspelt flag", nil, []string{"--inptu", "s3://b/in/", "--output", "s3://b/out/"}, "job arguments after --: unknown flag --inptu (did you mean --input?)"},
+		{"seed not a number", nil, []string{"--input", "s3://b/in/", "--output", "s3://b/out/", "--seed", "abc"}, `job arguments after --: --seed "abc": not a whole number`},
 		{"local output on two instances", []string{"--instance-count", "2"}, []string{"--input", "s3://b/in/", "--output", "/opt/ml/processing/output"}, "a job on 2 instances needs an s3:// output"},
 		{"cluster secret in the job's environment", []string{"--env", "SHARDPREP_CLUSTER_SECRET=0123456789abcdef0123"}, []string{"--input", "s3://b/in/", "--output", "s3://b/out/"}, "anyone allowed to describe the job"},
 		{"no input", nil, []string{"--output", "s3://b/out/"}, "no input or output"},
