@@ -125,7 +125,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	case "gen":
 		return runGen(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "shardprep %s\n", version)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, topUsage)

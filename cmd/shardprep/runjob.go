@@ -306,6 +306,10 @@ func displayRoot(root string) string {
 }
 
 func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Duration) {
+	if l, ok := w.(*logLines); ok { // the container's stdout: one event
+		l.summary(m, output, wall)
+		return
+	}
 	secs := wall.Seconds()
 	fmt.Fprintf(w, "shardprep: committed %s\n", output)
 	fmt.Fprintf(w, "  rows read   %d (%s, %s, %s)\n", m.Totals.RowsIn+m.Totals.Rejected,
