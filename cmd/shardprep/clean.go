@@ -17,7 +17,7 @@ type cleanConfig struct {
 	store     storeFlags
 }
 
-func parseClean(args []string, stderr io.Writer) (*cleanConfig, error) {
+func parseClean(args []string, _ func(string) string, stderr io.Writer) (*cleanConfig, error) {
 	var cfg cleanConfig
 	fs := newFlagSet("clean", cleanUsage, stderr)
 	fs.BoolVar(&cfg.yes, "yes", false, "remove what it finds (default: only print it)")

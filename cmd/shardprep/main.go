@@ -91,33 +91,17 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		cfg, err := parseRun(rest, stderr)
-		if err != nil {
-			return err
-		}
-		return runJob(ctx, cfg, env, stdout, stderr)
+		return configured(parseRun, runJob)(ctx, rest, env, stdout, stderr)
 	case "coordinator":
-		cfg, err := parseCoordinator(rest, env, stderr)
-		if err != nil {
-			return err
-		}
-		return runCoordinator(ctx, cfg, env, stdout, stderr)
+		return configured(parseCoordinator, runCoordinator)(ctx, rest, env, stdout, stderr)
 	case "worker":
-		cfg, err := parseWorker(rest, env, stderr)
-		if err != nil {
-			return err
-		}
-		return runWorker(ctx, cfg, env, stdout, stderr)
+		return configured(parseWorker, runWorker)(ctx, rest, env, stdout, stderr)
+	case "clean":
+		return configured(parseClean, runClean)(ctx, rest, env, stdout, stderr)
 	case "container":
 		return runContainer(ctx, rest, env, stdout, stderr)
 	case "submit":
 		return runSubmit(ctx, rest, env, stdout, stderr)
-	case "clean":
-		cfg, err := parseClean(rest, stderr)
-		if err != nil {
-			return err
-		}
-		return runClean(ctx, cfg, env, stdout, stderr)
 	case "head":
 		return runHead(ctx, rest, env, stdout, stderr)
 	case "report":
@@ -133,4 +117,18 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	fmt.Fprint(stderr, topUsage)
 	return usagef("unknown command %q", cmd)
+}
+
+// configured is a command that parses its flags into a config C, then
+// runs it.
+func configured[C any](parse func([]string, func(string) string, io.Writer) (C, error),
+	run func(context.Context, C, func(string) string, io.Writer, io.Writer) error,
+) func(context.Context, []string, func(string) string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+		cfg, err := parse(args, env, stderr)
+		if err != nil {
+			return err
+		}
+		return run(ctx, cfg, env, stdout, stderr)
+	}
 }

@@ -22,7 +22,7 @@ import (
 const version = pipeline.Version
 
 // parseRun parses run's flags; positional arguments are more inputs.
-func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
+func parseRun(args []string, _ func(string) string, stderr io.Writer) (*runConfig, error) {
 	var cfg runConfig
 	fs := newFlagSet("run", runUsage, stderr)
 	cfg.register(fs)
