@@ -60,7 +60,7 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 			return res, nil, err
 		}
 	}
-	o := scanOptions{batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
+	o := scanOptions{decode: decodeOptions{Text: true}, batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
 	if t.job.SplitMode == SplitSpark {
 		o.batchRows, o.rows = 0, tt.transformSpark
 	}
