@@ -101,6 +101,8 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 
 // runFit runs the fit pass over the split.
 func (t *splitTask) runFit(ctx context.Context) (taskResult, error) {
+	t, release := t.recycling()
+	defer release()
 	st := features.NewStats(t.job.Spec)
 	res, err := t.scan(ctx, scanOptions{
 		// With the skip policy every column is validated, so rows that

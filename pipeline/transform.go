@@ -40,6 +40,8 @@ type transformTask struct {
 // parts in sink under stage; it returns what it staged. Nothing is staged
 // when it fails.
 func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (res taskResult, parts []stagedPart, err error) {
+	t, release := t.recycling()
+	defer release()
 	ctx, cancel := context.WithCancel(ctx)
 	names := splitNames(t.job.Spec)
 	tt := &transformTask{splitTask: t, sink: sink, stage: stage, model: t.fit.model, bounds: t.job.Spec.Bounds(),
