@@ -6,6 +6,8 @@
 #   scripts/bench.sh --huge            also 100M rows (5.3 GB, generated once) at --workers 2
 #   scripts/bench.sh --compare BIN     also time another shardprep binary (e.g. an older build)
 #   scripts/bench.sh --rounds N        N rounds instead of 3 (medians are taken over them)
+#   scripts/bench.sh --report FILE     print the table of an earlier run's raw results (each run
+#                                      keeps them in $SHARDPREP_BENCH_DIR/results.txt)
 #
 # Data is generated once (`shardprep gen --seed 1`) under $SHARDPREP_BENCH_DIR (default
 # /tmp/shardprep-bench) and kept; the page cache is left warm. Each round runs every
@@ -20,13 +22,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 
-rounds=3 huge=0 compare=""
+rounds=3 huge=0 compare="" report=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --huge) huge=1 ;;
     --rounds) rounds=$2; shift ;;
     --compare) compare=$2; shift ;;
-    *) echo "usage: scripts/bench.sh [--rounds N] [--huge] [--compare BIN]" >&2; exit 2 ;;
+    --report) report=$2; shift ;;
+    *) echo "usage: scripts/bench.sh [--rounds N] [--huge] [--compare BIN] [--report FILE]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -38,7 +41,7 @@ mkdir -p "$data/bin"
 work=$(mktemp -d "${TMPDIR:-/tmp}/shardprep-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-go build -o "$data/bin/shardprep" ./cmd/shardprep
+[ -n "$report" ] || go build -o "$data/bin/shardprep" ./cmd/shardprep
 (cd "$shared/bench/limit" && go build -o "$data/bin/limit" .)
 (cd "$shared/bench/limit-pass" && go build -o "$data/bin/limit-pass" .)
 sp="$data/bin/shardprep"
@@ -67,9 +70,14 @@ configs+=("run --workers 2 --split-mode spark|2m|$sp run --workers 2 --seed 1 --
 lines() { find "$1" -path '*/_shardprep' -prune -o -type f ! -name _SUCCESS -print0 | xargs -0 cat | LC_ALL=C sort -S 1G | sha256sum | cut -d' ' -f1; }
 
 declare -A want checked
-results="$work/results"
-: >"$results"
-for ((r = 1; r <= rounds; r++)); do
+results="$data/results.txt"
+if [ -n "$report" ]; then
+  results=$report rounds=$(awk -F'|' 'NR == 1 { k = $1 "|" $2 } $1 "|" $2 == k { n++ } END { print n }' "$report")
+else
+  : >"$results"
+fi
+[ -n "$report" ] && rounds_run=0 || rounds_run=$rounds
+for ((r = 1; r <= rounds_run; r++)); do
   for c in "${configs[@]}"; do
     IFS='|' read -r name size cmd <<<"$c"
     in="$data/abalone-$size.csv" out="$work/out"
@@ -98,8 +106,8 @@ done
 
 # Medians per configuration and size: wall, CPU (user+sys), peak RSS.
 declare -A wall cpu rss
-while IFS='|' read -r key w c m; do
-  wall[$key]=$w cpu[$key]=$c rss[$key]=$m
+while IFS='|' read -r name size w c m; do
+  wall[$name|$size]=$w cpu[$name|$size]=$c rss[$name|$size]=$m
 done < <(awk -F'|' '
   { k = $1 "|" $2; n[k]++; W[k, n[k]] = $3; C[k, n[k]] = $4 + $5; M[k, n[k]] = $6; if (!(k in seen)) { seen[k] = 1; order[++o] = k } }
   function med(A, k, cnt,   i, j, t, v) {
