@@ -181,7 +181,7 @@ func newCoordinator(job *Job, src Source, sink Sink, opts *CoordinatorOptions, s
 	c.phaseStart = c.started
 	if m := c.opts.Model; m != nil {
 		if err := m.Check(job.Spec); err != nil {
-			return nil, fmt.Errorf("model does not fit the spec: %w", err)
+			return nil, err
 		}
 		c.fit, c.modelGiven = &fitResult{model: m}, true
 		c.startPhase(PhaseTransform)

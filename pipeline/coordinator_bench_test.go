@@ -142,7 +142,7 @@ func BenchmarkCoordinator(b *testing.B) {
 			var t Transport = c
 			var srv *httptest.Server
 			if overHTTP {
-				srv = httptest.NewServer(NewHandler(c, secret, nil))
+				srv = httptest.NewServer(newHandler(c, secret, nil))
 				t = NewClient(srv.URL, secret, hc)
 			}
 			done := make(chan error, 1)
@@ -171,7 +171,7 @@ func BenchmarkCoordinator(b *testing.B) {
 		c := mustCoordinator(b, &j, nil, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute, Model: model})
 		var t Transport = c
 		if overHTTP {
-			srv := httptest.NewServer(NewHandler(c, secret, nil))
+			srv := httptest.NewServer(newHandler(c, secret, nil))
 			defer srv.Close()
 			t = NewClient(srv.URL, secret, hc)
 		}
@@ -218,7 +218,7 @@ func BenchmarkCoordinator(b *testing.B) {
 		// The coordinator's side of a join: verify, register, send the job.
 		j := *job
 		c := mustCoordinator(b, &j, nil, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute, Model: model})
-		h := NewHandler(c, secret, nil)
+		h := newHandler(c, secret, nil)
 		b.ReportAllocs()
 		var sent int64
 		for i := range b.N {

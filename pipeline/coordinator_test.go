@@ -493,7 +493,7 @@ func TestWaitInformed(t *testing.T) {
 	}
 }
 
-// signedAuth makes the authHeader of a request as a Client would.
+// signedAuth makes the authHeader of a request as a client would.
 func signedAuth(secret []byte, path, job, worker string, ts int64, body []byte) string {
 	e := envelope{job: job, worker: worker, nonce: newNonce(), ts: ts}
 	e.sig = requestSig(secret, http.MethodPost, path, e, body)
@@ -517,7 +517,7 @@ func TestHTTPAuth(t *testing.T) {
 	c, _, _ := testCoordinator(t, nil)
 	secret := []byte("correct horse battery staple")
 	var logs syncBuffer
-	srv := httptest.NewServer(NewHandler(c, secret, slog.New(slog.NewTextHandler(&logs, nil))))
+	srv := httptest.NewServer(newHandler(c, secret, slog.New(slog.NewTextHandler(&logs, nil))))
 	defer srv.Close()
 	joinBody := fmt.Sprintf(`{"protocol":%d,"worker":"w"}`, ProtocolVersion)
 	now := time.Now().Unix()
@@ -583,7 +583,7 @@ func TestHTTPAuth(t *testing.T) {
 func TestProtocolMismatchRefused(t *testing.T) {
 	c, _, _ := testCoordinator(t, nil)
 	secret := []byte("0123456789abcdef")
-	srv := httptest.NewServer(NewHandler(c, secret, nil))
+	srv := httptest.NewServer(newHandler(c, secret, nil))
 	defer srv.Close()
 	code, msg := signedPost(t, srv.URL, "/v1/join", secret, "", time.Now().Unix(), `{"protocol":99,"worker":"w"}`)
 	if code != http.StatusConflict || !strings.Contains(msg, "protocol 99") {
@@ -610,7 +610,7 @@ func TestWorkerGivesUpOnSilentCoordinator(t *testing.T) {
 			c, store, _ := testCoordinator(t, nil)
 			c.opts.Now = time.Now
 			c.opts.Heartbeat = 50 * time.Millisecond
-			h := NewHandler(c, secret, nil)
+			h := newHandler(c, secret, nil)
 			hang := make(chan struct{})
 			var mu sync.Mutex
 			dark := false
@@ -676,7 +676,7 @@ func TestClusterOverHTTP(t *testing.T) {
 	job = abaloneJob(t, store, &Settings{Seed: 9, SplitSize: 15000})
 	c := mustCoordinator(t, job, store, store, &CoordinatorOptions{LeaseTTL: 2 * time.Second})
 	secret := []byte("0123456789abcdef")
-	srv := httptest.NewServer(NewHandler(c, secret, nil))
+	srv := httptest.NewServer(newHandler(c, secret, nil))
 	defer srv.Close()
 	var runs []func(context.Context) error
 	errs := make([]error, 3)

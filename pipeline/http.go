@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -256,7 +257,7 @@ const maxNonces = 1 << 19
 // at most 20s), and on idle connections.
 func NewServer(c *Coordinator, secret []byte, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           NewHandler(c, secret, log),
+		Handler:           newHandler(c, secret, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      90 * time.Second,
@@ -265,9 +266,9 @@ func NewServer(c *Coordinator, secret []byte, log *slog.Logger) *http.Server {
 	}
 }
 
-// NewHandler serves the coordinator protocol for c, refusing requests not
+// newHandler serves the coordinator protocol for c, refusing requests not
 // signed with secret, and signing its answers with it.
-func NewHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
+func newHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -483,10 +484,10 @@ type joinWire struct {
 	Job json.RawMessage `json:"job"` // shadows joinResponse.Job
 }
 
-// Client is a Transport to a coordinator over HTTP. It signs requests,
+// client is a Transport to a coordinator over HTTP. It signs requests,
 // checks the signature of every answer, and holds the run id of the job
 // it joined: an answer of another run is an error.
-type Client struct {
+type client struct {
 	base   string
 	secret []byte
 	hc     *http.Client
@@ -495,16 +496,31 @@ type Client struct {
 	job string // the run id joined; "" before the join
 }
 
-// NewClient returns a client for the coordinator at base
+// CoordinatorURL returns the base URL of a coordinator given as
+// "http://host:port", "https://host:port" or "host:port" (http assumed).
+func CoordinatorURL(s string) (string, error) {
+	raw := s
+	if !strings.Contains(s, "://") {
+		raw = "http://" + s
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" ||
+		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("coordinator %q: want http://HOST:PORT or HOST:PORT, as the coordinator prints it", s)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// NewClient returns a Transport to the coordinator at base
 // ("http://host:port").
-func NewClient(base string, secret []byte, hc *http.Client) *Client {
+func NewClient(base string, secret []byte, hc *http.Client) Transport {
 	if hc == nil {
 		hc = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &Client{base: strings.TrimSuffix(base, "/"), secret: secret, hc: hc}
+	return &client{base: strings.TrimSuffix(base, "/"), secret: secret, hc: hc}
 }
 
-func (cl *Client) joined() string {
+func (cl *client) joined() string {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return cl.job
@@ -512,7 +528,7 @@ func (cl *Client) joined() string {
 
 // call posts req, from worker, to path and decodes the checked answer
 // into resp; it returns the answer's run id.
-func (cl *Client) call(ctx context.Context, path, worker string, req, resp any) (string, error) {
+func (cl *client) call(ctx context.Context, path, worker string, req, resp any) (string, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return "", err
@@ -553,7 +569,7 @@ func (cl *Client) call(ctx context.Context, path, worker string, req, resp any) 
 
 // check checks an answer's signature, for the request of nonce, and its
 // run id against the one joined; it returns the run id.
-func (cl *Client) check(r *http.Response, path, nonce string, body []byte) (string, error) {
+func (cl *client) check(r *http.Response, path, nonce string, body []byte) (string, error) {
 	f, err := authFields(r.Header.Get(authHeader), "v", "job", "n", "sig")
 	if err == nil && (f["n"] != nonce ||
 		!hmac.Equal([]byte(f["sig"]), []byte(answerSig(cl.secret, path, f["job"], nonce, r.StatusCode, body)))) {
@@ -577,7 +593,7 @@ func (cl *Client) check(r *http.Response, path, nonce string, body []byte) (stri
 	return f["job"], nil
 }
 
-func (cl *Client) join(ctx context.Context, req *joinRequest) (*joinResponse, error) {
+func (cl *client) join(ctx context.Context, req *joinRequest) (*joinResponse, error) {
 	var resp joinResponse
 	job, err := cl.call(ctx, "/v1/join", req.Worker, req, &resp)
 	if err != nil {
@@ -592,19 +608,19 @@ func (cl *Client) join(ctx context.Context, req *joinRequest) (*joinResponse, er
 	return &resp, nil
 }
 
-func (cl *Client) lease(ctx context.Context, req *leaseRequest) (*leaseResponse, error) {
+func (cl *client) lease(ctx context.Context, req *leaseRequest) (*leaseResponse, error) {
 	var resp leaseResponse
 	_, err := cl.call(ctx, "/v1/lease", req.Worker, req, &resp)
 	return &resp, err
 }
 
-func (cl *Client) report(ctx context.Context, req *reportRequest) (*reportResponse, error) {
+func (cl *client) report(ctx context.Context, req *reportRequest) (*reportResponse, error) {
 	var resp reportResponse
 	_, err := cl.call(ctx, "/v1/report", req.Worker, req, &resp)
 	return &resp, err
 }
 
-func (cl *Client) heartbeat(ctx context.Context, req *heartbeatRequest) (*heartbeatResponse, error) {
+func (cl *client) heartbeat(ctx context.Context, req *heartbeatRequest) (*heartbeatResponse, error) {
 	var resp heartbeatResponse
 	_, err := cl.call(ctx, "/v1/heartbeat", req.Worker, req, &resp)
 	return &resp, err

@@ -20,7 +20,7 @@ func httpCoordinator(t *testing.T, secret []byte) (*Coordinator, *memStore, *htt
 	t.Helper()
 	c, store, _ := testCoordinator(t, nil)
 	c.opts.Now = time.Now
-	srv := httptest.NewServer(NewHandler(c, secret, nil))
+	srv := httptest.NewServer(newHandler(c, secret, nil))
 	t.Cleanup(srv.Close)
 	return c, store, srv
 }
@@ -136,7 +136,7 @@ func TestClientChecksAnswers(t *testing.T) {
 	}
 	// A client that joined one job meets another at the same address.
 	_, _, first := httpCoordinator(t, secret)
-	cl := NewClient(first.URL, secret, nil)
+	cl := NewClient(first.URL, secret, nil).(*client)
 	if _, err := cl.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w", Instance: "i"}); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,10 @@ const (
 	ModelKey    = "_shardprep/model.json"
 	ManifestKey = "_shardprep/manifest.json"
 	SuccessName = "_SUCCESS"
+	// ClaimKey is the claim of the job that holds an output: written
+	// exclusively before the job writes anything, removed when it has
+	// ended.
+	ClaimKey = "_shardprep/claim.json"
 )
 
 // rejectedFolder holds the rows refused under the skip policy.
@@ -79,13 +83,8 @@ type Output interface {
 	Keys(ctx context.Context, prefix string) ([]string, error)
 	NewRangeReader(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error)
 	Delete(ctx context.Context, key string) error
-}
-
-// ClaimStore is an output root a job can claim; *storage.Bucket is one.
-type ClaimStore interface {
-	Output
 	// Create writes the object at key only if there is none; else it
-	// fails with an error wrapping fs.ErrExist.
+	// fails with an error wrapping fs.ErrExist (a job's claim).
 	Create(ctx context.Context, key string, data []byte) error
 }
 
@@ -153,6 +152,21 @@ func isPartName(name string) bool {
 	return true
 }
 
+// SplitFolders returns the split folders at the top of a listing (keys
+// relative to an output root), in key order: the folders holding
+// part-NNNNN files, other than _rejected. An output root gives its
+// splits' names ("train", "validation").
+func SplitFolders(keys []string) []string {
+	var dirs []string
+	for _, k := range keys {
+		dir, base, ok := strings.Cut(k, "/")
+		if ok && isPartName(base) && dir != rejectedFolder && !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
 // OutputFolders returns the folders of a listing (keys relative to its
 // root) that hold a shardprep output, committed or not, with a trailing
 // slash ("" for the listed root itself): those with a _shardprep/ folder
@@ -195,10 +209,6 @@ func OutputFolders(keys []string) []string {
 	}
 	return dirs
 }
-
-// ClaimKey is the claim of the job that holds an output: written
-// exclusively before the job writes anything, removed when it has ended.
-const ClaimKey = "_shardprep/claim.json"
 
 // takeoverKey is created, exclusively, by the one job that may take over
 // the stale claim of the run runID.
@@ -308,7 +318,7 @@ func processAlive(pid int) bool {
 
 // OutputClaim is an output held by a job; see ClaimOutput.
 type OutputClaim struct {
-	out      ClaimStore
+	out      Output
 	name     string
 	data     []byte // the claim as written
 	takeover string // the takeover key this job created, if any
@@ -326,7 +336,7 @@ type OutputClaim struct {
 // _shardprep/): those are deleted, the markers first and the manifest
 // last. Anything else is refused, listing a few keys, as is an object the
 // job reads. On any error the claim is given back.
-func ClaimOutput(ctx context.Context, out ClaimStore, job *Job, opts *ClaimOptions) (*OutputClaim, error) {
+func ClaimOutput(ctx context.Context, out Output, job *Job, opts *ClaimOptions) (*OutputClaim, error) {
 	o := opts.withDefaults()
 	c := Claim{RunID: job.RunID, Job: job.Name, Host: o.Host, PID: os.Getpid(), Started: time.Now().UTC(),
 		Folders: append(splitNames(job.Spec), rejectedFolder), Splits: len(job.Splits)}

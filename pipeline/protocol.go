@@ -164,7 +164,7 @@ func (f *fitResult) firstLine(i int) int64 {
 }
 
 // Transport is how a worker talks to its coordinator: the *Coordinator
-// itself in one process, a *Client between hosts.
+// itself in one process, a *client between hosts.
 type Transport interface {
 	join(ctx context.Context, req *joinRequest) (*joinResponse, error)
 	lease(ctx context.Context, req *leaseRequest) (*leaseResponse, error)

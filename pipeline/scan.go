@@ -104,19 +104,39 @@ func (t *splitTask) runFit(ctx context.Context) (taskResult, error) {
 	t, release := t.recycling()
 	defer release()
 	st := features.NewStats(t.job.Spec)
+	fitOnly := t.job.OnInvalid != PolicySkip
 	res, err := t.scan(ctx, scanOptions{
 		// With the skip policy every column is validated, so rows that
 		// the transform pass will drop do not count towards the model.
-		decode:    decodeOptions{FitOnly: t.job.OnInvalid != PolicySkip},
+		decode:    decodeOptions{FitOnly: fitOnly},
 		batchRows: t.job.BatchRows,
 		rows:      func(_ context.Context, rec arrow.Record) error { return st.Add(rec) },
 		reject:    func(context.Context, []byte, *parseError) error { return nil },
 	})
+	if pe := (*parseError)(nil); fitOnly && errors.As(err, &pe) {
+		err = t.firstInvalid(ctx, err)
+	}
 	if err != nil {
 		return res, err
 	}
 	res.Stats = st
 	return res, nil
+}
+
+// firstInvalid returns the error of the first invalid row of the split,
+// err being that of a row that the fit pass, which parses only the
+// categorical columns, found invalid: an earlier row may have a bad
+// number, which only the transform pass would find. It validates the
+// split's rows as the transform pass does, up to the first invalid one.
+func (t *splitTask) firstInvalid(ctx context.Context, err error) error {
+	_, full := t.scan(ctx, scanOptions{
+		batchRows: t.job.BatchRows,
+		rows:      func(context.Context, arrow.Record) error { return nil },
+	})
+	if pe := (*parseError)(nil); errors.As(full, &pe) {
+		return full
+	}
+	return err
 }
 
 // scanOptions say how a scan decodes and where its rows go.
@@ -175,6 +195,9 @@ func (s *scanner) run(ctx context.Context) error {
 		if first {
 			first = false
 			if header, err := s.isHeader(ctx, off); err != nil || header {
+				if err == nil {
+					err = s.checkHeader(ctx, line, off, long)
+				}
 				if err != nil {
 					return err
 				}
@@ -228,6 +251,29 @@ func (s *scanner) isHeader(ctx context.Context, off int64) (bool, error) {
 		return false, nil
 	}
 	return s.in.startsObject(ctx, off)
+}
+
+// checkHeader refuses a header row (line at off; long if it was too long
+// to read) whose names are not the spec's columns in the spec's order
+// (compared without case): the columns would be read under the wrong
+// names. It is an error under either policy.
+func (s *scanner) checkHeader(ctx context.Context, line []byte, off int64, long *lineTooLongError) error {
+	if long == nil && looksLikeHeader(s.job.Spec, line) {
+		return nil
+	}
+	names := make([]string, len(s.job.Spec.Columns))
+	for i, c := range s.job.Spec.Columns {
+		names[i] = c.Name
+	}
+	got := string(line)
+	if long != nil {
+		got = fmt.Sprintf("a line of %d bytes", long.Length)
+	} else if len(got) > 200 {
+		got = got[:200] + "..."
+	}
+	return &parseError{Object: s.in.obj.URL, Offset: off, Line: s.in.lineNumber(ctx),
+		Reason: fmt.Sprintf("the header row names the columns %s, but the spec's columns are %s, in that order: "+
+			"reorder the spec's columns to match the file (or leave out --header if the file has none)", strings.TrimSpace(got), strings.Join(names, ","))}
 }
 
 // invalid handles a line the decoder refused: the scan's error, or a

@@ -19,6 +19,9 @@ var ErrChanged = errors.New("object changed while reading")
 // errNoBucket reports an S3 bucket that does not exist.
 var errNoBucket = errors.New("bucket does not exist")
 
+// errUnreachable reports an S3 endpoint that could not be connected to.
+var errUnreachable = errors.New("cannot reach the endpoint")
+
 var errClosed = errors.New("storage: writer already closed")
 
 // ObjectInfo describes one object. Key is relative to the Bucket's root.
@@ -336,12 +339,15 @@ func checkPrefixCommon(prefix string) error {
 type objectError struct {
 	op   string // "read", "write", "stat", "list", "delete" or an S3 API name
 	url  string // the object, or the listed prefix
-	kind error  // fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, ErrChanged, errNoBucket or nil
-	code string // the S3 error code, when it says more than kind
+	kind error  // fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, ErrChanged, errNoBucket, errUnreachable or nil
+	code string // the S3 error code, when it says more than kind; the endpoint and why, when unreachable
 	err  error  // the cause; may be nil
 }
 
 func (e *objectError) Error() string {
+	if e.kind == errUnreachable {
+		return fmt.Sprintf("cannot reach %s for %s (%s)", e.code, e.url, e.op)
+	}
 	op := e.op
 	if e.code != "" {
 		op += ": " + e.code

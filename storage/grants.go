@@ -275,7 +275,7 @@ func (s *GrantSource) account(ctx context.Context) (string, error) {
 	}
 	out, err := s.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", fmt.Errorf("storage: S3 Access Grants: finding the caller's account (STS GetCallerIdentity): %w", err)
+		return "", fmt.Errorf("storage: S3 Access Grants: finding the caller's account (STS GetCallerIdentity): %w; pass --account-id, or check the network and --region", &sdkError{err})
 	}
 	if aws.ToString(out.Account) == "" {
 		return "", errors.New("storage: S3 Access Grants: STS GetCallerIdentity returned no account")
@@ -321,7 +321,7 @@ func (s *GrantSource) getDataAccess(ctx context.Context, account string, t Grant
 		if api := smithy.APIError(nil); errors.As(err, &api) && api.ErrorCode() == "AccessDenied" {
 			return aws.Credentials{}, "", &NoGrantError{Principal: s.principal(ctx), Target: t, Err: err}
 		}
-		return aws.Credentials{}, "", fmt.Errorf("storage: S3 Access Grants for %s: %w", t, err)
+		return aws.Credentials{}, "", fmt.Errorf("storage: S3 Access Grants for %s: %w", t, &sdkError{err})
 	}
 	c := out.Credentials
 	if c == nil || aws.ToString(c.AccessKeyId) == "" || aws.ToString(c.SecretAccessKey) == "" {

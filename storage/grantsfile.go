@@ -218,7 +218,7 @@ func (s *GrantSource) assumeRole(ctx context.Context, g Grant) (aws.Credentials,
 		Policy:          aws.String(policy),
 	})
 	if err != nil {
-		return aws.Credentials{}, fmt.Errorf("storage: STS AssumeRole for grant %s (%s) of %s: %w", g.Location, g.Permission, s, err)
+		return aws.Credentials{}, fmt.Errorf("storage: STS AssumeRole for grant %s (%s) of %s: %w", g.Location, g.Permission, s, &sdkError{err})
 	}
 	c := out.Credentials
 	if c == nil || aws.ToString(c.AccessKeyId) == "" || aws.ToString(c.SecretAccessKey) == "" {

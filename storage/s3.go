@@ -197,6 +197,10 @@ func (d *s3Driver) fail(op, key string, err error) error {
 	if errors.As(err, &withStatus) {
 		status = withStatus.HTTPStatusCode()
 	}
+	if ep, reason, ok := unreachable(err); ok {
+		e.kind, e.code = errUnreachable, ep+" ("+reason+")"
+		return e
+	}
 	switch {
 	case code == "NoSuchBucket":
 		e.kind = errNoBucket

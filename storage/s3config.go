@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 )
 
 // S3Config says how to reach S3 and with which credentials: the settings
@@ -67,7 +68,18 @@ func (c *S3Config) Check() error {
 	if c.MaxRetries < 0 {
 		return errors.New("--s3-max-retries must be 0 or more")
 	}
-	return nil
+	return c.checkGrantsSource(c.Endpoint)
+}
+
+// checkGrantsSource refuses grants credentials against a custom S3
+// endpoint ep (MinIO's, say) with neither a grants file nor an S3 Control
+// endpoint: S3 Access Grants would be asked at AWS, for buckets it does
+// not know.
+func (c *S3Config) checkGrantsSource(ep string) error {
+	if c.Credentials != "grants" || ep == "" || c.GrantsFile != "" || c.ControlEndpoint != "" {
+		return nil
+	}
+	return fmt.Errorf("--credentials grants with the S3 endpoint %s needs --grants-file FILE (a grants file standing in for S3 Access Grants, as on MinIO) or --s3control-endpoint URL", ep)
 }
 
 // S3Opener opens S3 Buckets as an S3Config says, for RouterOptions.OpenS3:
@@ -136,9 +148,20 @@ func (o *S3Opener) awsConfig(ctx context.Context) (aws.Config, error) {
 	if id, secret := o.getenv("AWS_ACCESS_KEY_ID"), o.getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" && o.getenv("AWS_PROFILE") == "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, o.getenv("AWS_SESSION_TOKEN"))))
 	}
+	// The SDK's own log lines (an IMDS fallback) are not for shardprep's users.
+	opts = append(opts, config.WithLogger(logging.Nop{}))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if cfg.Credentials == nil {
+		return aws.Config{}, &NoCredentialsError{}
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if ctx.Err() != nil {
+			return aws.Config{}, ctx.Err()
+		}
+		return aws.Config{}, &NoCredentialsError{Err: err}
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -196,6 +219,9 @@ func (o *S3Opener) grantSource(cfg aws.Config, ep string) (*GrantSource, error) 
 	opts := &GrantOptions{
 		AccountID: o.cfg.AccountID, Duration: o.cfg.GrantsDuration,
 		JobName: o.cfg.JobName, Fallback: o.cfg.GrantsFallback, RefreshMargin: o.cfg.GrantsRefresh,
+	}
+	if err := o.cfg.checkGrantsSource(ep); err != nil {
+		return nil, err
 	}
 	var src *GrantSource
 	var err error

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -52,7 +53,7 @@ func (s *Size) Set(v string) error {
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return fmt.Errorf("not a positive size: %q (e.g. 1048576, 64KiB, 32MiB)", v)
+		return errors.New("not a positive size such as 1048576, 64KiB or 32MiB")
 	}
 	*s = Size(n * mult)
 	return nil

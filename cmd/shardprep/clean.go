@@ -13,7 +13,7 @@ import (
 type cleanConfig struct {
 	output    string
 	yes       bool
-	logFormat string
+	logFormat logFormat
 	store     storeFlags
 }
 
@@ -21,7 +21,7 @@ func parseClean(args []string, stderr io.Writer) (*cleanConfig, error) {
 	var cfg cleanConfig
 	fs := newFlagSet("clean", cleanUsage, stderr)
 	fs.BoolVar(&cfg.yes, "yes", false, "remove what it finds (default: only print it)")
-	fs.StringVar(&cfg.logFormat, "log-format", "auto", "log format: text, json, or auto")
+	logFormatVar(fs, &cfg.logFormat, "log `FORMAT`: text, json, or auto (json without a terminal)")
 	cfg.store.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err

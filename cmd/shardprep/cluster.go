@@ -39,7 +39,7 @@ type workerConfig struct {
 	workers     int    // splits processed at once
 	name        string // default: host-pid
 	timeout     time.Duration
-	logFormat   string
+	logFormat   logFormat
 	store       storeFlags
 	secret      []byte
 }
@@ -91,7 +91,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.logFormat, env)
+	log, stdout := cfg.outputs(stdout, stderr, env)
 	p, err := prepare(ctx, &cfg.runConfig, env, log)
 	if err != nil {
 		return err
@@ -154,11 +154,11 @@ func logWorkers(log *slog.Logger, ws []pipeline.WorkerStatus) {
 func parseWorker(args []string, env func(string) string, stderr io.Writer) (*workerConfig, error) {
 	cfg := &workerConfig{secret: []byte(env(clusterSecretEnv))}
 	fs := newFlagSet("worker", workerUsage, stderr)
-	fs.StringVar(&cfg.coordinator, "coordinator", "", "coordinator `URL`, e.g. http://10.0.0.1:7070 (required)")
+	fs.StringVar(&cfg.coordinator, "coordinator", "", "coordinator `URL`, e.g. http://10.0.0.1:7070 or 10.0.0.1:7070 (required)")
 	fs.IntVar(&cfg.workers, "workers", defaultWorkers(), "splits processed at once by this worker")
 	fs.StringVar(&cfg.name, "name", "", "worker name in logs and the manifest (default: host-pid)")
 	fs.DurationVar(&cfg.timeout, "coordinator-timeout", defaultCoordinatorTimeout, "give up (exit non-zero) when the coordinator is unreachable this long")
-	fs.StringVar(&cfg.logFormat, "log-format", "auto", "log format: text, json, or auto")
+	logFormatVar(fs, &cfg.logFormat, "log `FORMAT`: text, json, or auto (json without a terminal)")
 	cfg.store.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
@@ -170,6 +170,11 @@ func (cfg *workerConfig) check() error {
 	if cfg.coordinator == "" {
 		return usagef("worker needs --coordinator http://HOST:PORT")
 	}
+	base, err := pipeline.CoordinatorURL(cfg.coordinator)
+	if err != nil {
+		return &usageError{"--" + err.Error()}
+	}
+	cfg.coordinator = base
 	if cfg.workers < 1 {
 		return usagef("--workers must be at least 1")
 	}

@@ -7,8 +7,25 @@ import (
 	"io"
 	"strings"
 
+	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
+
+// noParts is head's error for a location without part files, infos
+// its listing: an output root names its split folders.
+func noParts(location string, infos []storage.ObjectInfo) error {
+	keys := make([]string, len(infos))
+	for i, o := range infos {
+		keys[i] = o.Key
+	}
+	dirs := pipeline.SplitFolders(keys)
+	if len(dirs) == 0 {
+		return fmt.Errorf("%s: no part files there", location)
+	}
+	base := strings.TrimSuffix(location, "/") + "/"
+	return fmt.Errorf("%s: no part files there; it is an output with the split folders %s: did you mean %s%s?",
+		location, strings.Join(dirs, ", "), base, dirs[0])
+}
 
 func runHead(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("head", headUsage, stderr)
@@ -45,7 +62,7 @@ func runHead(ctx context.Context, args []string, env func(string) string, stdout
 		}
 	}
 	if first == nil {
-		return fmt.Errorf("%s: no part files there", displayRoot(root))
+		return noParts(fs.Arg(0), infos)
 	}
 	rc, err := b.NewRangeReader(ctx, first.Key, first.ETag, 0, -1)
 	if err != nil {

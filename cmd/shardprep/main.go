@@ -36,6 +36,15 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
+// flagUsageError is a mistake in the flags of command cmd, which main
+// follows with a pointer to the command's help.
+type flagUsageError struct {
+	usageError
+	cmd string
+}
+
+func (e *flagUsageError) Unwrap() error { return &e.usageError }
+
 // loggedError is an error already reported as a log record (JSON lines
 // in the container), which main must not print again.
 type loggedError struct{ err error }
@@ -54,7 +63,12 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	var logged *loggedError
-	if !errors.As(err, &logged) {
+	var fe *flagUsageError
+	switch {
+	case errors.As(err, &logged):
+	case errors.As(err, &fe):
+		fmt.Fprintf(stderr, "shardprep %s: %v\nrun 'shardprep %s -h' for help\n", fe.cmd, err, fe.cmd)
+	default:
 		fmt.Fprintf(stderr, "shardprep: %v\n", err)
 	}
 	var ue *usageError

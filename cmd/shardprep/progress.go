@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +24,7 @@ func isTerminal(w io.Writer) bool {
 
 // newLogger logs text on a terminal and JSON lines elsewhere (CloudWatch
 // shows those as structured events), unless format says otherwise.
-func newLogger(w io.Writer, format string, env func(string) string) *slog.Logger {
+func newLogger(w io.Writer, format logFormat, env func(string) string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
 	if env("SHARDPREP_DEBUG") != "" {
 		opts.Level = slog.LevelDebug
@@ -41,6 +42,15 @@ func newLogger(w io.Writer, format string, env func(string) string) *slog.Logger
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
+
+// errorsOnly passes on only records of level error and above (--quiet).
+type errorsOnly struct{ slog.Handler }
+
+func (h errorsOnly) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h errorsOnly) WithAttrs(as []slog.Attr) slog.Handler {
+	return errorsOnly{h.Handler.WithAttrs(as)}
+}
+func (h errorsOnly) WithGroup(name string) slog.Handler { return errorsOnly{h.Handler.WithGroup(name)} }
 
 // progress shows a job's progress: a bar redrawn in place on a terminal,
 // a log line every few seconds elsewhere.

@@ -81,7 +81,7 @@ const expectedPath = "../../features/testdata/abalone.expected.csv"
 
 func TestBundledSampleMatchesSpark(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	stdout := mustRun(t, "run", "--output", out, "--seed", "7", "--quiet")
+	stdout := mustRun(t, "run", "--output", out, "--seed", "7")
 	if !strings.Contains(stdout, out) {
 		t.Errorf("summary does not say where the output is:\n%s", stdout)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,7 +38,7 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	if cfg.workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
-	log := newLogger(stderr, cfg.logFormat, env)
+	log, stdout := cfg.outputs(stdout, stderr, env)
 	p, err := prepare(ctx, cfg, env, log)
 	if err != nil {
 		return err
@@ -214,9 +215,13 @@ func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Mode
 		if model, err = readJSONFile(cfg.model, "model", features.ReadModel); err != nil {
 			return nil, nil, nil, err
 		}
+		if err := model.Check(spec); err != nil {
+			why := strings.TrimPrefix(err.Error(), "model does not fit the spec: ")
+			return nil, nil, nil, usagef("--model %s does not fit the spec: %s; leave out --model to fit a new model, or give the --spec it was fitted with", cfg.model, why)
+		}
 	}
 	if cfg.jobName == "" {
-		cfg.jobName = "shardprep-" + time.Now().UTC().Format("20060102-150405")
+		cfg.jobName = defaultJobName(time.Now())
 	}
 	if cfg.output == "" {
 		cfg.output = filepath.Join("shardprep-out", cfg.jobName)
@@ -245,19 +250,55 @@ func (cfg *runConfig) splitSlots() int {
 	return defaultWorkers()
 }
 
-// readJSONFile reads the file at path and parses it; what names the file
-// in errors.
+// defaultJobName names a job started at now: shardprep-, the UTC time to
+// the millisecond and four random hex digits, so that jobs started
+// together get different names and so different default outputs
+// (shardprep-20261126-175708-123-9f2c).
+func defaultJobName(now time.Time) string {
+	var b [2]byte
+	rand.Read(b[:])
+	now = now.UTC()
+	return fmt.Sprintf("shardprep-%s-%03d-%x", now.Format("20060102-150405"), now.Nanosecond()/1e6, b)
+}
+
+// outputs returns the job's logger and where its lines for people go
+// (stdout): with --quiet, only errors, and no lines for people.
+func (cfg *runConfig) outputs(stdout, stderr io.Writer, env func(string) string) (*slog.Logger, io.Writer) {
+	log := newLogger(stderr, cfg.logFormat, env)
+	if !cfg.quiet {
+		return log, stdout
+	}
+	return slog.New(errorsOnly{log.Handler()}), io.Discard
+}
+
+// readJSONFile reads the file at path and parses it; what is the flag
+// that names the file, in errors ("--spec x.json: ...").
 func readJSONFile[T any](path, what string, parse func([]byte) (T, error)) (T, error) {
 	var v T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return v, fmt.Errorf("reading %s: %w", what, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in front already
+		}
+		return v, fmt.Errorf("--%s %s: %w", what, path, err)
 	}
 	if v, err = parse(data); err != nil {
-		return v, fmt.Errorf("%s %s: %w", what, path, err)
+		// The parser's errors start with what they parse ("spec: ").
+		msg := fmt.Sprintf("--%s %s: %s", what, path, strings.TrimPrefix(err.Error(), what+": "))
+		return v, &rewordedError{msg, err}
 	}
 	return v, nil
 }
+
+// rewordedError is err said as msg.
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }
 
 func displayRoot(root string) string {
 	if strings.HasPrefix(root, "s3://") {

@@ -323,7 +323,7 @@ func TestS3GrantsScenario(t *testing.T) {
 	t.Run("usera processes UserA", func(t *testing.T) {
 		var r cliResult
 		calls := assumeRoles(func() {
-			r = as("a", "run", "--input", e.url(aIn), "--output", e.url(aOut), "--seed", "7", "--split-size", "64KiB", "--quiet", "--log-format", "json")
+			r = as("a", "run", "--input", e.url(aIn), "--output", e.url(aOut), "--seed", "7", "--split-size", "64KiB", "--log-format", "json")
 		})
 		ok(t, r)
 		m := checkOutput(t, aOut, splits64k)
@@ -360,7 +360,7 @@ func TestS3GrantsScenario(t *testing.T) {
 		}
 		// Into another output: the earlier output under the input is left out.
 		other := aIn + "output2/"
-		r = as("a", "run", "--input", e.url(aIn), "--output", e.url(other), "--seed", "7", "--quiet", "--log-format", "json")
+		r = as("a", "run", "--input", e.url(aIn), "--output", e.url(other), "--seed", "7", "--log-format", "json")
 		ok(t, r)
 		if m := checkOutput(t, other, splits64k); len(m.Inputs) != 1 { // the default split size of the sample: 64KiB
 			t.Errorf("run into a second output read %d objects: %+v", len(m.Inputs), m.Inputs)
@@ -402,7 +402,7 @@ func TestS3GrantsScenario(t *testing.T) {
 
 	t.Run("userb fallback", func(t *testing.T) {
 		before := e.snapshot(t)
-		r := as("b", "run", "--input", e.url(aIn), "--output", e.url(e.area("UserB")+"fallback/"), "--grants-fallback", "--seed", "1", "--quiet", "--log-format", "json")
+		r := as("b", "run", "--input", e.url(aIn), "--output", e.url(e.area("UserB")+"fallback/"), "--grants-fallback", "--seed", "1", "--log-format", "json")
 		denied(t, r, "access denied to "+e.url(aIn))
 		if !errors.Is(r.err, fs.ErrPermission) {
 			t.Errorf("error %v is not fs.ErrPermission", r.err)
@@ -428,7 +428,7 @@ func TestS3GrantsScenario(t *testing.T) {
 			out := aIn + "cross-" + c.size + "/"
 			var r cliResult
 			calls := assumeRoles(func() {
-				r = as("a", "run", "--input", e.url(e.area("Product")+"abalone.csv"), "--output", e.url(out), "--seed", "3", "--split-size", c.size, "--quiet")
+				r = as("a", "run", "--input", e.url(e.area("Product")+"abalone.csv"), "--output", e.url(out), "--seed", "3", "--split-size", c.size)
 			})
 			ok(t, r)
 			checkOutput(t, out, c.splits)
@@ -544,7 +544,7 @@ func TestS3JobOutlivesGrantCredentials(t *testing.T) {
 	in := e.area("UserA")
 	e.put(t, in+"abalone.csv", sample)
 	common := []string{"run", "--credentials", "grants", "--grants-file", e.grants, "--s3-endpoint", e.Endpoint,
-		"--input", e.url(in + "abalone.csv"), "--seed", "11", "--split-size", "64KiB", "--workers", "2", "--quiet"}
+		"--input", e.url(in + "abalone.csv"), "--seed", "11", "--split-size", "64KiB", "--workers", "2"}
 
 	stable, _, err := e.run(context.Background(), e.userEnv("a"), append(common, "--output", e.url(in+"stable/"))...)
 	if err != nil {

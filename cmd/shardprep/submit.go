@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -92,7 +91,8 @@ func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFl
 	fs.IntVar(&f.req.InstanceCount, "instance-count", 1, "number of instances; the first coordinates")
 	fs.StringVar(&f.req.InstanceType, "instance-type", "ml.m5.large", "instance `type`")
 	fs.IntVar(&f.req.VolumeSizeGB, "volume-size-gb", 30, "storage volume per instance, in `GB`")
-	fs.DurationVar(&f.req.MaxRuntime, "max-runtime", time.Hour, "SageMaker stops the job after this `duration`")
+	f.req.MaxRuntime = time.Hour
+	fs.Var((*days)(&f.req.MaxRuntime), "max-runtime", "SageMaker stops the job after this `duration` (90m, 12h, 9d)")
 	fs.StringVar(&f.subnets, "subnets", "", "comma-separated subnet `IDs` to run in (with --security-groups)")
 	fs.StringVar(&f.groups, "security-groups", "", "comma-separated security group `IDs` (with --subnets)")
 	fs.Var(&f.env, "env", "environment variable `KEY=VALUE` for the containers (repeatable)")
@@ -106,11 +106,8 @@ func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFl
 	if i := slices.Index(args, "--"); i >= 0 {
 		flagArgs, jobArgs = args[:i], args[i+1:]
 	}
-	if err := fs.Parse(flagArgs); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, submitUsagef("%v", err)
+	if err := parseFlagSet(fs, flagArgs); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, submitUsagef("unexpected argument %q; job arguments go after --", fs.Arg(0))

@@ -278,9 +278,9 @@ func TestSubmitFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--image", "i", "--role", "arn:aws:iam::123456789012:role/R", "--input", "x"}, "flag provided but not defined: -input"},
+		{[]string{"--image", "i", "--role", "arn:aws:iam::123456789012:role/R", "--input", "x"}, "unknown flag --input"},
 		{[]string{"--image", "i", "--role", "arn:aws:iam::123456789012:role/R", "stray"}, `unexpected argument "stray"; job arguments go after --`},
-		{[]string{"--instance-count", "two"}, "invalid value"},
+		{[]string{"--instance-count", "two"}, `--instance-count "two": not a whole number`},
 		{[]string{"--image", "i", "--role", "arn:aws:iam::123456789012:role/R", "--poll-interval", "0s"}, "--poll-interval"},
 		{[]string{"--role", "arn:aws:iam::123456789012:role/R"}, "--image is required"},
 	} {
