@@ -68,17 +68,21 @@ func BenchmarkPasses(b *testing.B) {
 			}
 		}
 	})
-	b.Run("transform", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			t := task()
-			t.fit = &fitResult{model: model}
-			if _, _, err := t.runTransform(context.Background(), store, "bench"); err != nil {
-				b.Fatal(err)
+	for _, mode := range []SplitMode{SplitHash, SplitSpark} {
+		b.Run("transform-"+string(mode), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				t := task()
+				j := *job
+				j.SplitMode = mode
+				t.job, t.fit = &j, &fitResult{model: model}
+				if _, _, err := t.runTransform(context.Background(), store, "bench"); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }
 
 var _ io.Writer = (*discardWriter)(nil)
