@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +16,7 @@ const PlatformPrefix = "/opt/ml/"
 
 // ownFlags are the names of the container command's own flags, which the
 // job's ContainerArguments do not replace (see HasJobArgs).
-var ownFlags = map[string]bool{"sagemaker-root": true, "host": true, "cluster-port": true,
+var ownFlags = map[string]bool{"sagemaker-root": true, "host": true, "cluster-port": true, "listen": true,
 	"host-address": true, "resolve-timeout": true, "secret-timeout": true, "lease": true}
 
 // RootFromArgs returns the value of the last --sagemaker-root flag in args
@@ -67,6 +68,10 @@ type RunSettings struct {
 	AccountID        string
 	Credentials      string
 	CredentialsGiven bool
+	// Splits names the spec's splits ("train", "validation"), which
+	// ProcessingOutputs of the same names receive; nil when the spec
+	// cannot be read yet (see Complete).
+	Splits []string
 }
 
 // Complete fills in from j what s leaves out, as the job a processing job
@@ -74,7 +79,7 @@ type RunSettings struct {
 //   - an account id without a choice of credentials means grants (the
 //     PySpark job used S3 Access Grants);
 //   - no inputs: the LocalPath of the first ProcessingInput that has one;
-//     no output: that of the first such ProcessingOutput;
+//   - no output: see OutputRoot;
 //   - no job name or region: the processing job's.
 //
 // Then it resolves the platform's paths among the inputs, output, spec,
@@ -88,8 +93,12 @@ func (j *Job) Complete(root string, s *RunSettings) error {
 	if p, ok := firstLocalPath(j.Inputs); ok && len(s.Inputs) == 0 {
 		s.Inputs = append(s.Inputs, p)
 	}
-	if p, ok := firstLocalPath(j.Outputs); ok && s.Output == "" {
-		s.Output = p
+	if s.Output == "" {
+		out, err := j.OutputRoot(s.Splits)
+		if err != nil {
+			return err
+		}
+		s.Output = out
 	}
 	if len(s.Inputs) == 0 || s.Output == "" {
 		return errors.New("container: no input or output: pass --input/--output (or the script's --s3_* arguments) or give the job a ProcessingInput and ProcessingOutput")
@@ -109,9 +118,125 @@ func (j *Job) Complete(root string, s *RunSettings) error {
 	return nil
 }
 
-// platformPath resolves a path of the platform (under PlatformPrefix)
+// OutputRoot returns the output root of a run given no output, from the
+// job's ProcessingOutputs (those with a LocalPath) and the spec's splits:
+//   - none: "";
+//   - one: its LocalPath (the run writes LOCALPATH/train/, ...);
+//   - one named like each split ("train", "validation"; the
+//     PySparkProcessor layout): each split goes to the output of its name.
+//     Their LocalPaths must be sibling folders named after them
+//     (DIR/train, DIR/validation), as the run writes DIR/<split>/: DIR is
+//     the root, and the run's manifest (DIR/_shardprep/) stays on the
+//     instance. No ProcessingInput may lie under DIR.
+//
+// Anything else is ambiguous and an error: several outputs none of which
+// is named like a split, or only some splits with an output of their name.
+// With splits nil (the spec is not known), several outputs are taken as
+// meant for splits of their names.
+func (j *Job) OutputRoot(splits []string) (string, error) {
+	var outs []Channel
+	for _, c := range j.Outputs {
+		if c.LocalPath != "" {
+			outs = append(outs, c)
+		}
+	}
+	if len(outs) == 0 {
+		return "", nil
+	}
+	if splits == nil && len(outs) > 1 {
+		for _, c := range outs {
+			splits = append(splits, c.Name)
+		}
+	}
+	var named, missing []string
+	for _, sp := range splits {
+		if _, ok := findChannel(outs, sp); ok {
+			named = append(named, sp)
+		} else {
+			missing = append(missing, sp)
+		}
+	}
+	switch {
+	case len(named) == 0 && len(outs) == 1:
+		return outs[0].LocalPath, nil
+	case len(named) == 0:
+		return "", fmt.Errorf("container: the job has %d ProcessingOutputs (%s) and none is named like a split (%s): pass --output, or give each split a ProcessingOutput of its name",
+			len(outs), channelNames(outs), strings.Join(splits, ", "))
+	case len(missing) > 0:
+		return "", fmt.Errorf("container: ProcessingOutputs named like the splits %s, but none for %s: give every split a ProcessingOutput of its name, or pass --output",
+			strings.Join(named, ", "), strings.Join(missing, ", "))
+	}
+	return j.splitOutputRoot(outs, splits)
+}
+
+// splitOutputRoot returns the folder that holds the split outputs, one
+// named like each split.
+func (j *Job) splitOutputRoot(outs []Channel, splits []string) (string, error) {
+	var dir string
+	for _, sp := range splits {
+		c, _ := findChannel(outs, sp)
+		p := path.Clean(c.LocalPath)
+		if path.Base(p) != sp || (dir != "" && path.Dir(p) != dir) {
+			return "", fmt.Errorf("container: ProcessingOutput %q has LocalPath %s: outputs named like the splits must be sibling folders named after them (%s), because each split is written to DIR/<split>/",
+				sp, c.LocalPath, exampleLayout(splits))
+		}
+		dir = path.Dir(p)
+	}
+	for _, in := range j.Inputs {
+		if in.LocalPath != "" && strings.HasPrefix(path.Clean(in.LocalPath)+"/", dir+"/") {
+			return "", fmt.Errorf("container: ProcessingInput %q (%s) is inside %s, the folder of the split outputs: give the outputs a folder of their own (%s)",
+				in.Name, in.LocalPath, dir, exampleLayout(splits))
+		}
+	}
+	return dir, nil
+}
+
+func exampleLayout(splits []string) string {
+	var ps []string
+	for _, sp := range splits {
+		ps = append(ps, OutputDir+sp)
+	}
+	return strings.Join(ps, ", ")
+}
+
+func channelNames(cs []Channel) string {
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// CheckRun checks the settings of a run, completed by Complete, against
+// what the job allows: under network isolation nothing on S3; on several
+// instances an s3:// output (each instance's ProcessingOutput folders are
+// uploaded on their own, so no instance could commit the job) and no
+// cluster secret in the job's Environment.
+func (j *Job) CheckRun(s RunSettings) error {
+	if j.NetworkIsolation {
+		for _, p := range append(slices.Clip(s.Inputs), s.Output) {
+			if strings.HasPrefix(p, "s3://") {
+				return fmt.Errorf("container: %s: the job runs under network isolation (EnableNetworkIsolation), where the containers cannot reach S3: use ProcessingInputs and ProcessingOutputs and their local folders", p)
+			}
+		}
+	}
+	if len(j.Hosts) <= 1 {
+		return nil
+	}
+	if !strings.HasPrefix(s.Output, "s3://") {
+		return fmt.Errorf("container: a job on %d instances needs an s3:// output, not %s: each instance's ProcessingOutput folder is uploaded on its own, so no instance could commit the job", len(j.Hosts), s.Output)
+	}
+	if _, inJob := j.Environment[ClusterSecretEnv]; inJob {
+		return fmt.Errorf("container: %s is set in the processing job's Environment, where anyone allowed to describe the job can read it; remove it and the coordinator shares a fresh secret through the S3 output", ClusterSecretEnv)
+	}
+	return nil
+}
+
+// PlatformPath resolves a path of the platform (under PlatformPrefix)
 // under root; other paths, and every path when root is "/", are returned
 // unchanged.
+func PlatformPath(root, p string) string { return platformPath(root, p) }
+
 func platformPath(root, p string) string {
 	if root == "/" || !strings.HasPrefix(p, PlatformPrefix) {
 		return p

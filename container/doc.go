@@ -21,11 +21,16 @@
 //   - The exit code decides the job: all zero is Completed, else Failed.
 //
 // The request side: ProcessingJobRequest is what "shardprep submit" asks of
-// CreateProcessingJob (job name, image, role, cluster, volume, run time,
-// environment, container arguments, VPC). Validate checks it against the
-// limits of the SageMaker API reference, with one-line errors naming the
-// submit flag at fault; the caller maps the checked request to the AWS SDK
-// and passes the SDK's list of instance types, so the package needs no SDK.
+// CreateProcessingJob (job name, image, role, cluster, volume and its KMS
+// key, run time, environment, container arguments, tags, ProcessingInputs
+// and ProcessingOutputs with the output KMS key, VPC, network isolation,
+// inter-container encryption). Validate checks it against the limits of
+// the SageMaker API reference, with one-line errors naming the submit flag
+// at fault; the caller maps the checked request to the AWS SDK and passes
+// the SDK's list of instance types, so the package needs no SDK.
+// ProcessingJobRequest.Job is the Job its first instance will load, on
+// which submit runs the container's own argument checks before it sends
+// the request; ConsoleURL is the job's page in the AWS console.
 //
 // Besides the platform's files, the package holds the container command's
 // own argument rules (args.go: the seed script's flags translated by
@@ -33,7 +38,9 @@
 // and Job.SetHost, and Job.Complete, which fills a run's settings from the
 // job: inputs and output from the channels' local paths, job name, region,
 // grant credentials when an account id is given, platform paths resolved
-// under the root) and the cluster secret of a job on several instances
+// under the root; Job.OutputRoot maps ProcessingOutputs named like the
+// splits to their splits; Job.CheckRun refuses what the job cannot run)
+// and the cluster secret of a job on several instances
 // (secret.go: the coordinator publishes a fresh secret under the job's S3
 // output, the workers poll for it there, through a SecretStore that the
 // caller's storage satisfies).

@@ -46,6 +46,9 @@ type Job struct {
 	Environment map[string]string
 	// Arguments is AppSpecification.ContainerArguments (nil when absent).
 	Arguments []string
+	// NetworkIsolation is NetworkConfig.EnableNetworkIsolation: the
+	// containers reach nothing on the network, S3 included.
+	NetworkIsolation bool
 }
 
 // Channel is one ProcessingInput or ProcessingOutput.
@@ -94,7 +97,10 @@ type jobConfig struct {
 		ImageURI           string   `json:"ImageUri"`
 		ContainerArguments []string `json:"ContainerArguments"`
 	} `json:"AppSpecification"`
-	Environment      map[string]string `json:"Environment"`
+	Environment   map[string]string `json:"Environment"`
+	NetworkConfig *struct {
+		EnableNetworkIsolation bool `json:"EnableNetworkIsolation"`
+	} `json:"NetworkConfig"`
 	ProcessingInputs []struct {
 		InputName         string     `json:"InputName"`
 		S3Input           *s3Channel `json:"S3Input"`
@@ -224,6 +230,7 @@ func (j *Job) setJob(jc jobConfig, env func(string) string) error {
 		j.Environment = map[string]string{}
 	}
 	j.Arguments = jc.AppSpecification.ContainerArguments
+	j.NetworkIsolation = jc.NetworkConfig != nil && jc.NetworkConfig.EnableNetworkIsolation
 	if err := j.setInputs(jc); err != nil {
 		return err
 	}

@@ -25,7 +25,29 @@ type ProcessingJobRequest struct {
 	SecurityGroups []string      // --security-groups: NetworkConfig.VpcConfig.SecurityGroupIds
 	Env            []string      // --env: Environment, as KEY=VALUE entries in flag order
 	Args           []string      // the arguments after --: AppSpecification.ContainerArguments
+
+	Tags             []string // --tags: Tags, as KEY=VALUE entries in flag order
+	VolumeKMSKey     string   // --volume-kms-key: ClusterConfig.VolumeKmsKeyId
+	OutputKMSKey     string   // --output-kms-key: ProcessingOutputConfig.KmsKeyId
+	NetworkIsolation bool     // --network-isolation: NetworkConfig.EnableNetworkIsolation
+	// --inter-container-encryption:
+	// NetworkConfig.EnableInterContainerTrafficEncryption.
+	InterContainerEncryption bool
+	// --processing-input and --processing-output, NAME=S3URI each:
+	// ProcessingInputs and ProcessingOutputConfig.Outputs, with the
+	// LocalPath InputDir+NAME or OutputDir+NAME (see InputChannels).
+	Inputs, Outputs []string
 }
+
+// Local folders of the channels that ProcessingJobRequest asks for.
+const (
+	InputDir  = "/opt/ml/processing/input/"
+	OutputDir = "/opt/ml/processing/output/"
+)
+
+// ClusterSecretEnv is the environment variable that may hold the secret of
+// a job on several instances, in the container's own environment only.
+const ClusterSecretEnv = "SHARDPREP_CLUSTER_SECRET"
 
 // Limits of CreateProcessingJob, from the SageMaker API reference
 // (API_CreateProcessingJob, API_AppSpecification, API_ProcessingClusterConfig,
@@ -39,6 +61,11 @@ type ProcessingJobRequest struct {
 //   - ClusterConfig.InstanceCount 1-100, VolumeSizeInGB 1-16384.
 //   - StoppingCondition.MaxRuntimeInSeconds 1-777600.
 //   - VpcConfig: 1-16 Subnets, 1-5 SecurityGroupIds, each 0-32 long, [-0-9a-zA-Z]+.
+//   - Tags: 0-50; key 1-128 long, value 0-256 long, both
+//     [\p{L}\p{Z}\p{N}_.:/=+\-@]*; keys starting with "aws:" are reserved.
+//   - VolumeKmsKeyId, ProcessingOutputConfig.KmsKeyId: 0-2048 long, [a-zA-Z0-9:/_-]*.
+//   - ProcessingInputs, ProcessingOutputConfig.Outputs: 0-10 each; S3Uri
+//     0-1024 long.
 //
 // Lengths are counted in characters (Unicode code points).
 const (
@@ -55,6 +82,12 @@ const (
 	maxVPCIDLen   = 32
 	minRoleARNLen = 20
 	maxRoleARNLen = 2048
+	maxTags       = 50
+	maxTagKeyLen  = 128
+	maxTagValLen  = 256
+	maxKMSKeyLen  = 2048
+	maxChannels   = 10
+	maxS3URILen   = 1024
 )
 
 var (
@@ -62,6 +95,10 @@ var (
 	envKeyRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	roleRE    = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
 	vpcIDRE   = regexp.MustCompile(`^[-0-9a-zA-Z]+$`)
+	tagRE     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+	kmsKeyRE  = regexp.MustCompile(`^[a-zA-Z0-9:/_-]*$`)
+	// A channel's name is also the last element of its LocalPath.
+	channelRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 )
 
 // Validate checks r against the limits of CreateProcessingJob, so that a
@@ -79,6 +116,9 @@ func (r *ProcessingJobRequest) Validate(instanceTypes []string) error {
 		return err
 	}
 	if err := checkEnv(r.Env); err != nil {
+		return err
+	}
+	if err := r.checkSecurity(); err != nil {
 		return err
 	}
 	if len(r.Args) > maxArgs {
@@ -166,6 +206,9 @@ func checkEnv(kvs []string) error {
 		if seen[k] {
 			return fmt.Errorf("--env %s is given twice", k)
 		}
+		if k == ClusterSecretEnv {
+			return fmt.Errorf("--env %s: the job's Environment is visible to anyone allowed to describe the job; leave it out (a job on several instances shares a fresh secret through its S3 output)", k)
+		}
 		seen[k] = true
 	}
 	return nil
@@ -196,4 +239,125 @@ func checkVPCIDs(flagName string, ids []string, most int) error {
 		}
 	}
 	return nil
+}
+
+// checkSecurity checks the tags, the KMS keys and the channels.
+func (r *ProcessingJobRequest) checkSecurity() error {
+	if err := checkTags(r.Tags); err != nil {
+		return err
+	}
+	for _, k := range []struct{ flag, key string }{{"--volume-kms-key", r.VolumeKMSKey}, {"--output-kms-key", r.OutputKMSKey}} {
+		if len(k.key) > maxKMSKeyLen || !kmsKeyRE.MatchString(k.key) {
+			return fmt.Errorf("%s %q is not a KMS key id, alias or ARN", k.flag, k.key)
+		}
+	}
+	if _, err := channels("--processing-input", r.Inputs, InputDir); err != nil {
+		return err
+	}
+	if _, err := channels("--processing-output", r.Outputs, OutputDir); err != nil {
+		return err
+	}
+	if r.OutputKMSKey != "" && len(r.Outputs) == 0 {
+		return errors.New("--output-kms-key encrypts what SageMaker uploads from the job's ProcessingOutputs: give --processing-output too (an s3:// --output that shardprep writes itself is encrypted as its bucket's default encryption says)")
+	}
+	return nil
+}
+
+func checkTags(tags []string) error {
+	if len(tags) > maxTags {
+		return fmt.Errorf("%d --tags; SageMaker allows at most %d", len(tags), maxTags)
+	}
+	seen := make(map[string]bool, len(tags))
+	for _, kv := range tags {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || k == "":
+			return fmt.Errorf("--tags %q: want KEY=VALUE", kv)
+		case utf8.RuneCountInString(k) > maxTagKeyLen || utf8.RuneCountInString(v) > maxTagValLen:
+			return fmt.Errorf("--tags %.40q: keys are at most %d characters long, values %d", kv, maxTagKeyLen, maxTagValLen)
+		case !tagRE.MatchString(k) || !tagRE.MatchString(v):
+			return fmt.Errorf("--tags %q: keys and values are letters, digits, spaces and _ . : / = + - @", kv)
+		case strings.HasPrefix(strings.ToLower(k), "aws:"):
+			return fmt.Errorf("--tags %q: keys starting with aws: are reserved", kv)
+		case seen[k]:
+			return fmt.Errorf("--tags %s is given twice", k)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// channels checks the NAME=S3URI entries of flagName and returns them as
+// channels whose LocalPath is dir+NAME.
+func channels(flagName string, entries []string, dir string) ([]Channel, error) {
+	if len(entries) > maxChannels {
+		return nil, fmt.Errorf("%d %s; SageMaker allows at most %d", len(entries), flagName, maxChannels)
+	}
+	var cs []Channel
+	seen := map[string]bool{}
+	for _, e := range entries {
+		name, uri, ok := strings.Cut(e, "=")
+		switch {
+		case !ok || !channelRE.MatchString(name):
+			return nil, fmt.Errorf("%s %q: want NAME=s3://bucket/prefix/, the name letters, digits, _ . -", flagName, e)
+		case !strings.HasPrefix(uri, "s3://") || len(uri) <= len("s3://") || len(uri) > maxS3URILen:
+			return nil, fmt.Errorf("%s %q: want an s3://bucket/prefix/ URI of at most %d characters", flagName, e, maxS3URILen)
+		case seen[name]:
+			return nil, fmt.Errorf("%s %s is given twice", flagName, name)
+		}
+		seen[name] = true
+		cs = append(cs, Channel{Name: name, LocalPath: dir + name, S3URI: uri})
+	}
+	return cs, nil
+}
+
+// InputChannels returns the ProcessingInputs of r, each an S3 prefix
+// copied to InputDir+NAME; OutputChannels returns its ProcessingOutputs,
+// each uploaded from OutputDir+NAME. They are meant for a request that
+// Validate accepted.
+func (r *ProcessingJobRequest) InputChannels() []Channel {
+	cs, _ := channels("--processing-input", r.Inputs, InputDir)
+	return cs
+}
+
+// OutputChannels: see InputChannels.
+func (r *ProcessingJobRequest) OutputChannels() []Channel {
+	cs, _ := channels("--processing-output", r.Outputs, OutputDir)
+	return cs
+}
+
+// Job returns the Job that the first instance of the processing job r
+// starts will read from its platform files: hosts algo-1 to algo-N (as
+// SageMaker names them), the job's name, environment, arguments, channels
+// and network isolation. "shardprep submit" checks the job's arguments
+// against it before it creates the job.
+func (r *ProcessingJobRequest) Job() *Job {
+	hosts := make([]string, max(r.InstanceCount, 1))
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("algo-%d", i+1)
+	}
+	env := r.Environment()
+	if env == nil {
+		env = map[string]string{}
+	}
+	return &Job{CurrentHost: hosts[0], Hosts: hosts, Coordinator: hosts[0], IsCoordinator: true,
+		JobName: r.JobName, Region: env["AWS_REGION"], Inputs: r.InputChannels(), Outputs: r.OutputChannels(),
+		Environment: env, Arguments: r.Args, NetworkIsolation: r.NetworkIsolation}
+}
+
+// ConsoleURL returns the address of the processing job's page in the AWS
+// console, from its ARN (arn:PARTITION:sagemaker:REGION:ACCOUNT:processing-job/NAME);
+// "" for anything else.
+func ConsoleURL(jobARN string) string {
+	f := strings.SplitN(jobARN, ":", 6)
+	if len(f) != 6 || f[0] != "arn" || f[2] != "sagemaker" || f[3] == "" || !strings.HasPrefix(f[5], "processing-job/") {
+		return ""
+	}
+	domain := map[string]string{"aws": "console.aws.amazon.com", "aws-cn": "console.amazonaws.cn",
+		"aws-us-gov": "console.amazonaws-us-gov.com"}[f[1]]
+	if domain == "" {
+		return ""
+	}
+	region, name := f[3], strings.TrimPrefix(f[5], "processing-job/")
+	return fmt.Sprintf("https://%s.%s/sagemaker/home?region=%s#/processing-jobs/%s", region, domain, region, name)
 }

@@ -12,7 +12,10 @@
 // across workers (Stats travel as JSON between processes); Stats.Model fits
 // the Model (itself JSON, reusable with ReadModel and Model.Check);
 // Model.Transform turns a batch into label and feature vectors; AppendRows
-// writes chosen rows as text lines.
+// writes chosen rows as text lines. NewColumnStats, ColumnStats.Add and
+// ColumnStats.Merge describe the numbers of the transformed rows (count,
+// missing, min, max, exact sums, a histogram on a fixed grid) exactly, so
+// that the merged stats are the same bytes for any cut of the rows.
 //
 // Bad data is reported as a *RowError naming the first bad row of the batch
 // (its index in the batch), the column, the offending value and the reason;

@@ -13,8 +13,11 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// Manifest is written to _shardprep/manifest.json at commit.
+// Manifest is written to _shardprep/manifest.json at commit. Its layout
+// is versioned by Layout (manifest_version, ManifestVersion); record.go
+// documents the fields of version 2.
 type Manifest struct {
+	Layout     int             `json:"manifest_version"`
 	Version    string          `json:"shardprep_version"`
 	Job        string          `json:"job_name,omitempty"`
 	RunID      string          `json:"run_id"`
@@ -36,6 +39,15 @@ type Manifest struct {
 	Workers    []WorkerStatus  `json:"workers"`
 	Reassigned []Reassignment  `json:"reassigned"`
 	Timings    Timings         `json:"timings"`
+	// Attempts are every attempt at every task, in the order leased.
+	Attempts []TaskAttempt `json:"attempts"`
+	// Columns describe the numbers of the rows written (nil when no
+	// transform task finished).
+	Columns    *features.ColumnStats `json:"columns"`
+	Rejections Rejections            `json:"rejections"`
+	// GrantCalls counts the credential calls of the coordinator's
+	// process (workers elsewhere make their own).
+	GrantCalls int64 `json:"grant_calls"`
 }
 
 // Totals sums the parts.
@@ -105,6 +117,9 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 		return nil, err
 	}
 	if err := c.put(ctx, ManifestKey, append(manJSON, '\n')); err != nil {
+		return nil, err
+	}
+	if err := c.putReport(ctx, m); err != nil {
 		return nil, err
 	}
 	for _, name := range splitNames(c.job.Spec) {
@@ -187,9 +202,9 @@ func (c *Coordinator) manifestLocked() *Manifest {
 	j := c.job
 	names := splitNames(j.Spec)
 	m := &Manifest{
-		Version: Version, Job: j.Name, RunID: j.RunID, Output: j.Output, Started: c.started,
+		Layout: ManifestVersion, Version: Version, Job: j.Name, RunID: j.RunID, Output: j.Output, Started: c.started,
 		Seed: j.Seed, SplitMode: j.SplitMode, OnInvalid: j.OnInvalid, Header: j.Header, SplitSize: j.SplitSize,
-		Inputs: j.Objects, Spec: j.Spec, ModelKey: ModelKey, Model: c.fit.model, ModelGiven: c.modelGiven,
+		Inputs: j.Objects, Spec: j.Spec, ModelKey: ModelKey, Model: c.fitModel(), ModelGiven: c.modelGiven,
 		Totals:     Totals{RowsOut: map[string]int64{}},
 		Workers:    c.workerStatus(),
 		Reassigned: c.reassigned,
@@ -198,11 +213,12 @@ func (c *Coordinator) manifestLocked() *Manifest {
 	if m.Reassigned == nil {
 		m.Reassigned = []Reassignment{}
 	}
+	c.describeLocked(m)
 	for _, o := range j.Objects {
 		m.Totals.BytesIn += o.Size
 	}
 	for i, s := range j.Splits {
-		r := c.results[i]
+		r := c.resultOf(i)
 		p := PartSummary{Split: s.Index, Object: j.Objects[s.Object].URL, Offset: s.Offset, Length: s.Length,
 			RowsIn: r.RowsIn, Rejected: r.Rejected, RowsOut: map[string]int64{}}
 		if i < len(c.tasks) {

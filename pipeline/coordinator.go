@@ -42,6 +42,9 @@ type CoordinatorOptions struct {
 	// while Run runs, and once at the end.
 	Progress      func(Snapshot)
 	ProgressEvery time.Duration
+	// GrantCalls, if set, counts the credential calls made so far, for
+	// the manifest and the metrics.
+	GrantCalls func() int64
 }
 
 // Names of the in-process worker: of a coordinator that also works, and
@@ -60,6 +63,7 @@ type taskState struct {
 	parts    []stagedPart // what the accepted transform attempt staged
 	workers  []string     // every worker that held it
 	failedOn []string     // workers on which an attempt failed
+	attempt  int          // its current attempt's index in Coordinator.attempts; -1: none
 }
 
 const (
@@ -137,6 +141,15 @@ type Coordinator struct {
 	timings    Timings
 	started    time.Time
 	phaseStart time.Time
+
+	// What the manifest and the metrics tell beyond the counts
+	// (record.go, metrics.go).
+	attempts   []TaskAttempt
+	columns    *features.ColumnStats
+	rejections Rejections
+	expired    int64 // leases that expired
+	retried    int64 // attempts that failed or expired and were retried
+	fitDone    int   // fit tasks done, kept past the fit phase
 }
 
 // NewCoordinator starts a job in its first phase: fit, or transform when
@@ -216,7 +229,7 @@ func (c *Coordinator) startPhase(p Phase) {
 		c.tasks = make([]*taskState, len(c.job.Splits))
 		c.queue = make(splitQueue, len(c.job.Splits))
 		for i := range c.tasks {
-			c.tasks[i] = &taskState{task: taskID{Phase: p, Split: i}}
+			c.tasks[i] = &taskState{task: taskID{Phase: p, Split: i}, attempt: -1}
 			c.queue[i] = i // sorted: already a heap
 		}
 	}
@@ -401,6 +414,7 @@ func (c *Coordinator) tryLease(req *leaseRequest) (*leaseResponse, <-chan struct
 			t.task.Attempt++
 			t.task.Lease = newLeaseID()
 			t.workers = append(t.workers, req.Worker)
+			c.leased(t, req.Worker, now)
 			w.tasks[t.task] = true
 			resp.Tasks = append(resp.Tasks, t.task)
 			c.log.Debug("task leased", "task", t.task.String(), "worker", req.Worker)
@@ -511,12 +525,14 @@ func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
 		return
 	}
 	c.log.Warn("task failed", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
+	c.ended(t, attemptOutcome(req.Error))
 	t.failedOn = append(t.failedOn, req.Worker)
 	if t.task.Attempt >= c.opts.MaxAttempts {
 		c.fail(fmt.Errorf("%s failed %d times, last on %s: %s", t.task, t.task.Attempt, req.Worker, req.Error))
 		return
 	}
 	c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: req.Worker, Reason: "failed: " + req.Error})
+	c.retried++
 	c.requeue(t)
 	c.notify()
 }
@@ -525,6 +541,11 @@ func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
 func (c *Coordinator) taskDone(t *taskState, w *workerState, req *reportRequest) {
 	c.log.Debug("task done", "task", req.Task.String(), "worker", req.Worker)
 	t.state, t.result, t.parts = done, req.Result, req.Parts
+	c.ended(t, attemptDone)
+	if err := c.recordResult(t.task.Split, t.result); err != nil {
+		c.fail(err)
+		return
+	}
 	c.ndone++
 	c.doneBytes += req.Result.BytesRead
 	c.doneRows += req.Result.RowsIn
@@ -533,6 +554,9 @@ func (c *Coordinator) taskDone(t *taskState, w *workerState, req *reportRequest)
 	if c.phase == PhaseTransform {
 		w.doneRows += req.Result.RowsIn
 		w.doneBytes += req.Result.BytesRead
+	}
+	if c.phase == PhaseFit {
+		c.fitDone++
 	}
 	if c.phase == PhaseFit && req.Result.Stats != nil {
 		if err := c.stats.Merge(req.Result.Stats); err != nil {
@@ -639,6 +663,8 @@ func (c *Coordinator) expire() {
 		if t.state == leased && now.After(t.deadline) {
 			c.log.Warn("lease expired; reassigning", "task", t.task.String(), "worker", t.worker)
 			c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: t.worker, Reason: "lease expired"})
+			c.ended(t, attemptExpired)
+			c.expired++
 			if w := c.workers[t.worker]; w != nil {
 				w.gone, w.lost = true, true
 				delete(w.tasks, t.task)
@@ -647,6 +673,7 @@ func (c *Coordinator) expire() {
 				c.fail(fmt.Errorf("%s lost %d times; last worker %s stopped answering", t.task, t.task.Attempt, t.worker))
 				return
 			}
+			c.retried++
 			c.requeue(t)
 			changed = true
 		}

@@ -34,6 +34,15 @@
 // requests and answers are signed, name the job's run id and carry a nonce
 // (see http.go).
 //
+// What a job leaves beside its parts: record.go (the manifest's version
+// 2 fields: every attempt at every task, the exact column statistics that
+// transform tasks report and the coordinator merges, rejected rows by
+// reason), report.go, report_time.go and report.html.tmpl (the HTML
+// report the commit writes from the manifest: no script, nothing fetched,
+// a bounded number of shapes for any number of splits) and metrics.go
+// (GET /metrics in the Prometheus text format: counts only, no names or
+// secrets, so served without a signature).
+//
 // A Job is the fixed plan; the fitted (or given) model travels beside it,
 // from the coordinator to the workers with their transform leases. Every
 // goroutine the package starts is owned: Coordinator.Run runs its own

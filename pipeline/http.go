@@ -291,6 +291,7 @@ func newHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 		}
 		return c.heartbeat(ctx, req)
 	})))
+	mux.Handle("GET /metrics", MetricsHandler(c))
 	return mux
 }
 

@@ -27,6 +27,7 @@ import (
 const (
 	ModelKey    = "_shardprep/model.json"
 	ManifestKey = "_shardprep/manifest.json"
+	ReportKey   = "_shardprep/report.html"
 	SuccessName = "_SUCCESS"
 	// ClaimKey is the claim of the job that holds an output: written
 	// exclusively before the job writes anything, removed when it has
@@ -68,7 +69,7 @@ func outputKeys(spec *features.Spec, n int) []string {
 	for _, f := range folders {
 		keys = append(keys, f+"/"+SuccessName)
 	}
-	keys = append(keys, ManifestKey, ModelKey)
+	keys = append(keys, ManifestKey, ModelKey, ReportKey)
 	for _, f := range folders {
 		for i := range n {
 			keys = append(keys, partKey(f, i))
@@ -238,7 +239,7 @@ func (c *Claim) keys() []string {
 	for _, f := range c.Folders {
 		keys = append(keys, f+"/"+SuccessName)
 	}
-	keys = append(keys, ManifestKey, ModelKey)
+	keys = append(keys, ManifestKey, ModelKey, ReportKey)
 	for _, f := range c.Folders {
 		for i := range c.Splits {
 			keys = append(keys, partKey(f, i))

@@ -282,7 +282,7 @@ func (c *Coordinator) checkCounts(task taskID, r *taskResult) error {
 	}
 	switch task.Phase {
 	case PhaseFit:
-		if r.Stats == nil || r.Stats.Rows() != r.RowsIn || len(r.RowsOut) != 0 {
+		if r.Stats == nil || r.Stats.Rows() != r.RowsIn || len(r.RowsOut) != 0 || r.Columns != nil || r.Rejects != nil {
 			return fmt.Errorf("fit statistics missing or not of its %d rows", r.RowsIn)
 		}
 	case PhaseTransform:
@@ -299,6 +299,7 @@ func (c *Coordinator) checkCounts(task taskID, r *taskResult) error {
 		if sum != r.RowsIn {
 			return fmt.Errorf("rows_out add up to %d, rows_in is %d", sum, r.RowsIn)
 		}
+		return checkDescription(r)
 	}
 	return nil
 }

@@ -13,6 +13,16 @@ import (
 // protocol as between hosts. It returns the manifest once the output is
 // committed, and only after a failure has been cleaned up.
 func Run(ctx context.Context, job *Job, src Source, sink Sink, opts *CoordinatorOptions) (*Manifest, error) {
+	c, err := NewRun(job, src, sink, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.Run(ctx)
+}
+
+// NewRun returns the coordinator that Run runs, for a caller that wants
+// to watch it (its metrics, its manifest after a failure) while it runs.
+func NewRun(job *Job, src Source, sink Sink, opts *CoordinatorOptions) (*Coordinator, error) {
 	var o CoordinatorOptions
 	if opts != nil {
 		o = *opts
@@ -21,11 +31,7 @@ func Run(ctx context.Context, job *Job, src Source, sink Sink, opts *Coordinator
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 200 * time.Millisecond
 	}
-	c, err := newCoordinator(job, src, sink, &o, localWorker)
-	if err != nil {
-		return nil, err
-	}
-	return c.Run(ctx)
+	return newCoordinator(job, src, sink, &o, localWorker)
 }
 
 // Run drives the job to its end: it runs the coordinator's own worker,

@@ -84,6 +84,9 @@ type taskResult struct {
 	Rejected  int64           `json:"rejected"`   // invalid rows (skip policy)
 	RowsOut   []int64         `json:"rows_out"`   // per split output
 	BytesRead int64           `json:"bytes_read"` // input bytes
+	// Columns and Rejects describe a transform task's rows (record.go).
+	Columns *features.ColumnStats `json:"columns,omitempty"`
+	Rejects *Rejections           `json:"rejects,omitempty"`
 }
 
 // splitTask is a task over one split of a job, with what it reads from

@@ -31,6 +31,8 @@ type transformTask struct {
 
 	rows    [][]int // per split of the spec: rows of the batch drawn into it
 	rowsOut []int64
+	cols    *features.ColumnStats
+	rejects Rejections
 	// adj collects rows that decoded but that the model rejects; the
 	// scan's counts are corrected by it at the end.
 	adj taskResult
@@ -46,7 +48,8 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	names := splitNames(t.job.Spec)
 	tt := &transformTask{splitTask: t, sink: sink, stage: stage, model: t.fit.model, bounds: t.job.Spec.Bounds(),
 		drawer: newHashDrawer(t.job.Seed, t.object().Name),
-		outs:   make([]*partWriter, len(names)), rows: make([][]int, len(names)), rowsOut: make([]int64, len(names))}
+		outs:   make([]*partWriter, len(names)), rows: make([][]int, len(names)), rowsOut: make([]int64, len(names)),
+		cols: features.NewColumnStats(t.job.Spec)}
 	defer func() {
 		cancel()
 		if err != nil {
@@ -74,7 +77,10 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	if err != nil {
 		return res, nil, err
 	}
-	res.RowsOut = tt.rowsOut
+	res.RowsOut, res.Columns = tt.rowsOut, tt.cols
+	if res.Rejected > 0 {
+		res.Rejects = &tt.rejects
+	}
 	parts, err = tt.close(ctx, res.Rejected)
 	return res, parts, err
 }
@@ -122,6 +128,7 @@ func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError)
 		t.rej.buf = append(t.rej.buf, "object\tline\toffset\tcolumn\treason\ttext\n"...)
 	}
 	t.rej.buf = appendReject(t.rej.buf, pe, line)
+	t.rejects.add(t.split.Index, pe, line)
 	return t.rej.flushIfFull()
 }
 
@@ -191,6 +198,9 @@ func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
 			k := pick(t.bounds, t.drawer.Draw(offs.Value(r)))
 			t.rows[k] = append(t.rows[k], r)
 		}
+	}
+	if err := t.cols.Add(rec, t.rows); err != nil {
+		return err
 	}
 	for i, w := range t.outs {
 		// In chunks, so that the part's buffer stays near its size for a

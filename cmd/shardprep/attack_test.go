@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 )
 
@@ -153,7 +154,8 @@ func emptyTransformReport(worker, run string, task wireTask) map[string]any {
 			"staged": map[string]any{"key": key, "stage": run + "-" + task.Lease, "size": 0}})
 	}
 	return map[string]any{"worker": worker, "task": task, "parts": parts,
-		"result": map[string]any{"lines": 0, "rows_in": 0, "rejected": 0, "rows_out": []int64{0, 0}, "bytes_read": 0}}
+		"result": map[string]any{"lines": 0, "rows_in": 0, "rejected": 0, "rows_out": []int64{0, 0}, "bytes_read": 0,
+			"columns": features.NewColumnStats(defaultSpec())}}
 }
 
 // randomLease is a lease id the coordinator never issued.

@@ -99,7 +99,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	defer p.finish(ctx, log) // also when the coordinator cannot start
 	prog := newProgress(stderr, log, cfg.quiet)
 	c, err := pipeline.NewCoordinator(p.job, p.src, outputSink{p.sink}, &pipeline.CoordinatorOptions{LeaseTTL: cfg.lease, Logger: log,
-		Model: p.model, Workers: cfg.workers, Progress: prog.update, ProgressEvery: prog.every()})
+		Model: p.model, Workers: cfg.workers, Progress: prog.update, ProgressEvery: prog.every(), GrantCalls: p.stores.grantCalls})
 	if err != nil {
 		return err
 	}
@@ -132,6 +132,7 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 	defer cancel()
 	srv.Shutdown(shutdown)
 	if err != nil {
+		writeFailedReport(c, err, stdout)
 		return jobError(ctx, err, p.output)
 	}
 	printSummary(stdout, m, p.output, time.Since(start))

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardprep/shardprep/container"
+	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
@@ -34,6 +35,7 @@ type containerRun struct {
 	rootFlag       string // --sagemaker-root as parsed: must be root
 	host           string
 	port           int
+	listen         string // the coordinator's interface address
 	hostAddrs      stringList
 	lookup         func(context.Context, string) ([]string, error)
 	resolveTimeout time.Duration
@@ -78,6 +80,7 @@ func (c *containerRun) register() {
 	c.fs.StringVar(&c.rootFlag, "sagemaker-root", "/", "`DIR` holding opt/ml (a fake tree in tests); must be given on the command line")
 	c.fs.StringVar(&c.host, "host", "", "this instance's host name (default: current_host from resourceconfig.json)")
 	c.fs.IntVar(&c.port, "cluster-port", 7070, "TCP port of the coordinator on the first host")
+	c.fs.StringVar(&c.listen, "listen", "0.0.0.0", "interface `IP` the coordinator listens on, with --cluster-port; 0.0.0.0 is every interface, as the other instances connect over the job's network")
 	c.fs.Var(&c.hostAddrs, "host-address", "`NAME=ADDR` address of a host without asking DNS (repeatable; for tests)")
 	c.fs.DurationVar(&c.resolveTimeout, "resolve-timeout", 5*time.Minute, "how long a worker waits for the coordinator's host name to resolve")
 	c.fs.DurationVar(&c.secretTimeout, "secret-timeout", 5*time.Minute, "how long a worker waits for the coordinator's cluster secret")
@@ -87,9 +90,9 @@ func (c *containerRun) register() {
 // newContainerRun loads the platform files, parses the flags (translating
 // the seed script's) and fills what the flags leave out from the job.
 func newContainerRun(root string, args []string, env func(string) string, stdout, stderr io.Writer) (*containerRun, error) {
-	c := &containerRun{root: root, env: env, stderr: stderr}
 	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
 		// Help needs no platform files.
+		c := &containerRun{stderr: stderr}
 		c.register()
 		c.fs.Usage()
 		return nil, flag.ErrHelp
@@ -98,11 +101,8 @@ func newContainerRun(root string, args []string, env func(string) string, stdout
 	if err != nil {
 		return nil, fmt.Errorf("reading the SageMaker Processing configuration: %w", err)
 	}
-	c.sm = sm
-	if err := c.parse(args); err != nil {
-		return nil, err
-	}
-	if err := c.complete(); err != nil {
+	c, err := parseContainerJob(sm, root, args, env, stderr)
+	if err != nil {
 		return nil, err
 	}
 	c.log = newLogger(stderr, c.job.logFormat, env).With("host", sm.CurrentHost)
@@ -110,6 +110,28 @@ func newContainerRun(root string, args []string, env func(string) string, stdout
 	if c.job.logFormat == "json" || (c.job.logFormat == "auto" && !isTerminal(stdout)) {
 		// CloudWatch reads stdout and stderr as one stream of JSON lines.
 		c.stdout = &logLines{log: newLogger(stdout, "json", env).With("host", sm.CurrentHost, "stream", "stdout")}
+	}
+	return c, nil
+}
+
+// parseContainerJob is the container's reading of its arguments for the
+// processing job sm, with root as --sagemaker-root: it parses them,
+// completes the run from the job and checks everything that can be
+// checked before the run reads any data. It reads no platform file (only
+// the spec, to learn its splits, when the job's ProcessingOutputs decide
+// the output), so "shardprep submit" runs it on the job that its request
+// describes, to refuse before the job starts what the container would
+// refuse after.
+func parseContainerJob(sm *container.Job, root string, args []string, env func(string) string, stderr io.Writer) (*containerRun, error) {
+	c := &containerRun{sm: sm, root: root, env: env, stderr: stderr}
+	if err := c.parse(args); err != nil {
+		return nil, err
+	}
+	if err := c.complete(); err != nil {
+		return nil, err
+	}
+	if err := c.check(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -135,6 +157,9 @@ func (c *containerRun) parse(args []string) error {
 	if c.port < 1 || c.port > 65535 {
 		return usagef("--cluster-port %d: not a TCP port", c.port)
 	}
+	if net.ParseIP(c.listen) == nil {
+		return usagef("--listen %q: want an IP address of this host (0.0.0.0 for every interface), the port being --cluster-port", c.listen)
+	}
 	if c.lookup, err = container.HostLookup(c.hostAddrs); err != nil {
 		return &usageError{err.Error()}
 	}
@@ -154,12 +179,59 @@ func (c *containerRun) complete() error {
 	s := container.RunSettings{Inputs: f.inputs, Output: f.output, JobName: f.jobName, Region: f.store.Region,
 		Spec: f.spec, Model: f.model, GrantsFile: f.store.GrantsFile, AccountID: f.store.AccountID, Credentials: f.store.Credentials}
 	c.fs.Visit(func(fl *flag.Flag) { s.CredentialsGiven = s.CredentialsGiven || fl.Name == "credentials" })
+	if f.output == "" && len(c.sm.Outputs) > 0 {
+		var err error
+		if s.Splits, err = c.splitNames(); err != nil {
+			return err
+		}
+	}
 	if err := c.sm.Complete(c.root, &s); err != nil {
 		return &usageError{err.Error()}
 	}
 	f.inputs, f.output, f.jobName, f.store.Region = s.Inputs, s.Output, s.JobName, s.Region
 	f.spec, f.model, f.store.GrantsFile, f.store.Credentials = s.Spec, s.Model, s.GrantsFile, s.Credentials
 	return nil
+}
+
+// splitNames returns the names of the spec's splits. A spec that is not
+// on this machine (submit checks a job whose spec is in the container)
+// gives nil.
+func (c *containerRun) splitNames() ([]string, error) {
+	spec := defaultSpec()
+	if c.job.spec != "" {
+		p := container.PlatformPath(c.root, c.job.spec)
+		if _, err := os.Stat(p); err != nil && c.root == "/" && strings.HasPrefix(p, container.PlatformPrefix) {
+			return nil, nil
+		}
+		var err error
+		if spec, err = readJSONFile(p, "spec", features.ParseSpec); err != nil {
+			return nil, err
+		}
+	}
+	names := []string{}
+	for _, sp := range spec.Splits {
+		names = append(names, sp.Name)
+	}
+	return names, nil
+}
+
+// check checks the completed run against the processing job and the
+// settings that need no storage.
+func (c *containerRun) check() error {
+	f := &c.job
+	if err := c.sm.CheckRun(container.RunSettings{Inputs: f.inputs, Output: f.output}); err != nil {
+		return &usageError{err.Error()}
+	}
+	if f.workers < 1 {
+		return usagef("--workers must be at least 1")
+	}
+	if _, err := pipeline.ParseSplitMode(f.splitMode); err != nil {
+		return &usageError{err.Error()}
+	}
+	if _, err := pipeline.ParsePolicy(f.onInvalid); err != nil {
+		return &usageError{err.Error()}
+	}
+	return f.store.check()
 }
 
 func (c *containerRun) run(ctx context.Context) error {
@@ -171,16 +243,7 @@ func (c *containerRun) run(ctx context.Context) error {
 	}
 
 	outRoot := storage.Root(c.job.output)
-	if !strings.HasPrefix(outRoot, "s3://") {
-		return usagef("container: a job on %d instances needs an s3:// output, not %s: each instance's ProcessingOutput folder is uploaded on its own, so no instance could commit the job", len(sm.Hosts), c.job.output)
-	}
 	secret := c.env(clusterSecretEnv)
-	if _, inJob := sm.Environment[clusterSecretEnv]; inJob {
-		return usagef("container: SHARDPREP_CLUSTER_SECRET is set in the processing job's Environment, where anyone allowed to describe the job can read it; remove it and the coordinator shares a fresh secret through the S3 output")
-	}
-	if err := c.job.store.check(); err != nil {
-		return err
-	}
 	sf := c.job.store
 	sf.JobName = c.job.jobName
 	out, err := newStores(sf, c.env, c.log).Bucket(ctx, outRoot, true)
@@ -204,11 +267,19 @@ func (c *containerRun) runCoordinatorHost(ctx context.Context, out *storage.Buck
 		c.log.Info("cluster secret published for the workers", "object", out.URL(pipeline.ClusterSecretKey(c.job.jobName)))
 		defer c.deleteSecret(ctx, out)
 	}
+	// By default the coordinator listens on every interface: the other
+	// instances reach it over the job's network, on an address that only
+	// the platform knows (algo-1's). The host's own worker joins over
+	// loopback, or on the one address --listen narrows it to.
 	port := strconv.Itoa(c.port)
-	coord := &coordinatorConfig{runConfig: c.job, listen: net.JoinHostPort("0.0.0.0", port),
+	coord := &coordinatorConfig{runConfig: c.job, listen: net.JoinHostPort(c.listen, port),
 		lease: c.lease, linger: defaultLinger, secret: []byte(secret)}
 	coord.workers = 0 // the host's own worker joins like the others
-	worker := c.workerConfig("http://"+net.JoinHostPort("127.0.0.1", port), secret)
+	local := c.listen
+	if net.ParseIP(local).IsUnspecified() {
+		local = "127.0.0.1"
+	}
+	worker := c.workerConfig("http://"+net.JoinHostPort(local, port), secret)
 
 	coordCtx, stopCoord := context.WithCancelCause(ctx)
 	defer stopCoord(nil)
@@ -305,3 +376,27 @@ func (w *logLines) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// summary logs a committed job's summary as one event with the fields of
+// printSummary's lines.
+func (w *logLines) summary(m *pipeline.Manifest, output string, wall time.Duration) {
+	secs := wall.Seconds()
+	var rows []any
+	for _, s := range m.Spec.Splits {
+		rows = append(rows, slog.Int64(s.Name, m.Totals.RowsOut[s.Name]))
+	}
+	attrs := []any{"output", output, "rows_read", m.Totals.RowsIn + m.Totals.Rejected, "objects", len(m.Inputs),
+		"bytes", m.Totals.BytesIn, "splits", len(m.Parts), slog.Group("rows_out", rows...), "rejected", m.Totals.Rejected,
+		"seed", m.Seed, "split_mode", m.SplitMode, "wall_s", round2(secs),
+		"mb_per_s", round2(float64(m.Totals.BytesIn) / 1e6 / secs), "rows_per_s", int64(float64(m.Totals.RowsIn) / secs)}
+	if len(m.Workers) > 1 {
+		var ws []any
+		for _, s := range m.Workers {
+			ws = append(ws, slog.Group(s.Worker, "tasks", s.Tasks, "rows", s.Rows))
+		}
+		attrs = append(attrs, slog.Group("workers", ws...))
+	}
+	w.log.Info("job summary", attrs...)
+}
+
+func round2(f float64) float64 { return float64(int64(f*100)) / 100 }

@@ -387,7 +387,7 @@ func TestContainerTwoInstances(t *testing.T) {
 	port := strconv.Itoa(ctrFreePort(t))
 	env := ctrMinIOEnv(a.e)
 	argv := func(i int) []string {
-		args := []string{"container", "--sagemaker-root", roots[i], "--cluster-port", port,
+		args := []string{"container", "--sagemaker-root", roots[i], "--cluster-port", port, "--listen", "127.0.0.1",
 			"--host-address", "algo-1=127.0.0.1", "--s3-endpoint", a.e.Endpoint,
 			"--credentials", "default", "--seed", "7", "--split-size", "1MiB", "--workers", "2"}
 		return append(args, platformArgs(t, roots[i])...)
@@ -416,6 +416,11 @@ func TestContainerTwoInstances(t *testing.T) {
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+	// --listen narrows the coordinator to loopback, where its own worker
+	// and algo-2 (at 127.0.0.1 here) join it.
+	if want := `"msg":"coordinator listening","addr":"127.0.0.1:` + port + `"`; !strings.Contains(algo1.stderr.String(), want) {
+		t.Errorf("algo-1 did not log %s", want)
 	}
 	for i, p := range []*ctrProc{algo1, algo2} {
 		ctrNoFailureMessage(t, roots[i])

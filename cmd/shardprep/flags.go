@@ -66,6 +66,7 @@ type runConfig struct {
 	jobName   string
 	logFormat logFormat
 	quiet     bool
+	metrics   string // run's --metrics ADDR
 	store     storeFlags
 }
 

@@ -30,23 +30,7 @@ func noParts(location string, infos []storage.ObjectInfo) error {
 func runHead(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("head", headUsage, stderr)
 	n := fs.Int("n", 5, "rows to print")
-	var sf storeFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("head needs exactly one LOCATION")
-	}
-	root := storage.Root(fs.Arg(0))
-	if root == "" {
-		return usagef("head: %s is not a local folder or s3://bucket/prefix", fs.Arg(0))
-	}
-	if err := sf.check(); err != nil {
-		return err
-	}
-	st := newStores(sf, env, newLogger(stderr, "auto", env))
-	b, err := st.Bucket(ctx, root, false)
+	b, _, err := openLocation(ctx, fs, args, env, stderr, func() bool { return false })
 	if err != nil {
 		return err
 	}

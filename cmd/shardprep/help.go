@@ -24,4 +24,6 @@ var (
 	genUsage string
 	//go:embed help/clean.txt
 	cleanUsage string
+	//go:embed help/report.txt
+	reportUsage string
 )

@@ -9,7 +9,8 @@
 // reads and completes (container.Job.Complete). stores.go wires storage
 // (the S3 flags fill a storage.S3Config), submit.go launches SageMaker
 // jobs, progress.go prints progress and logs; clean (clean.go) removes
-// what a job that did not commit left; head and gen are small tools. Each command's help text is help/<command>.txt, embedded by
+// what a job that did not commit left; report (report.go) rebuilds a
+// job's HTML report and serves run's --metrics; head and gen are small tools. Each command's help text is help/<command>.txt, embedded by
 // help.go.
 package main
 
@@ -119,10 +120,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return runClean(ctx, cfg, env, stdout, stderr)
 	case "head":
 		return runHead(ctx, rest, env, stdout, stderr)
+	case "report":
+		return runReport(ctx, rest, env, stdout, stderr)
 	case "gen":
 		return runGen(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "shardprep %s\n", version)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, topUsage)

@@ -26,6 +26,7 @@ func parseRun(args []string, stderr io.Writer) (*runConfig, error) {
 	var cfg runConfig
 	fs := newFlagSet("run", runUsage, stderr)
 	cfg.register(fs)
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve live metrics (Prometheus text format) at http://`ADDR`/metrics while the job runs")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -47,12 +48,25 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
 	prog := newProgress(stderr, log, cfg.quiet)
 	start := time.Now()
-	m, err := pipeline.Run(ctx, p.job, p.src, outputSink{p.sink}, &pipeline.CoordinatorOptions{
+	c, err := pipeline.NewRun(p.job, p.src, outputSink{p.sink}, &pipeline.CoordinatorOptions{
 		Model: p.model, Workers: cfg.workers, Logger: log, Progress: prog.update, ProgressEvery: prog.every(),
+		GrantCalls: p.stores.grantCalls,
 	})
+	if err != nil {
+		return err
+	}
+	if cfg.metrics != "" {
+		stop, err := serveMetrics(c, cfg.metrics, stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	m, err := c.Run(ctx)
 	prog.finish()
 	p.finish(ctx, log)
 	if err != nil {
+		writeFailedReport(c, err, stdout)
 		return jobError(ctx, err, p.output)
 	}
 	printSummary(stdout, m, p.output, time.Since(start))
@@ -308,6 +322,10 @@ func displayRoot(root string) string {
 }
 
 func printSummary(w io.Writer, m *pipeline.Manifest, output string, wall time.Duration) {
+	if l, ok := w.(*logLines); ok { // the container's stdout: one event
+		l.summary(m, output, wall)
+		return
+	}
 	secs := wall.Seconds()
 	fmt.Fprintf(w, "shardprep: committed %s\n", output)
 	fmt.Fprintf(w, "  rows read   %d (%s, %s, %s)\n", m.Totals.RowsIn+m.Totals.Rejected,

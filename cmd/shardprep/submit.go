@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go/middleware"
@@ -37,22 +39,91 @@ func submitBuildRequest(r container.ProcessingJobRequest) (*sagemaker.CreateProc
 			InstanceCount:  aws.Int32(int32(r.InstanceCount)),
 			InstanceType:   types.ProcessingInstanceType(r.InstanceType),
 			VolumeSizeInGB: aws.Int32(int32(r.VolumeSizeGB)),
+			VolumeKmsKeyId: submitOptional(r.VolumeKMSKey),
 		}},
 		StoppingCondition: &types.ProcessingStoppingCondition{
 			MaxRuntimeInSeconds: aws.Int32(int32(r.MaxRuntime / time.Second)),
 		},
-		Environment: r.Environment(),
+		Environment:   r.Environment(),
+		NetworkConfig: submitNetwork(r),
 	}
 	if len(r.Args) > 0 { // the API wants at least one item when the list is present
 		in.AppSpecification.ContainerArguments = slices.Clone(r.Args)
 	}
+	for _, kv := range r.Tags {
+		k, v, _ := strings.Cut(kv, "=")
+		in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	submitChannels(r, in)
+	return in, nil
+}
+
+// submitNetwork is the request's NetworkConfig, nil when it asks for
+// nothing.
+func submitNetwork(r container.ProcessingJobRequest) *types.NetworkConfig {
+	if len(r.Subnets) == 0 && !r.NetworkIsolation && !r.InterContainerEncryption {
+		return nil
+	}
+	nc := &types.NetworkConfig{}
+	if r.NetworkIsolation {
+		nc.EnableNetworkIsolation = aws.Bool(true)
+	}
+	if r.InterContainerEncryption {
+		nc.EnableInterContainerTrafficEncryption = aws.Bool(true)
+	}
 	if len(r.Subnets) > 0 { // Validate saw security groups too
-		in.NetworkConfig = &types.NetworkConfig{VpcConfig: &types.VpcConfig{
+		nc.VpcConfig = &types.VpcConfig{
 			Subnets:          slices.Clone(r.Subnets),
 			SecurityGroupIds: slices.Clone(r.SecurityGroups),
-		}}
+		}
 	}
-	return in, nil
+	return nc
+}
+
+// submitChannels adds the request's ProcessingInputs (S3 prefixes copied
+// to every instance before the job starts) and ProcessingOutputs (uploaded
+// when it ends) to in.
+func submitChannels(r container.ProcessingJobRequest, in *sagemaker.CreateProcessingJobInput) {
+	for _, c := range r.InputChannels() {
+		in.ProcessingInputs = append(in.ProcessingInputs, types.ProcessingInput{InputName: aws.String(c.Name),
+			S3Input: &types.ProcessingS3Input{S3Uri: aws.String(c.S3URI), LocalPath: aws.String(c.LocalPath),
+				S3DataType: types.ProcessingS3DataTypeS3Prefix, S3InputMode: types.ProcessingS3InputModeFile,
+				S3DataDistributionType: types.ProcessingS3DataDistributionTypeFullyreplicated}})
+	}
+	outs := r.OutputChannels()
+	if len(outs) == 0 {
+		return
+	}
+	in.ProcessingOutputConfig = &types.ProcessingOutputConfig{KmsKeyId: submitOptional(r.OutputKMSKey)}
+	for _, c := range outs {
+		in.ProcessingOutputConfig.Outputs = append(in.ProcessingOutputConfig.Outputs, types.ProcessingOutput{OutputName: aws.String(c.Name),
+			S3Output: &types.ProcessingS3Output{S3Uri: aws.String(c.S3URI), LocalPath: aws.String(c.LocalPath),
+				S3UploadMode: types.ProcessingS3UploadModeEndOfJob}})
+	}
+}
+
+// submitOptional is nil for "", else a pointer to s.
+func submitOptional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
+
+// submitCheckJob parses the job arguments of r as the container will on
+// the job's first instance (parseContainerJob, on the job that r
+// describes), so that what the container would refuse is refused before
+// the job starts and bills.
+func submitCheckJob(r container.ProcessingJobRequest) error {
+	sm := r.Job()
+	env := func(k string) string { return sm.Environment[k] }
+	if _, err := parseContainerJob(sm, container.RootFromArgs(r.Args), r.Args, env, io.Discard); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return submitUsagef("job arguments: -h asks the container for its help; see shardprep container -h")
+		}
+		return submitUsagef("job arguments after --: %v", err)
+	}
+	return nil
 }
 
 // submitInstanceTypes lists the Processing instance types the SDK knows.
@@ -75,6 +146,9 @@ type submitFlags struct {
 	subnets      string
 	groups       string
 	env          stringList
+	tags         stringList
+	inputs       stringList
+	outputs      stringList
 	wait         bool
 	pollInterval time.Duration
 	dryRun       bool
@@ -96,7 +170,14 @@ func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFl
 	fs.StringVar(&f.subnets, "subnets", "", "comma-separated subnet `IDs` to run in (with --security-groups)")
 	fs.StringVar(&f.groups, "security-groups", "", "comma-separated security group `IDs` (with --subnets)")
 	fs.Var(&f.env, "env", "environment variable `KEY=VALUE` for the containers (repeatable)")
-	fs.BoolVar(&f.wait, "wait", false, "wait for the job to end, printing status changes; fail unless it Completed")
+	fs.Var(&f.tags, "tags", "job tags, comma-separated `KEY=VALUE` pairs (repeatable)")
+	fs.StringVar(&f.req.VolumeKMSKey, "volume-kms-key", "", "KMS `key` (id, alias or ARN) that encrypts the instances' storage volumes")
+	fs.StringVar(&f.req.OutputKMSKey, "output-kms-key", "", "KMS `key` that encrypts what SageMaker uploads from the --processing-output folders")
+	fs.BoolVar(&f.req.NetworkIsolation, "network-isolation", false, "run the containers without network access (S3 only through --processing-input/--processing-output)")
+	fs.BoolVar(&f.req.InterContainerEncryption, "inter-container-encryption", false, "encrypt the traffic between the instances (EnableInterContainerTrafficEncryption)")
+	fs.Var(&f.inputs, "processing-input", "`NAME=S3URI` ProcessingInput: SageMaker copies the prefix to /opt/ml/processing/input/NAME on every instance (repeatable)")
+	fs.Var(&f.outputs, "processing-output", "`NAME=S3URI` ProcessingOutput: SageMaker uploads /opt/ml/processing/output/NAME there when the job ends (repeatable; outputs named like the splits each get their split)")
+	fs.BoolVar(&f.wait, "wait", false, "wait for the job to end, printing status changes and, where allowed, its CloudWatch log lines; fail unless it Completed")
 	fs.DurationVar(&f.pollInterval, "poll-interval", 30*time.Second, "with --wait, time between status checks")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the CreateProcessingJob request as JSON (as aws sagemaker create-processing-job --cli-input-json takes it) and exit without calling AWS")
 	fs.StringVar(&f.region, "region", "", "AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)")
@@ -121,6 +202,10 @@ func submitParseFlags(args []string, now time.Time, stderr io.Writer) (*submitFl
 	}
 	f.req.Args = jobArgs
 	f.req.Env = f.env
+	for _, t := range f.tags {
+		f.req.Tags = append(f.req.Tags, submitSplitList(t)...)
+	}
+	f.req.Inputs, f.req.Outputs = f.inputs, f.outputs
 	f.req.Subnets = submitSplitList(f.subnets)
 	f.req.SecurityGroups = submitSplitList(f.groups)
 	return f, nil
@@ -147,6 +232,9 @@ func runSubmit(ctx context.Context, args []string, env func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	if err := submitCheckJob(f.req); err != nil {
+		return err
+	}
 	if f.dryRun {
 		body, err := submitRequestJSON(ctx, in)
 		if err != nil {
@@ -156,26 +244,52 @@ func runSubmit(ctx context.Context, args []string, env func(string) string, stdo
 		return err
 	}
 
-	client, region, err := submitClient(ctx, f, env)
+	cfg, err := submitConfig(ctx, f, env)
 	if err != nil {
 		return err
 	}
+	client := sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) {
+		if ep := submitEndpoint(env, f.endpoint, "AWS_ENDPOINT_URL_SAGEMAKER"); ep != "" {
+			o.BaseEndpoint = aws.String(ep)
+		}
+	})
 	out, err := client.CreateProcessingJob(ctx, in)
 	if err != nil {
-		return fmt.Errorf("submit: creating processing job %s in %s: %w", f.req.JobName, region, err)
+		return fmt.Errorf("submit: creating processing job %s in %s: %w", f.req.JobName, cfg.Region, err)
 	}
+	arn := aws.ToString(out.ProcessingJobArn)
 	fmt.Fprintf(stdout, "created processing job %s\n", f.req.JobName)
-	fmt.Fprintf(stdout, "  arn:  %s\n", aws.ToString(out.ProcessingJobArn))
-	fmt.Fprintf(stdout, "  logs: CloudWatch log group /aws/sagemaker/ProcessingJobs, streams %s/algo-*\n", f.req.JobName)
+	fmt.Fprintf(stdout, "  arn:     %s\n", arn)
+	if u := container.ConsoleURL(arn); u != "" {
+		fmt.Fprintf(stdout, "  console: %s\n", u)
+	}
+	fmt.Fprintf(stdout, "  logs:    CloudWatch log group %s, streams %s/algo-*\n", submitLogGroup, f.req.JobName)
 	if !f.wait {
 		return nil
 	}
-	return submitWait(ctx, client, f.req.JobName, f.pollInterval, stdout)
+	logs := newSubmitLogs(cloudwatchlogs.NewFromConfig(cfg, func(o *cloudwatchlogs.Options) {
+		if ep := submitEndpoint(env, "", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"); ep != "" {
+			o.BaseEndpoint = aws.String(ep)
+		}
+	}), f.req.JobName, stdout)
+	return submitWait(ctx, client, logs, f.pollInterval, stdout)
 }
 
-// submitClient makes a SageMaker client from the SDK's default chain, with
-// the region, endpoint and static credentials that env (and the flags) name.
-func submitClient(ctx context.Context, f *submitFlags, env func(string) string) (*sagemaker.Client, string, error) {
+// submitEndpoint is the endpoint URL given, else the first of the
+// service's variable and AWS_ENDPOINT_URL that env sets; "" for AWS's.
+func submitEndpoint(env func(string) string, given, serviceVar string) string {
+	for _, k := range []string{serviceVar, "AWS_ENDPOINT_URL"} {
+		if given == "" {
+			given = env(k)
+		}
+	}
+	return given
+}
+
+// submitConfig loads the SDK's default chain, with the region and static
+// credentials that env (and the flags) name, and checks that it has a
+// region and usable credentials.
+func submitConfig(ctx context.Context, f *submitFlags, env func(string) string) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	region := f.region
 	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
@@ -195,34 +309,25 @@ func submitClient(ctx context.Context, f *submitFlags, env func(string) string) 
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, "", fmt.Errorf("submit: loading AWS configuration: %w", err)
+		return cfg, fmt.Errorf("submit: loading AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, "", submitUsagef("no AWS region: pass --region or set AWS_REGION")
-	}
-	endpoint := f.endpoint
-	for _, k := range []string{"AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL"} {
-		if endpoint == "" {
-			endpoint = env(k)
-		}
+		return cfg, submitUsagef("no AWS region: pass --region or set AWS_REGION")
 	}
 	if cfg.Credentials == nil {
-		return nil, "", errors.New("submit: no AWS credential source configured")
+		return cfg, errors.New("submit: no AWS credential source configured")
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return nil, "", fmt.Errorf("submit: no usable AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
+		return cfg, fmt.Errorf("submit: no usable AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", err)
 	}
-	client := sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	})
-	return client, cfg.Region, nil
+	return cfg, nil
 }
 
 // submitWait polls DescribeProcessingJob until the job ends, printing each
-// status change. It fails unless the job Completed.
-func submitWait(ctx context.Context, client *sagemaker.Client, name string, every time.Duration, stdout io.Writer) error {
+// status change and the log lines that logs finds. It fails unless the job
+// Completed.
+func submitWait(ctx context.Context, client *sagemaker.Client, logs *submitLogs, every time.Duration, stdout io.Writer) error {
+	name := logs.job
 	var last types.ProcessingJobStatus
 	poll := container.Backoff{First: every, Max: every, Timeout: math.MaxInt64}
 	err := container.Retry(ctx, poll, func() (bool, error) {
@@ -238,6 +343,7 @@ func submitWait(ctx context.Context, client *sagemaker.Client, name string, ever
 			fmt.Fprintf(stdout, "status: %s\n", status)
 			last = status
 		}
+		logs.follow(ctx)
 		switch status {
 		case types.ProcessingJobStatusCompleted:
 			return true, nil

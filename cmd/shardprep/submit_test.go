@@ -150,7 +150,7 @@ func TestSubmitDryRun(t *testing.T) {
 	// Defaults: a timestamped name, one ml.m5.large, 30 GB, one hour, no
 	// VPC, no environment, no arguments.
 	out, errOut, err = submitRun(context.Background(), nil, "--dry-run",
-		"--image", "img", "--role", "arn:aws:iam::123456789012:role/R")
+		"--image", "img", "--role", "arn:aws:iam::123456789012:role/R", "--", "--input", "s3://b/in/", "--output", "s3://b/out/")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -175,8 +175,8 @@ func TestSubmitDryRun(t *testing.T) {
 	if req.StoppingCondition.MaxRuntimeInSeconds != 3600 {
 		t.Errorf("default max runtime %d", req.StoppingCondition.MaxRuntimeInSeconds)
 	}
-	if _, ok := req.AppSpecification["ContainerArguments"]; ok || req.Environment != nil || req.NetworkConfig != nil {
-		t.Errorf("defaults sent arguments, environment or network: %s", out)
+	if args := fmt.Sprint(req.AppSpecification["ContainerArguments"]); args != "[--input s3://b/in/ --output s3://b/out/]" || req.Environment != nil || req.NetworkConfig != nil {
+		t.Errorf("defaults sent other arguments, an environment or a network: %s", out)
 	}
 }
 
@@ -221,6 +221,22 @@ func TestSubmitValidation(t *testing.T) {
 		{"101 arguments", func(s *request) { s.Args = many(101, func(int) string { return "x" }) }, "submit: 101 job arguments"},
 		{"env twice", func(s *request) { s.Env = []string{"A=1", "A=2"} }, "submit: --env A is given twice"},
 		{"subnets alone", func(s *request) { s.SecurityGroups = nil }, "go together"},
+		{"cluster secret in env", func(s *request) { s.Env = []string{"SHARDPREP_CLUSTER_SECRET=0123456789abcdef0123"} }, "anyone allowed to describe the job"},
+		{"tags", func(s *request) { s.Tags = []string{"team=ml", "cost-center=42", "empty="} }, ""},
+		{"tag without value", func(s *request) { s.Tags = []string{"team"} }, `--tags "team": want KEY=VALUE`},
+		{"reserved tag", func(s *request) { s.Tags = []string{"aws:x=1"} }, "reserved"},
+		{"tag twice", func(s *request) { s.Tags = []string{"a=1", "a=2"} }, "--tags a is given twice"},
+		{"51 tags", func(s *request) { s.Tags = many(51, func(i int) string { return fmt.Sprintf("k%d=v", i) }) }, "51 --tags"},
+		{"kms keys", func(s *request) {
+			s.VolumeKMSKey, s.OutputKMSKey = "alias/prep", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab"
+			s.Outputs = []string{"prepared=s3://b/out/"}
+		}, ""},
+		{"bad kms key", func(s *request) { s.VolumeKMSKey = "key with spaces" }, "--volume-kms-key"},
+		{"output kms key without outputs", func(s *request) { s.OutputKMSKey = "alias/prep" }, "give --processing-output"},
+		{"channels", func(s *request) { s.Inputs, s.Outputs = []string{"data=s3://b/in/"}, []string{"train=s3://b/t/"} }, ""},
+		{"channel not s3", func(s *request) { s.Inputs = []string{"data=/tmp/in"} }, "--processing-input"},
+		{"channel name", func(s *request) { s.Outputs = []string{"../x=s3://b/o/"} }, "--processing-output"},
+		{"channel twice", func(s *request) { s.Outputs = []string{"o=s3://b/1/", "o=s3://b/2/"} }, "given twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := submitTwoHostRequest()
@@ -301,6 +317,7 @@ type fakeSageMaker struct {
 	describe []string // DescribeProcessingJob answers, the last repeats
 	describs int
 	createFn func(w http.ResponseWriter) bool // answers instead, if set and returns true
+	logs     func(w http.ResponseWriter, target string, body []byte)
 }
 
 func (f *fakeSageMaker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -318,8 +335,12 @@ func (f *fakeSageMaker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("Content-Type %q", ct)
 	}
 	auth := r.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=AKIDSHARDPREPTEST/") || !strings.Contains(auth, "/eu-west-1/sagemaker/aws4_request") {
-		t.Errorf("request not signed for sagemaker in eu-west-1: %q", auth)
+	service := "sagemaker"
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_") {
+		service = "logs"
+	}
+	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=AKIDSHARDPREPTEST/") || !strings.Contains(auth, "/eu-west-1/"+service+"/aws4_request") {
+		t.Errorf("request not signed for %s in eu-west-1: %q", service, auth)
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	switch target := r.Header.Get("X-Amz-Target"); target {
@@ -333,6 +354,12 @@ func (f *fakeSageMaker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.created = c
 		fmt.Fprint(w, `{"ProcessingJobArn":"arn:aws:sagemaker:eu-west-1:123456789012:processing-job/abalone-prep-2"}`)
+	case "Logs_20140328.DescribeLogStreams", "Logs_20140328.GetLogEvents":
+		if f.logs == nil { // a job with no log streams yet
+			fmt.Fprint(w, `{"logStreams":[]}`)
+		} else {
+			f.logs(w, target, body)
+		}
 	case "SageMaker.DescribeProcessingJob":
 		var req struct{ ProcessingJobName string }
 		if err := json.Unmarshal(body, &req); err != nil || req.ProcessingJobName != "abalone-prep-2" {
@@ -354,10 +381,47 @@ func describeAnswer(status, extra string) string {
 
 func submitWireEnv(url string) map[string]string {
 	return map[string]string{
-		"AWS_REGION":                 "eu-west-1",
-		"AWS_ACCESS_KEY_ID":          "AKIDSHARDPREPTEST",
-		"AWS_SECRET_ACCESS_KEY":      "secret",
-		"AWS_ENDPOINT_URL_SAGEMAKER": url,
+		"AWS_REGION":                       "eu-west-1",
+		"AWS_ACCESS_KEY_ID":                "AKIDSHARDPREPTEST",
+		"AWS_SECRET_ACCESS_KEY":            "secret",
+		"AWS_ENDPOINT_URL_SAGEMAKER":       url,
+		"AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": url,
+	}
+}
+
+// fakeLogs answers DescribeLogStreams with one stream per host and
+// GetLogEvents with lines[host] on the first call, nothing after.
+func fakeLogs(t *testing.T, lines map[string][]string) func(w http.ResponseWriter, target string, body []byte) {
+	served := map[string]bool{}
+	return func(w http.ResponseWriter, target string, body []byte) {
+		var req struct {
+			LogGroupName, LogStreamNamePrefix, LogStreamName, NextToken string
+			StartFromHead                                               bool
+		}
+		if err := json.Unmarshal(body, &req); err != nil || req.LogGroupName != "/aws/sagemaker/ProcessingJobs" {
+			t.Errorf("%s body %s", target, body)
+		}
+		if target == "Logs_20140328.DescribeLogStreams" {
+			if req.LogStreamNamePrefix != "abalone-prep-2/" {
+				t.Errorf("stream prefix %q", req.LogStreamNamePrefix)
+			}
+			var streams []string
+			for host := range lines {
+				streams = append(streams, fmt.Sprintf(`{"logStreamName":"abalone-prep-2/%s-1767312000"}`, host))
+			}
+			fmt.Fprintf(w, `{"logStreams":[%s]}`, strings.Join(streams, ","))
+			return
+		}
+		host := strings.TrimSuffix(strings.TrimPrefix(req.LogStreamName, "abalone-prep-2/"), "-1767312000")
+		var events []string
+		if !served[host] {
+			served[host] = true
+			for i, l := range lines[host] {
+				msg, _ := json.Marshal(l + "\n")
+				events = append(events, fmt.Sprintf(`{"timestamp":%d,"message":%s}`, 1767312000000+i, msg))
+			}
+		}
+		fmt.Fprintf(w, `{"events":[%s],"nextForwardToken":"f/%s/1","nextBackwardToken":"b/1"}`, strings.Join(events, ","), host)
 	}
 }
 
@@ -365,7 +429,7 @@ func TestSubmitWireCompleted(t *testing.T) {
 	submitHermetic(t)
 	fake := &fakeSageMaker{t: t, describe: []string{
 		describeAnswer("InProgress", ""), describeAnswer("InProgress", ""), describeAnswer("Completed", ""),
-	}}
+	}, logs: fakeLogs(t, map[string][]string{"algo-1": {`{"level":"INFO","msg":"job committed"}`}})}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 
@@ -378,9 +442,11 @@ func TestSubmitWireCompleted(t *testing.T) {
 		t.Errorf("wire request:\n%s\nwant:\n%s", fake.created, submitGolden)
 	}
 	want := `created processing job abalone-prep-2
-  arn:  arn:aws:sagemaker:eu-west-1:123456789012:processing-job/abalone-prep-2
-  logs: CloudWatch log group /aws/sagemaker/ProcessingJobs, streams abalone-prep-2/algo-*
+  arn:     arn:aws:sagemaker:eu-west-1:123456789012:processing-job/abalone-prep-2
+  console: https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#/processing-jobs/abalone-prep-2
+  logs:    CloudWatch log group /aws/sagemaker/ProcessingJobs, streams abalone-prep-2/algo-*
 status: InProgress
+algo-1: {"level":"INFO","msg":"job committed"}
 status: Completed
 `
 	if out != want {
@@ -388,6 +454,29 @@ status: Completed
 	}
 	if fake.describs != 3 {
 		t.Errorf("%d DescribeProcessingJob calls, want 3", fake.describs)
+	}
+}
+
+// TestSubmitWireLogsDenied: a caller who may not read the job's logs
+// gets its status changes and one line saying why there are no logs.
+func TestSubmitWireLogsDenied(t *testing.T) {
+	submitHermetic(t)
+	fake := &fakeSageMaker{t: t, describe: []string{describeAnswer("InProgress", ""), describeAnswer("Completed", "")},
+		logs: func(w http.ResponseWriter, target string, body []byte) {
+			w.Header().Set("X-Amzn-Errortype", "AccessDeniedException")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"__type":"AccessDeniedException","message":"not authorized to perform logs:DescribeLogStreams"}`)
+		}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	args := append([]string{"--wait", "--poll-interval", "5ms"}, submitTwoHostFlags...)
+	out, errOut, err := submitRun(context.Background(), submitWireEnv(srv.URL), args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	want := "status: InProgress\nlogs: not shown (AccessDeniedException: not authorized to perform logs:DescribeLogStreams); the job's status only\nstatus: Completed\n"
+	if !strings.HasSuffix(out, want) {
+		t.Errorf("stdout:\n%s\nwant it to end:\n%s", out, want)
 	}
 }
 

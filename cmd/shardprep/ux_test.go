@@ -62,14 +62,15 @@ func TestFlagMistakesBinary(t *testing.T) {
 func TestSubmitMaxRuntimeDaysBinary(t *testing.T) {
 	args := []string{"submit", "--dry-run", "--image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/shardprep:1.0",
 		"--role", "arn:aws:iam::123456789012:role/R"}
-	stdout, stderr, code := runBin(t, baseEnv(), append(args, "--max-runtime", "2d12h")...)
+	jobArgs := []string{"--", "--input", "s3://b/in/", "--output", "s3://b/out/"} // submit checks them too
+	stdout, stderr, code := runBin(t, baseEnv(), append(append(args, "--max-runtime", "2d12h"), jobArgs...)...)
 	var req struct {
 		StoppingCondition struct{ MaxRuntimeInSeconds int }
 	}
 	if err := json.Unmarshal([]byte(stdout), &req); code != 0 || err != nil || req.StoppingCondition.MaxRuntimeInSeconds != 216000 {
 		t.Errorf("--max-runtime 2d12h: exit %d, %v, %d s\n%s", code, err, req.StoppingCondition.MaxRuntimeInSeconds, stderr)
 	}
-	_, stderr, code = runBin(t, baseEnv(), append(args, "--max-runtime", "10d")...)
+	_, stderr, code = runBin(t, baseEnv(), append(append(args, "--max-runtime", "10d"), jobArgs...)...)
 	if lines := stderrLines(stderr); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "--max-runtime 240h0m0s: must be whole seconds from 1s to 216h0m0s") {
 		t.Errorf("--max-runtime 10d: exit %d\n%s", code, stderr)
 	}

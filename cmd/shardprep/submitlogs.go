@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+	"github.com/aws/smithy-go"
+)
+
+// submitLogGroup is where SageMaker Processing sends its containers'
+// stdout and stderr, one stream per instance: JOB/algo-1-TIMESTAMP, ...
+const submitLogGroup = "/aws/sagemaker/ProcessingJobs"
+
+// submitLogs follows the CloudWatch log streams of a processing job for
+// "submit --wait", printing each new line as "algo-1: LINE".
+type submitLogs struct {
+	client *cloudwatchlogs.Client
+	job    string
+	out    io.Writer
+	next   map[string]*string // per stream, the token after the last event printed
+	off    bool               // reading failed: status only
+}
+
+func newSubmitLogs(client *cloudwatchlogs.Client, job string, out io.Writer) *submitLogs {
+	return &submitLogs{client: client, job: job, out: out, next: map[string]*string{}}
+}
+
+// follow prints the lines that the job's streams gained since the last
+// call. A group or stream that is not there yet is no error; any other
+// error (a caller without logs:DescribeLogStreams or logs:GetLogEvents)
+// turns the follower off, with one line that says so.
+func (l *submitLogs) follow(ctx context.Context) {
+	if l == nil || l.off {
+		return
+	}
+	streams, err := l.streams(ctx)
+	for _, s := range streams {
+		if err == nil {
+			err = l.stream(ctx, s)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		l.off = true
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			err = fmt.Errorf("%s: %s", ae.ErrorCode(), ae.ErrorMessage())
+		}
+		fmt.Fprintf(l.out, "logs: not shown (%v); the job's status only\n", err)
+	}
+}
+
+// streams lists the job's log streams.
+func (l *submitLogs) streams(ctx context.Context) ([]string, error) {
+	var names []string
+	p := cloudwatchlogs.NewDescribeLogStreamsPaginator(l.client, &cloudwatchlogs.DescribeLogStreamsInput{
+		LogGroupName: aws.String(submitLogGroup), LogStreamNamePrefix: aws.String(l.job + "/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		var notFound *cwtypes.ResourceNotFoundException
+		if errors.As(err, &notFound) {
+			return names, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range page.LogStreams {
+			names = append(names, aws.ToString(s.LogStreamName))
+		}
+	}
+	return names, nil
+}
+
+// stream prints the new events of one stream, a bounded number of pages
+// at a time.
+func (l *submitLogs) stream(ctx context.Context, name string) error {
+	host := strings.TrimPrefix(name, l.job+"/") // algo-1-1767312000
+	if i := strings.LastIndexByte(host, '-'); i > 0 && strings.Trim(host[i+1:], "0123456789") == "" {
+		host = host[:i]
+	}
+	for range 20 {
+		prev := l.next[name]
+		out, err := l.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(submitLogGroup),
+			LogStreamName: aws.String(name), StartFromHead: aws.Bool(true), NextToken: prev})
+		if err != nil {
+			return err
+		}
+		for _, e := range out.Events {
+			fmt.Fprintf(l.out, "%s: %s\n", host, strings.TrimRight(aws.ToString(e.Message), "\r\n"))
+		}
+		if out.NextForwardToken != nil {
+			l.next[name] = out.NextForwardToken
+		}
+		if len(out.Events) == 0 || aws.ToString(out.NextForwardToken) == aws.ToString(prev) {
+			return nil
+		}
+	}
+	return nil
+}
