@@ -2,6 +2,7 @@ package features
 
 import (
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -121,23 +122,75 @@ type text struct {
 	labels []float64
 	list   *array.FixedSizeList
 	values []float64
+	// The source text, when the record carries it: the lines, and the
+	// spans of the label (spans[0]) and of each slot (spans[1+j]), nil
+	// for a value to format.
+	lines     *array.Binary
+	lineData  []byte  // the lines' bytes
+	lineStart []int32 // where each line starts, lineStart[0] at lineData[0]
+	spans     [][]uint32
 }
 
 func textOf(rec arrow.Record) text {
 	list := rec.Column(1).(*array.FixedSizeList)
-	return text{
+	t := text{
 		labels: rec.Column(0).(*array.Float64).Float64Values(),
 		list:   list,
 		values: list.ListValues().(*array.Float64).Float64Values(),
 	}
+	if rec.NumCols() == 2 {
+		return t
+	}
+	w := list.DataType().(*arrow.FixedSizeListType).Len()
+	names := make([]string, 1+w)
+	names[0] = LabelField
+	for j := range int(w) {
+		names[1+j] = FeatureSlot(j)
+	}
+	lines, spans, ok := textColumns(rec, names)
+	if !ok {
+		return t
+	}
+	t.lines, t.spans = lines, make([][]uint32, len(spans))
+	t.lineData, t.lineStart = lines.ValueBytes(), lines.ValueOffsets()
+	for i, s := range spans {
+		if s != nil {
+			t.spans[i] = s.Uint32Values()
+		}
+	}
+	return t
 }
 
 func (t text) appendLine(dst []byte, r int) []byte {
-	dst = AppendPyFloat(dst, t.labels[r])
 	start, end := t.list.ValueOffsets(r)
+	if t.lines != nil {
+		return t.appendLineText(dst, r, t.values[start:end])
+	}
+	dst = AppendPyFloat(dst, t.labels[r])
 	for _, v := range t.values[start:end] {
 		dst = append(dst, ',')
 		dst = AppendPyFloat(dst, v)
+	}
+	return append(dst, '\n')
+}
+
+// appendLineText is appendLine for a record with source text: a value
+// with a span is copied from the row's line.
+func (t text) appendLineText(dst []byte, r int, values []float64) []byte {
+	data, base := t.lineData, int(t.lineStart[r]-t.lineStart[0])
+	dst = slices.Grow(dst, 24*(len(values)+1)) // appendSpan's room, for most lines
+	if s := t.spans[0]; s != nil && s[r] != 0 {
+		dst = appendSpan(dst, data, base, s[r])
+	} else {
+		dst = AppendPyFloat(dst, t.labels[r])
+	}
+	for j, v := range values {
+		dst = append(dst, ',')
+		if s := t.spans[1+j]; s != nil && s[r] != 0 {
+			dst = appendSpan(dst, data, base, s[r])
+		} else {
+			dst = AppendPyFloat(dst, v)
+		}
 	}
 	return append(dst, '\n')
 }

@@ -24,7 +24,9 @@ import (
 //
 // The result has OutputSchema(): "label" float64 and "features"
 // fixed_size_list<float64>[Width()], with rec's rows in rec's order and no
-// nulls. Its memory comes from mem (nil: memory.DefaultAllocator); the
+// nulls; when rec carries the source text of its numbers (see LineColumn),
+// the result carries it on in further columns, which share (retain) rec's
+// arrays. Its memory comes from mem (nil: memory.DefaultAllocator); the
 // caller owns it and must Release it. rec is only read, never retained.
 func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record, error) {
 	if m == nil || m.schema == nil {
@@ -90,6 +92,13 @@ func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record,
 		return nil, bad
 	}
 
+	return m.result(rec, labelBuf, featBuf), nil
+}
+
+// result returns the record of Transform's result over labelBuf and
+// featBuf, which hold the label and the feature vectors of rec's rows.
+func (m *Model) result(rec arrow.Record, labelBuf, featBuf *memory.Buffer) arrow.Record {
+	n, w := int(rec.NumRows()), m.width
 	labelData := array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{nil, labelBuf}, nil, 0, 0)
 	defer labelData.Release()
 	labelArr := array.NewFloat64Data(labelData)
@@ -100,7 +109,12 @@ func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record,
 	defer listData.Release()
 	listArr := array.NewFixedSizeListData(listData)
 	defer listArr.Release()
-	return array.NewRecord(m.schema, []arrow.Array{labelArr, listArr}, int64(n)), nil
+	schema, cols := m.schema, []arrow.Array{labelArr, listArr}
+	if fields, text := m.passText(rec); len(fields) > 0 {
+		schema = arrow.NewSchema(append(schema.Fields(), fields...), nil)
+		cols = append(cols, text...)
+	}
+	return array.NewRecord(schema, cols, int64(n))
 }
 
 // copyNumbers writes rows [0, limit) of col to dst[r*stride+off]. It stops

@@ -49,6 +49,10 @@ type decodeOptions struct {
 	// the fit pass. The other fields are still counted, and the line still
 	// checked for UTF-8, but their values are not parsed or checked.
 	FitOnly bool
+	// Text adds the source text of the double columns (features.LineColumn
+	// and a features.TextColumn per double column), for the text writer to
+	// copy the numbers already written as their repr. Not with FitOnly.
+	Text bool
 }
 
 // colKind is what a decoder does with one field of a line.
@@ -75,8 +79,9 @@ const (
 // int64 column "__offset". A decoder is not safe for concurrent use.
 type decoder struct {
 	spec   *features.Spec
-	schema *arrow.Schema
+	schema *arrow.Schema // of the records: bld's, with the text columns before the offsets
 	bld    *array.RecordBuilder
+	mem    memory.Allocator
 	kinds  []colKind // per spec column
 	out    []int     // per spec column: builder field index, -1 when skipped
 
@@ -90,6 +95,13 @@ type decoder struct {
 	skipFrom int       // the columns from here on are all colSkip
 	vals     []float64 // reused parsed doubles of the current line
 	scratch  []byte    // reused buffer for unquoted fields
+
+	// With decodeOptions.Text: the source text of the pending rows.
+	text     bool
+	texts    []uint32   // per spec column: the current line's Span (addPlain), 0 otherwise
+	lines    []byte     // pending lines, one after the other
+	lineEnds []int32    // pending: the end of each line in lines
+	spanCols [][]uint32 // per spec column: pending Spans of colDouble
 }
 
 // newDecoder returns a decoder for lines of spec's columns; record buffers
@@ -100,13 +112,14 @@ func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) 
 	if fitOnly {
 		base = spec.FitSchema()
 	}
-	fields := append(base.Fields(), arrow.Field{Name: offsetColumn, Type: arrow.PrimitiveTypes.Int64})
-	schema := arrow.NewSchema(fields, nil)
+	offsetField := arrow.Field{Name: offsetColumn, Type: arrow.PrimitiveTypes.Int64}
+	bldSchema := arrow.NewSchema(append(base.Fields(), offsetField), nil)
+	text := opts != nil && opts.Text && !fitOnly
 
 	d := &decoder{
 		spec:    spec,
-		schema:  schema,
-		bld:     array.NewRecordBuilder(mem, schema),
+		schema:  bldSchema,
+		bld:     array.NewRecordBuilder(mem, bldSchema),
 		kinds:   make([]colKind, len(spec.Columns)),
 		out:     make([]int, len(spec.Columns)),
 		strs:    make([]*array.BinaryBuilder, len(spec.Columns)),
@@ -114,6 +127,8 @@ func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) 
 		fields:  make([][]byte, 0, len(spec.Columns)),
 		spans:   make([]span, len(spec.Columns)),
 		vals:    make([]float64, len(spec.Columns)),
+		texts:   make([]uint32, len(spec.Columns)),
+		mem:     mem,
 	}
 	for i, c := range spec.Columns {
 		d.out[i] = -1
@@ -133,7 +148,24 @@ func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) 
 	for d.skipFrom > 0 && d.kinds[d.skipFrom-1] == colSkip {
 		d.skipFrom--
 	}
+	if text {
+		d.withText(base, offsetField)
+	}
 	return d
+}
+
+// withText makes the decoder add the source text columns, after the
+// decoded columns of base and before offsetField.
+func (d *decoder) withText(base *arrow.Schema, offsetField arrow.Field) {
+	d.text = true
+	d.spanCols = make([][]uint32, len(d.kinds))
+	fields := append(base.Fields(), arrow.Field{Name: features.LineColumn, Type: arrow.BinaryTypes.Binary})
+	for i, c := range d.spec.Columns {
+		if d.kinds[i] == colDouble {
+			fields = append(fields, arrow.Field{Name: features.TextColumn(c.Name), Type: arrow.PrimitiveTypes.Uint32})
+		}
+	}
+	d.schema = arrow.NewSchema(append(fields, offsetField), nil)
 }
 
 // Schema returns the schema of the records Flush returns.
@@ -185,11 +217,32 @@ func (d *decoder) addGeneral(line []byte, offset int64) *fieldError {
 			d.strs[i].Append(f)
 		case colDouble:
 			d.doubles[i] = append(d.doubles[i], d.vals[i])
+			d.texts[i] = 0 // formatted from the value
 		}
 	}
+	d.addRow(line, offset)
+	return nil
+}
+
+// addRow ends a row whose fields are added: its offset and, with text,
+// its line and the Spans of its doubles in d.texts.
+func (d *decoder) addRow(line []byte, offset int64) {
 	d.offsets = append(d.offsets, offset)
 	d.n++
-	return nil
+	if !d.text {
+		return
+	}
+	if len(d.lines)+len(line) > math.MaxInt32 { // past the offsets of a binary array
+		line = nil
+		clear(d.texts)
+	}
+	d.lines = append(d.lines, line...)
+	d.lineEnds = append(d.lineEnds, int32(len(d.lines)))
+	for i, k := range d.kinds {
+		if k == colDouble {
+			d.spanCols[i] = append(d.spanCols[i], d.texts[i])
+		}
+	}
 }
 
 func (d *decoder) fieldError(i int, f []byte, reason string) *fieldError {
@@ -202,7 +255,7 @@ func parseDouble(f []byte) (v float64, reason string) {
 	if len(f) == 0 {
 		return 0, "empty number"
 	}
-	if v, n, ok := scanPlain(f); ok && n == len(f) {
+	if v, n, _, ok := scanPlain(f); ok && n == len(f) {
 		return v, ""
 	}
 	if bytes.IndexByte(f, '_') >= 0 { // ParseFloat takes Go's digit separators
@@ -242,10 +295,59 @@ func (d *decoder) Flush() arrow.Record {
 			d.doubles[i] = d.doubles[i][:0]
 		}
 	}
-	d.bld.Field(len(d.schema.Fields())-1).(*array.Int64Builder).AppendValues(d.offsets, nil)
+	d.bld.Field(len(d.bld.Schema().Fields())-1).(*array.Int64Builder).AppendValues(d.offsets, nil)
 	d.offsets = d.offsets[:0]
+	n := d.n
 	d.n = 0
-	return d.bld.NewRecord()
+	rec := d.bld.NewRecord()
+	if !d.text {
+		return rec
+	}
+	defer rec.Release()
+	cols := rec.Columns()
+	all := append(make([]arrow.Array, 0, len(d.schema.Fields())), cols[:len(cols)-1]...)
+	all = append(all, newBinary(d.mem, d.lines, d.lineEnds))
+	for i, k := range d.kinds {
+		if k == colDouble {
+			all = append(all, newUint32s(d.mem, d.spanCols[i]))
+			d.spanCols[i] = d.spanCols[i][:0]
+		}
+	}
+	d.lines, d.lineEnds = d.lines[:0], d.lineEnds[:0]
+	out := array.NewRecord(d.schema, append(all, cols[len(cols)-1]), int64(n))
+	for _, a := range all[len(cols)-1:] {
+		a.Release()
+	}
+	return out
+}
+
+// newBinary returns a binary array of the values data[ends[i-1]:ends[i]]
+// (from 0 for the first), in buffers from mem.
+func newBinary(mem memory.Allocator, data []byte, ends []int32) arrow.Array {
+	offs := memory.NewResizableBuffer(mem)
+	defer offs.Release()
+	offs.Resize((len(ends) + 1) * arrow.Int32SizeBytes)
+	o := arrow.Int32Traits.CastFromBytes(offs.Bytes())
+	o[0] = 0
+	copy(o[1:], ends)
+	vals := memory.NewResizableBuffer(mem)
+	defer vals.Release()
+	vals.Resize(len(data))
+	copy(vals.Bytes(), data)
+	d := array.NewData(arrow.BinaryTypes.Binary, len(ends), []*memory.Buffer{nil, offs, vals}, nil, 0, 0)
+	defer d.Release()
+	return array.NewBinaryData(d)
+}
+
+// newUint32s returns a uint32 array of vals, in a buffer from mem.
+func newUint32s(mem memory.Allocator, vals []uint32) arrow.Array {
+	buf := memory.NewResizableBuffer(mem)
+	defer buf.Release()
+	buf.Resize(len(vals) * arrow.Uint32SizeBytes)
+	copy(arrow.Uint32Traits.CastFromBytes(buf.Bytes()), vals)
+	d := array.NewData(arrow.PrimitiveTypes.Uint32, len(vals), []*memory.Buffer{nil, buf}, nil, 0, 0)
+	defer d.Release()
+	return array.NewUint32Data(d)
 }
 
 // Release frees the decoder's builders, dropping rows not yet flushed.

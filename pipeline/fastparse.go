@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"unicode/utf8"
+
+	"github.com/shardprep/shardprep/features"
 )
 
 // pow10 holds the powers of ten that float64 represents exactly.
@@ -24,18 +26,22 @@ var pow10 = [...]float64{
 // and float64(m)/10^k is the correctly rounded quotient (Clinger's fast
 // path), which is what ParseFloat returns; a '-' gives -0 for zero as
 // ParseFloat does.
-func scanPlain(b []byte) (v float64, n int, ok bool) {
+//
+// text is the features.Span of the number's text in b when that text is
+// already v's Python repr (see reprSpan), else 0.
+func scanPlain(b []byte) (v float64, n int, text uint32, ok bool) {
 	i := 0
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
 		i++
 	}
+	begin := i
 	neg := false
 	if i < len(b) && (b[i] == '-' || b[i] == '+') {
 		neg = b[i] == '-'
 		i++
 	}
 	var m uint64
-	digits, frac := 0, -1 // frac: digits after the '.', -1 before one
+	digits, frac := 0, -1 // frac: digits before the '.', -1 before one
 	for ; i < len(b); i++ {
 		c := b[i] - '0'
 		if c < 10 {
@@ -49,13 +55,14 @@ func scanPlain(b []byte) (v float64, n int, ok bool) {
 		frac = digits
 	}
 	if digits == 0 || digits > 19 || m >= 1<<53 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
+	end := i
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
 		i++
 	}
 	if i < len(b) && b[i] != ',' {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	v = float64(int64(m))
 	if frac >= 0 {
@@ -64,7 +71,55 @@ func scanPlain(b []byte) (v float64, n int, ok bool) {
 	if neg {
 		v = -v
 	}
-	return v, i, true
+	if b[begin] != '+' {
+		text = reprSpan(b, begin, end, m, frac)
+	}
+	return v, i, text, true
+}
+
+// reprSpan returns the features.Span of b[begin:end], a number scanPlain
+// has read (an optional '-', then digits and at most one '.'; mantissa
+// m < 2^53, frac digits before the '.' or -1 without one), when that text
+// is the Python repr of its value
+// (with ".0" appended to an integer), else 0. It is when
+//
+//   - an integer has no leading zero (unless it is "0"): m < 2^53 is the
+//     value exactly, below 1e16, so its repr is its digits and ".0";
+//   - a decimal has a digit on each side of the '.', no leading zero
+//     before it (unless it is "0." and the value is at least 1e-4, the
+//     least that Python writes positionally), no trailing zero after it,
+//     and at most 15 significant digits (m < 10^15; leading zeros add
+//     nothing to m): any decimal of at most 15 significant digits reads
+//     back from the double nearest to it (15 is DBL_DIG), so no two of
+//     them share a double and no shorter decimal reads back to v: v's
+//     shortest digits are these, and the positional layout puts them
+//     where they are.
+func reprSpan(b []byte, begin, end int, m uint64, frac int) uint32 {
+	if end-begin > features.MaxSpanLen || begin > features.MaxSpanStart {
+		return 0
+	}
+	first, digits := begin, end-begin
+	if b[begin] == '-' {
+		first++
+		digits--
+	}
+	if frac >= 0 {
+		digits-- // the '.'
+	}
+	lead := b[first] == '0' // first is a digit: a '.' there means frac == 0
+	if frac < 0 {
+		if lead && digits > 1 {
+			return 0
+		}
+		return features.Span(begin, end-begin, true)
+	}
+	if frac == 0 || frac == digits || b[end-1] == '0' || m >= 1e15 {
+		return 0
+	}
+	if lead && (frac > 1 || (end-first >= 6 && string(b[first+2:first+6]) == "0000")) {
+		return 0
+	}
+	return features.Span(begin, end-begin, false)
 }
 
 // span is a field's place in its line, line[start:end]. (Offsets rather
@@ -87,11 +142,15 @@ func (d *decoder) addPlain(line []byte, offset int64) bool {
 	for i, kind := range d.kinds[:d.skipFrom] {
 		var end int
 		if kind == colDouble {
-			v, n, ok := scanPlain(line[p:])
+			v, n, text, ok := scanPlain(line[p:])
 			if !ok {
 				return false
 			}
 			d.vals[i] = v
+			if text != 0 {
+				text += uint32(p) << 6 // the Span's start, from the field's to the line's
+			}
+			d.texts[i] = text
 			end = p + n
 		} else {
 			if p < len(line) && line[p] == '"' {
@@ -133,8 +192,7 @@ func (d *decoder) addPlain(line []byte, offset int64) bool {
 			d.doubles[i] = append(d.doubles[i], d.vals[i])
 		}
 	}
-	d.offsets = append(d.offsets, offset)
-	d.n++
+	d.addRow(line, offset)
 	return true
 }
 

@@ -43,10 +43,11 @@ func checkParse(t *testing.T, s string) {
 	if reason != wantReason || math.Float64bits(got) != math.Float64bits(want) {
 		t.Fatalf("parseDouble(%q) = %v %q [%#x], want %v %q [%#x]", s, got, reason, math.Float64bits(got), want, wantReason, math.Float64bits(want))
 	}
-	v, n, ok := scanPlain([]byte(s))
+	v, n, text, ok := scanPlain([]byte(s))
 	if !ok {
 		return
 	}
+	checkSpan(t, s, v, text)
 	if n < len(s) && s[n] != ',' {
 		t.Fatalf("scanPlain(%q) stopped at %d", s, n)
 	}
@@ -57,6 +58,54 @@ func checkParse(t *testing.T, s string) {
 	}
 	if math.Float64bits(v) != math.Float64bits(pf) {
 		t.Fatalf("scanPlain(%q) = %v [%#x], ParseFloat %v [%#x]", s, v, math.Float64bits(v), pf, math.Float64bits(pf))
+	}
+}
+
+// checkSpan checks the decision to copy the text of a number scanned from
+// s with value v instead of formatting v: the Span's text must be exactly
+// what the exact formatter writes.
+func checkSpan(t *testing.T, s string, v float64, text uint32) {
+	t.Helper()
+	if text == 0 {
+		return
+	}
+	got := string(appendSpanText(nil, []byte(s), text))
+	if want := string(features.AppendPyFloat(nil, v)); got != want {
+		t.Fatalf("scanPlain(%q): copies %q, but the repr of %v is %q", s, got, v, want)
+	}
+}
+
+// appendSpanText appends the text of a features.Span in line, as the
+// text writer copies it.
+func appendSpanText(dst, line []byte, s uint32) []byte {
+	start, n := int(s>>6), int(s&31)
+	dst = append(dst, line[start:start+n]...)
+	if s&(1<<5) != 0 {
+		dst = append(dst, ".0"...)
+	}
+	return dst
+}
+
+// TestScanPlainRepr pins which texts are copied as their repr and which
+// are formatted again.
+func TestScanPlainRepr(t *testing.T) {
+	copied := []string{"0", "-0", "15", "0.455", "-0.455", " 0.2245\t", "0.0001", "0.1", "123456789012345",
+		"9007199254740991", "1000000000000000", "1234567890123456", "12345678901234.5", "0.123456789012345", "0.000123456789012345", "1.5,"}
+	formatted := []string{"+1", "+0.5", "00", "007", "0.5490", "0.0", "-0.0", ".5", "5.", "0.00001", "0.00009",
+		"00.5", "01.5", "0.1234567890123456", "1.000000000000001", "9007199254740993",
+		"1e5", "12345678901234567", "0.30000000000000004"}
+	for _, s := range copied {
+		v, _, text, ok := scanPlain([]byte(s))
+		if !ok || text == 0 {
+			t.Errorf("%q: not copied (ok %v)", s, ok)
+			continue
+		}
+		checkSpan(t, s, v, text)
+	}
+	for _, s := range formatted {
+		if _, _, text, _ := scanPlain([]byte(s)); text != 0 {
+			t.Errorf("%q: copied as %q", s, appendSpanText(nil, []byte(s), text))
+		}
 	}
 }
 
@@ -345,4 +394,84 @@ func FuzzDecoderAdd(f *testing.F) {
 		defer b.Release()
 		sameRecords(t, a, b)
 	})
+}
+
+// TestDecoderTextWritesSameLines checks the source text columns end to
+// end: lines decoded with them, transformed and written are the lines
+// written from the values alone, for lines of every kind (plain, quoted,
+// blank-padded, exponents, invalid), split into batches and sliced.
+func TestDecoderTextWritesSameLines(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, tc := range []struct {
+		name string
+		spec *features.Spec
+		line func(*rand.Rand) string
+	}{
+		{"abalone", abaloneSpec(), randomLine},
+		{"mixed", mixedSpec(), randomMixedLine},
+	} {
+		if err := tc.spec.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		lines := append([]string(nil), lineCases...)
+		for range 20000 {
+			lines = append(lines, tc.line(rng))
+		}
+		mem := newChecked(t)
+		plain := newDecoder(tc.spec, mem, nil)
+		text := newDecoder(tc.spec, mem, &decodeOptions{Text: true})
+		for i, l := range lines {
+			if (plain.Add([]byte(l), int64(i)) == nil) != (text.Add([]byte(l), int64(i)) == nil) {
+				t.Fatalf("%s: %q: the decoders disagree", tc.name, l)
+			}
+		}
+		a, b := plain.Flush(), text.Flush()
+		plain.Release()
+		text.Release()
+		if b.NumCols() != a.NumCols()+1+int64(len(tc.spec.Numeric))+1 {
+			t.Errorf("%s: %d columns with text, %d without", tc.name, b.NumCols(), a.NumCols())
+		}
+		st := features.NewStats(tc.spec)
+		if err := st.Add(a); err != nil {
+			t.Fatal(err)
+		}
+		model, err := st.Model()
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied := 0
+		for _, s := range b.Schema().Fields() {
+			if strings.HasSuffix(s.Name, ".__text") {
+				for _, v := range b.Column(b.Schema().FieldIndices(s.Name)[0]).(*array.Uint32).Uint32Values() {
+					if v != 0 {
+						copied++
+					}
+				}
+			}
+		}
+		if copied < int(a.NumRows())/2 {
+			t.Errorf("%s: only %d texts of %d rows copied", tc.name, copied, a.NumRows())
+		}
+		for _, cut := range []int64{0, 1, 777} { // slices, as a batch is cut around a rejected row
+			sa, sb := a.NewSlice(cut, a.NumRows()), b.NewSlice(cut, b.NumRows())
+			want, got := transformText(t, model, sa, mem), transformText(t, model, sb, mem)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s from row %d: lines written from the source text differ", tc.name, cut)
+			}
+			sa.Release()
+			sb.Release()
+		}
+		a.Release()
+		b.Release()
+	}
+}
+
+func transformText(t *testing.T, m *features.Model, rec arrow.Record, mem memory.Allocator) []byte {
+	t.Helper()
+	out, err := m.Transform(rec, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Release()
+	return features.AppendAll(nil, out)
 }

@@ -56,6 +56,38 @@ func parseChoice[T ~string](what, s string, a, b T) (T, error) {
 // defaultSplitSize is the byte size of input splits when none is given.
 const defaultSplitSize = 32 << 20
 
+// Bounds of SplitSizeFor.
+const (
+	minAutoSplitSize = 64 << 10
+	maxAutoSplitSize = defaultSplitSize
+	splitsPerSlot    = 4
+)
+
+// SplitSizeFor returns a split size for objects processed slots splits at
+// a time, for a job whose split size is not chosen by its user: about
+// four splits per slot (so that the slots finish each pass close together
+// rather than one running alone through a large last split), rounded up to
+// a whole KiB, at least 64 KiB and at most 32 MiB, and large enough for at
+// most MaxSplits splits. Compressed objects, which are never split, do not
+// count.
+func SplitSizeFor(objects []Object, slots int) int64 {
+	var total int64
+	for _, o := range objects {
+		if o.Size > 0 && !isCompressed(o) {
+			total += o.Size
+		}
+	}
+	size := total / int64(splitsPerSlot*max(slots, 1))
+	size = (size + 1<<10 - 1) &^ (1<<10 - 1)
+	size = min(max(size, minAutoSplitSize), maxAutoSplitSize)
+	if n := countSplits(objects, size); n > MaxSplits {
+		if e := tooManySplits(objects, size, n); e.MinSplitSize > size {
+			size = e.MinSplitSize
+		}
+	}
+	return size
+}
+
 // defaultBatchRows is the number of rows per Arrow record batch when none
 // is given.
 const defaultBatchRows = 8192

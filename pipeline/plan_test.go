@@ -102,3 +102,31 @@ func TestNewJobBoundsSplits(t *testing.T) {
 		t.Errorf("too many objects: %v", err)
 	}
 }
+
+func TestSplitSizeFor(t *testing.T) {
+	one := func(size int64) []Object { return []Object{{URL: "a", Name: "a", Size: size}} }
+	for _, c := range []struct {
+		objs  []Object
+		slots int
+		want  int64
+	}{
+		{one(107004887), 2, 13063 << 10}, // 2M generated rows: 8 splits
+		{one(535025771), 2, 32 << 20},    // 10M rows: capped at 32 MiB
+		{one(1 << 20), 2, 128 << 10},     // small: four splits a slot
+		{one(1000), 2, 64 << 10},         // tiny: at least 64 KiB
+		{one(107004887), 0, 26125 << 10}, // no slots counts as one
+		{one(4 << 40), 2, 42 << 20},      // huge: no more than MaxSplits
+		{[]Object{{Name: "a.gz", Size: 1 << 30}, {Name: "b", Size: 8 << 20}}, 1, 2 << 20}, // gzip is one split whatever the size
+	} {
+		got := SplitSizeFor(c.objs, c.slots)
+		if got != c.want {
+			t.Errorf("SplitSizeFor(%v, %d) = %d, want %d", c.objs, c.slots, got, c.want)
+		}
+		if n := countSplits(c.objs, got); n > MaxSplits {
+			t.Errorf("SplitSizeFor(%v, %d) makes %d splits", c.objs, c.slots, n)
+		}
+	}
+	if n := countSplits(one(107004887), SplitSizeFor(one(107004887), 2)); n != 8 {
+		t.Errorf("2M rows at 2 slots: %d splits, want 8", n)
+	}
+}

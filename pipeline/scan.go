@@ -104,6 +104,8 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 
 // runFit runs the fit pass over the split.
 func (t *splitTask) runFit(ctx context.Context) (taskResult, error) {
+	t, release := t.recycling()
+	defer release()
 	st := features.NewStats(t.job.Spec)
 	fitOnly := t.job.OnInvalid != PolicySkip
 	res, err := t.scan(ctx, scanOptions{

@@ -105,7 +105,10 @@ func murmur3BytesHash(data []byte, seed uint32) uint32 {
 // ignored. It panics if a column is missing or mistyped, which is a
 // programming error: the decoder's records always have them.
 func sparkOrder(spec *features.Spec, rec arrow.Record) []int {
-	cmps := make([]func(a, b int) int, len(spec.Columns))
+	n, k := int(rec.NumRows()), len(spec.Columns)
+	// Each row's sort key, one uint64 per column, row after row: the
+	// order of the keys is the order of the values.
+	keys := make([]uint64, n*k)
 	for i, c := range spec.Columns {
 		idx := rec.Schema().FieldIndices(c.Name)
 		if len(idx) == 0 {
@@ -114,71 +117,70 @@ func sparkOrder(spec *features.Spec, rec arrow.Record) []int {
 		col := rec.Column(idx[0])
 		switch arr := col.(type) {
 		case *array.String:
-			cmps[i] = func(a, b int) int {
-				if n := nullsFirst(arr, a, b); n != 2 {
-					return n
-				}
-				return strings.Compare(arr.Value(a), arr.Value(b)) // unsigned bytes
-			}
+			stringKeys(keys[i:], k, arr)
 		case *array.Float64:
-			cmps[i] = func(a, b int) int {
-				if n := nullsFirst(arr, a, b); n != 2 {
-					return n
+			for r := range n {
+				if !arr.IsNull(r) {
+					keys[r*k+i] = doubleKey(arr.Value(r))
 				}
-				return compareDoubles(arr.Value(a), arr.Value(b))
 			}
 		default:
 			panic("pipeline.sparkOrder: column " + c.Name + " has type " + col.DataType().String())
 		}
 	}
-	order := make([]int, rec.NumRows())
+	order := make([]int, n)
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		for _, cmp := range cmps {
-			if c := cmp(a, b); c != 0 {
-				return c
-			}
+	// Equal rows keep their order: the row index breaks ties, which
+	// makes an unstable sort (O(n log n)) give the stable order.
+	slices.SortFunc(order, func(a, b int) int {
+		if c := slices.Compare(keys[a*k:a*k+k], keys[b*k:b*k+k]); c != 0 {
+			return c
 		}
-		return 0
+		return a - b
 	})
 	return order
 }
 
-// nullsFirst orders nulls before values; it returns 2 when both are
-// non-null.
-func nullsFirst(arr arrow.Array, a, b int) int {
-	na, nb := arr.IsNull(a), arr.IsNull(b)
-	switch {
-	case na && nb:
-		return 0
-	case na:
-		return -1
-	case nb:
-		return 1
+// stringKeys writes the sort key of each row of arr to dst[r*stride]: 0
+// for a null (nulls first), else 1 + the rank of the value among the
+// column's distinct values in unsigned byte order.
+func stringKeys(dst []uint64, stride int, arr *array.String) {
+	rank := map[string]uint64{}
+	for r := range arr.Len() {
+		if !arr.IsNull(r) {
+			rank[arr.Value(r)] = 0
+		}
 	}
-	return 2
+	distinct := make([]string, 0, len(rank))
+	for v := range rank {
+		distinct = append(distinct, v)
+	}
+	slices.SortFunc(distinct, strings.Compare) // unsigned bytes
+	for i, v := range distinct {
+		rank[v] = uint64(i) + 1
+	}
+	for r := range arr.Len() {
+		if !arr.IsNull(r) {
+			dst[r*stride] = rank[arr.Value(r)]
+		}
+	}
 }
 
-// compareDoubles is Spark's SQLOrderingUtil.compareDoubles: -0.0 == 0.0,
-// NaN == NaN, NaN greater than any other value.
-func compareDoubles(x, y float64) int {
+// doubleKey maps a double to a key whose unsigned order is
+// compareDoubles' order: -0.0 is 0.0, NaN is above +Inf, and every
+// non-null key is above 0, the key of a null.
+func doubleKey(v float64) uint64 {
 	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	case x == y:
-		return 0
+	case math.IsNaN(v):
+		return math.MaxUint64
+	case v == 0:
+		v = 0 // -0.0 too
 	}
-	xn, yn := math.IsNaN(x), math.IsNaN(y)
-	switch {
-	case xn && yn:
-		return 0
-	case xn:
-		return 1
-	default:
-		return -1
+	b := math.Float64bits(v)
+	if b>>63 != 0 {
+		return ^b // negative: a larger magnitude sorts lower
 	}
+	return b | 1<<63
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"testing"
@@ -132,5 +133,44 @@ func TestSparkOrderEmpty(t *testing.T) {
 	defer rec.Release()
 	if got := sparkOrder(sparkSpec(), rec); len(got) != 0 {
 		t.Errorf("got %v", got)
+	}
+}
+
+// TestDoubleKeyOrdersAsCompareDoubles: the sort keys of doubles order
+// them as Spark's compareDoubles does.
+func TestDoubleKeyOrdersAsCompareDoubles(t *testing.T) {
+	vals := []float64{math.Inf(-1), -math.MaxFloat64, -1.5, -1, -math.SmallestNonzeroFloat64, math.Copysign(0, -1), 0,
+		math.SmallestNonzeroFloat64, 1, 1.5, math.MaxFloat64, math.Inf(1), math.NaN(), -math.NaN()}
+	for _, x := range vals {
+		if doubleKey(x) == 0 {
+			t.Errorf("doubleKey(%v) is the key of a null", x)
+		}
+		for _, y := range vals {
+			if got, want := cmp.Compare(doubleKey(x), doubleKey(y)), compareDoubles(x, y); got != want {
+				t.Errorf("keys of %v, %v compare %d, compareDoubles %d", x, y, got, want)
+			}
+		}
+	}
+}
+
+// compareDoubles is Spark's SQLOrderingUtil.compareDoubles: -0.0 == 0.0,
+// NaN == NaN, NaN greater than any other value.
+func compareDoubles(x, y float64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	case x == y:
+		return 0
+	}
+	xn, yn := math.IsNaN(x), math.IsNaN(y)
+	switch {
+	case xn && yn:
+		return 0
+	case xn:
+		return 1
+	default:
+		return -1
 	}
 }

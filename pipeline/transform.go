@@ -42,6 +42,8 @@ type transformTask struct {
 // parts in sink under stage; it returns what it staged. Nothing is staged
 // when it fails.
 func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (res taskResult, parts []stagedPart, err error) {
+	t, release := t.recycling()
+	defer release()
 	ctx, cancel := context.WithCancel(ctx)
 	names := splitNames(t.job.Spec)
 	tt := &transformTask{splitTask: t, sink: sink, stage: stage, model: t.fit.model, bounds: t.job.Spec.Bounds(),
@@ -63,9 +65,11 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 			return res, nil, err
 		}
 	}
-	o := scanOptions{batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
+	o := scanOptions{decode: decodeOptions{Text: true}, batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
 	if t.job.SplitMode == SplitSpark {
-		o.batchRows, o.rows = 0, tt.transformSpark
+		// One batch holds the whole split: its source text would
+		// double what the mode holds in memory.
+		o.decode.Text, o.batchRows, o.rows = false, 0, tt.transformSpark
 	}
 	res, err = t.scan(ctx, o)
 	res.Rejected += tt.adj.Rejected
@@ -199,14 +203,23 @@ func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
 		return err
 	}
 	for i, w := range t.outs {
-		w.buf = features.AppendRows(w.buf, out, t.rows[i])
-		t.rowsOut[i] += int64(len(t.rows[i]))
-		if err := w.flushIfFull(); err != nil {
-			return err
+		// In chunks, so that the part's buffer stays near its size for a
+		// batch of any length (the Spark mode's is the whole split).
+		for rows := t.rows[i]; len(rows) > 0; {
+			n := min(len(rows), emitChunk)
+			w.buf = features.AppendRows(w.buf, out, rows[:n])
+			rows = rows[n:]
+			if err := w.flushIfFull(); err != nil {
+				return err
+			}
 		}
+		t.rowsOut[i] += int64(len(t.rows[i]))
 	}
 	return nil
 }
+
+// emitChunk is how many rows emit writes before it checks its buffer.
+const emitChunk = 4096
 
 // skipRow handles err, an error of the model's Transform of rec. A row
 // the model cannot transform is, with the skip policy, counted and kept as

@@ -55,8 +55,8 @@ type runConfig struct {
 	inputs    stringList
 	output    string
 	seed      optionalInt64
-	workers   int // splits processed at once by this process
-	splitSize storage.Size
+	workers   int          // splits processed at once by this process
+	splitSize storage.Size // 0: not given, chosen by pipeline.SplitSizeFor
 	overwrite bool
 	onInvalid string
 	spec      string
@@ -71,12 +71,11 @@ type runConfig struct {
 }
 
 func (f *runConfig) register(fs *flag.FlagSet) {
-	f.splitSize = 32 << 20
 	fs.Var(&f.inputs, "input", "input CSV `PATH`: a file, a folder or an s3://bucket/key-or-prefix (repeatable; a folder or prefix means every object under it; default: the bundled Abalone sample)")
 	fs.StringVar(&f.output, "output", "", "output `DIR` or s3://bucket/prefix (default: a new folder under ./shardprep-out)")
 	fs.Var(&f.seed, "seed", "split seed, a whole `N` (default: chosen at random and recorded in the manifest)")
-	fs.IntVar(&f.workers, "workers", defaultWorkers(), "splits processed at once by this process")
-	fs.Var(&f.splitSize, "split-size", "bytes per input split, a `SIZE` such as 1048576, 512KiB or 64MiB (at least 64KiB)")
+	fs.IntVar(&f.workers, "workers", defaultWorkers(), "splits processed at once by this process, by default one per usable CPU (GOMAXPROCS)")
+	fs.Var(&f.splitSize, "split-size", "bytes per input split, a `SIZE` such as 1048576, 512KiB or 64MiB (at least 64KiB; default: about 4 splits per worker slot, from 64KiB to 32MiB)")
 	fs.BoolVar(&f.overwrite, "overwrite", false, "replace an earlier shardprep output: delete what shardprep jobs wrote there (refused if anything else is there)")
 	fs.StringVar(&f.onInvalid, "on-invalid", "error", "invalid rows: `error` stops the job; skip leaves them out and keeps them under _rejected/")
 	fs.StringVar(&f.spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")
@@ -334,6 +333,7 @@ func (d *days) Set(s string) error {
 	return nil
 }
 
-// defaultWorkers is the default of --workers: one slot per CPU. A
-// variable so that tests can pin it.
-var defaultWorkers = runtime.NumCPU
+// defaultWorkers is the default of --workers: one slot per CPU this
+// process may use (GOMAXPROCS, which follows the CPU affinity and a
+// container's CPU limit). A variable so that tests can pin it.
+var defaultWorkers = func() int { return runtime.GOMAXPROCS(0) }

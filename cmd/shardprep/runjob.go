@@ -125,6 +125,9 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 		return nil, err
 	}
 	settings.Output = outRoot
+	if !cfg.splitSizeGiven() {
+		settings.SplitSize = pipeline.SplitSizeFor(objs, cfg.splitSlots())
+	}
 	job, err := pipeline.NewJob(spec, objs, settings)
 	if err != nil {
 		return nil, planError(err)
@@ -143,7 +146,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 		total += o.Size
 	}
 	log.Info("job planned", "job", cfg.jobName, "run", job.RunID, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
-		"seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
+		"split_size", job.SplitSize, "seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
 	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, claim: claim,
 		output: displayRoot(outRoot), stores: st}, nil
 }
@@ -203,7 +206,7 @@ func planError(err error) error {
 // plan checks the settings that need no storage, reads the spec and the
 // model and fills in the job name, the output and the seed when not given.
 func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Model, error) {
-	if cfg.splitSize < minSplitSize {
+	if cfg.splitSizeGiven() && cfg.splitSize < minSplitSize {
 		return nil, nil, nil, usagef("--split-size %d is below the minimum of %d (%s): each split is a task of each pass, so tiny splits cost more than they read",
 			cfg.splitSize, minSplitSize, storage.Size(minSplitSize))
 	}
@@ -246,6 +249,19 @@ func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Mode
 	}
 	return spec, &pipeline.Settings{Name: cfg.jobName, SplitSize: int64(cfg.splitSize),
 		Seed: cfg.seed.v, SplitMode: mode, OnInvalid: policy, Header: cfg.header}, model, nil
+}
+
+// splitSizeGiven reports whether the user chose the split size.
+func (cfg *runConfig) splitSizeGiven() bool { return cfg.splitSize != 0 }
+
+// splitSlots is how many splits the job's default split size is cut for:
+// this process's slots; a coordinator without a worker of its own counts
+// the CPUs here, since the workers that will join are unknown.
+func (cfg *runConfig) splitSlots() int {
+	if cfg.workers > 0 {
+		return cfg.workers
+	}
+	return defaultWorkers()
 }
 
 // defaultJobName names a job started at now: shardprep-, the UTC time to

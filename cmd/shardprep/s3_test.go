@@ -362,7 +362,7 @@ func TestS3GrantsScenario(t *testing.T) {
 		other := aIn + "output2/"
 		r = as("a", "run", "--input", e.url(aIn), "--output", e.url(other), "--seed", "7", "--log-format", "json")
 		ok(t, r)
-		if m := checkOutput(t, other, 1); len(m.Inputs) != 1 {
+		if m := checkOutput(t, other, splits64k); len(m.Inputs) != 1 { // the default split size of the sample: 64KiB
 			t.Errorf("run into a second output read %d objects: %+v", len(m.Inputs), m.Inputs)
 		}
 		if !strings.Contains(r.stderr, "leaving out earlier shardprep outputs") {
@@ -389,7 +389,7 @@ func TestS3GrantsScenario(t *testing.T) {
 		ok(t, as("a", "run", "--input", e.url(pIn), "--output", e.url(pIn+"out-a/"), "--seed", "9", "--quiet"))
 		ok(t, as("b", "run", "--input", e.url(pIn), "--output", e.url(pIn+"out-b/"), "--seed", "9", "--quiet"))
 		for _, out := range []string{pIn + "out-a/", pIn + "out-b/"} {
-			if m := checkOutput(t, out, 1); len(m.Inputs) != 1 || m.Inputs[0].URL != e.url(pIn+"abalone.csv") {
+			if m := checkOutput(t, out, splits64k); len(m.Inputs) != 1 || m.Inputs[0].URL != e.url(pIn+"abalone.csv") {
 				t.Errorf("%s read %+v, want only %s", out, m.Inputs, e.url(pIn+"abalone.csv"))
 			}
 		}

@@ -1,0 +1,79 @@
+package pipeline
+
+import "github.com/apache/arrow/go/v17/arrow/memory"
+
+// recycleLimit bounds the bytes a recycler keeps for reuse.
+const recycleLimit = 16 << 20
+
+// recycler is a memory.Allocator for the batches of one task: a buffer
+// freed to it is kept, up to recycleLimit bytes in all, and handed out
+// again, cleared, by the next Allocate of the same size. The batches of
+// a split repeat the same sizes (the same builders fill to the same batch
+// rows), so after the first batch a task allocates almost nothing and
+// leaves the garbage collector little to do. Release returns what it
+// keeps to the allocator below; until then that allocator counts it as
+// in use.
+//
+// A recycler is not safe for concurrent use: a task's buffers are
+// allocated and freed on the task's goroutine.
+type recycler struct {
+	mem  memory.Allocator
+	free map[int][][]byte // by length
+	kept int
+}
+
+func newRecycler(mem memory.Allocator) *recycler {
+	return &recycler{mem: mem, free: map[int][][]byte{}}
+}
+
+func (r *recycler) Allocate(size int) []byte {
+	if bufs := r.free[size]; len(bufs) > 0 {
+		b := bufs[len(bufs)-1]
+		r.free[size] = bufs[:len(bufs)-1]
+		r.kept -= size
+		clear(b)
+		return b
+	}
+	return r.mem.Allocate(size)
+}
+
+func (r *recycler) Reallocate(size int, b []byte) []byte {
+	if size <= cap(b) && size == len(b) {
+		return b
+	}
+	nb := r.Allocate(size)
+	copy(nb, b)
+	r.Free(b)
+	return nb
+}
+
+func (r *recycler) Free(b []byte) {
+	if len(b) == 0 || r.kept+len(b) > recycleLimit {
+		r.mem.Free(b)
+		return
+	}
+	r.free[len(b)] = append(r.free[len(b)], b)
+	r.kept += len(b)
+}
+
+// Release frees every kept buffer to the allocator below. The recycler
+// stays usable.
+func (r *recycler) Release() {
+	for size, bufs := range r.free {
+		for _, b := range bufs {
+			r.mem.Free(b)
+		}
+		delete(r.free, size)
+	}
+	r.kept = 0
+}
+
+// recycling returns a copy of t whose batches take their buffers from a
+// recycler over t's allocator, and the function that releases what the
+// recycler keeps, to call once the task's records are all released.
+func (t *splitTask) recycling() (*splitTask, func()) {
+	r := newRecycler(t.mem)
+	c := *t
+	c.mem = r
+	return &c, r.Release
+}
