@@ -26,8 +26,14 @@ import (
 // runBin runs the binary to its end and returns its output and exit status.
 func runBin(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runCmd(t, "", env, args...)
+}
+
+// runCmd is runBin in the working directory dir ("" for this one).
+func runCmd(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(shardprepBin(t), args...)
-	cmd.Env = env
+	cmd.Dir, cmd.Env = dir, env
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

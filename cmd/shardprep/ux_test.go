@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -172,19 +169,7 @@ func TestDefaultOutputUniqueBinary(t *testing.T) {
 // runBinIn is runBin in the working directory dir.
 func runBinIn(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(shardprepBin(t), args...)
-	cmd.Dir, cmd.Env = dir, baseEnv()
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		t.Error(err)
-	}
-	return o.String(), e.String(), code
+	return runCmd(t, dir, baseEnv(), args...)
 }
 
 // TestWorkerCoordinatorHostPortBinary: --coordinator HOST:PORT, without
