@@ -64,8 +64,13 @@ func splitNames(spec *features.Spec) []string {
 // the markers first, so that a partial output stops counting as
 // committed before anything else goes.
 func outputKeys(spec *features.Spec, n int) []string {
+	return layoutKeys(append(splitNames(spec), rejectedFolder), n)
+}
+
+// layoutKeys returns the keys a job with these folders and n splits may
+// write: the markers first, then the metadata, then the parts.
+func layoutKeys(folders []string, n int) []string {
 	var keys []string
-	folders := append(splitNames(spec), rejectedFolder)
 	for _, f := range folders {
 		keys = append(keys, f+"/"+SuccessName)
 	}
@@ -235,17 +240,7 @@ func (c *Claim) String() string {
 
 // keys returns every key the claiming job may write, the claim last.
 func (c *Claim) keys() []string {
-	var keys []string
-	for _, f := range c.Folders {
-		keys = append(keys, f+"/"+SuccessName)
-	}
-	keys = append(keys, ManifestKey, ModelKey, ReportKey)
-	for _, f := range c.Folders {
-		for i := range c.Splits {
-			keys = append(keys, partKey(f, i))
-		}
-	}
-	return append(keys, ClaimKey)
+	return append(layoutKeys(c.Folders, c.Splits), ClaimKey)
 }
 
 // dead reports whether the claiming process is known to have ended: it
