@@ -223,14 +223,7 @@ func TestAttackReplayedReport(t *testing.T) {
 			t.Errorf("replay with B's run id: %d %s %v, want 401", code, body, err)
 		}
 	}
-	wB := startWorker(t, clusterEnv(), nil, "http://"+addrB, "wb")
-	if code := coordB.wait(t, 2*time.Minute); code != 0 {
-		t.Fatalf("job B: coordinator exit %d\n%s", code, lastLines(coordB.errText(), 3))
-	}
-	if code := wB.wait(t, 30*time.Second); code != 0 {
-		t.Errorf("job B's worker exit %d", code)
-	}
-	sameParts(t, partsOf(t, ref), partsOf(t, outB))
+	finishExactly(t, coordB, addrB, "wb", ref, outB)
 	committed(t, outB)
 	if m, r := readManifest(t, outB), readManifest(t, ref); m.Totals.RowsIn != r.Totals.RowsIn || m.Totals.RowsIn == 0 {
 		t.Errorf("job B read %d rows, the in-process run %d", m.Totals.RowsIn, r.Totals.RowsIn)
@@ -319,14 +312,7 @@ func TestAttackUnleasedReports(t *testing.T) {
 	wrong.Lease = randomLease()
 	refused("a lease id never issued", emptyTransformReport(c.worker, job.RunID, wrong))
 	refused("another worker's lease", emptyTransformReport(other.worker, job.RunID, task))
-	w := startWorker(t, clusterEnv(), nil, "http://"+addr, "w1")
-	if code := coord.wait(t, 2*time.Minute); code != 0 {
-		t.Fatalf("coordinator exit %d\n%s", code, lastLines(coord.errText(), 3))
-	}
-	if code := w.wait(t, 30*time.Second); code != 0 {
-		t.Errorf("worker exit %d", code)
-	}
-	sameParts(t, partsOf(t, ref), partsOf(t, out))
+	finishExactly(t, coord, addr, "w1", ref, out)
 	committed(t, out)
 	if n := countMsg(coord.logs(), "report refused"); n != len(job.Splits)+2 {
 		t.Errorf("%d reports refused, want %d", n, len(job.Splits)+2)
@@ -532,14 +518,7 @@ func TestAttackOverflowingReport(t *testing.T) {
 	if code, body, err := c.send(raw); err != nil || code != http.StatusBadRequest {
 		t.Errorf("report with a count beyond int64: %d %s %v, want 400", code, body, err)
 	}
-	w := startWorker(t, clusterEnv(), nil, "http://"+addr, "w1")
-	if code := coord.wait(t, 2*time.Minute); code != 0 {
-		t.Fatalf("coordinator exit %d\n%s", code, lastLines(coord.errText(), 3))
-	}
-	if code := w.wait(t, 30*time.Second); code != 0 {
-		t.Errorf("worker exit %d", code)
-	}
-	sameParts(t, partsOf(t, ref), partsOf(t, out))
+	finishExactly(t, coord, addr, "w1", ref, out)
 }
 
 // TestAttackLateWriterS3: on MinIO, a worker is frozen (SIGSTOP) holding
@@ -626,4 +605,19 @@ func objectsUnder(t *testing.T, e *s3Env, prefix string) map[string][]byte {
 		m[rel] = e.get(t, k)
 	}
 	return m
+}
+
+// finishExactly starts a real worker named name on the coordinator coord
+// at addr and asserts that both exit 0 and that the output out holds the
+// parts of the reference run ref.
+func finishExactly(t *testing.T, coord *proc, addr, name, ref, out string) {
+	t.Helper()
+	w := startWorker(t, clusterEnv(), nil, "http://"+addr, name)
+	if code := coord.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, lastLines(coord.errText(), 3))
+	}
+	if code := w.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("worker %s exit %d", name, code)
+	}
+	sameParts(t, partsOf(t, ref), partsOf(t, out))
 }
