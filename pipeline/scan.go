@@ -179,9 +179,15 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 
 func (s *scanner) run(ctx context.Context) error {
 	first := true
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if b := s.in.lr.BytesRead(); b-s.lastBytes > 64<<10 {
+				s.ctr.bytes.Add(b - s.lastBytes)
+				s.lastBytes = b
+			}
 		}
 		line, off, err := s.in.next()
 		if err == io.EOF {
@@ -190,10 +196,6 @@ func (s *scanner) run(ctx context.Context) error {
 		long, _ := err.(*lineTooLongError)
 		if err != nil && long == nil {
 			return err
-		}
-		if b := s.in.lr.BytesRead(); b-s.lastBytes > 64<<10 {
-			s.ctr.bytes.Add(b - s.lastBytes)
-			s.lastBytes = b
 		}
 		if first {
 			first = false
