@@ -61,7 +61,7 @@ func (c *Coordinator) settleInvalidRow() {
 		}
 	}
 	if !waiting {
-		c.log.Warn("data error; the job fails", "split", c.bad.split, "error", c.bad.err)
+		c.log.Error("data error; the job fails", "split", c.bad.split, "error", c.bad.err)
 		c.fail(errors.New(c.bad.err))
 		return
 	}
