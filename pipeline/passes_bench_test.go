@@ -53,7 +53,7 @@ func BenchmarkPasses(b *testing.B) {
 	task := func() *splitTask {
 		return &splitTask{job: job, split: job.Splits[0], src: store, mem: memory.NewGoAllocator(), ctr: &counters{}}
 	}
-	res, err := task().runFit(context.Background())
+	res, err := task().runFit(context.Background(), false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func BenchmarkPasses(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b)()
 		for b.Loop() {
-			if _, err := task().runFit(context.Background()); err != nil {
+			if _, err := task().runFit(context.Background(), false); err != nil {
 				b.Fatal(err)
 			}
 		}
