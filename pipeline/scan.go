@@ -98,6 +98,9 @@ type splitTask struct {
 	src   Source
 	mem   memory.Allocator
 	ctr   *counters
+	// computed, if set, is called once the task has done its computing
+	// and only writes out what it made.
+	computed func()
 }
 
 func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }

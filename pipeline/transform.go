@@ -81,6 +81,9 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	if res.Rejected > 0 {
 		res.Rejects = &tt.rejects
 	}
+	if t.computed != nil {
+		t.computed()
+	}
 	parts, err = tt.close(ctx, res.Rejected)
 	return res, parts, err
 }
