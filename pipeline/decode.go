@@ -57,6 +57,11 @@ type decodeOptions struct {
 	// Rows is how many rows a batch is expected to hold (0: no guess): the
 	// first batch's buffers are made that large.
 	Rows int
+	// Bytes is how many bytes of lines one batch is to hold, when it holds
+	// a whole split (0: unknown): once the first rows show how long a
+	// line is, the buffers are made large enough for all, rather than
+	// grown (and copied) again and again.
+	Bytes int64
 }
 
 // colKind is what a decoder does with one field of a line.
@@ -94,8 +99,10 @@ type decoder struct {
 	kinds  []colKind // per spec column
 	out    []int     // per spec column: field index in the records, -1 when skipped
 
-	n, cap int // rows of the batch, and the rows its buffers hold
-	hint   int // decodeOptions.Rows
+	n, cap int   // rows of the batch, and the rows its buffers hold
+	hint   int   // decodeOptions.Rows
+	bytes  int64 // decodeOptions.Bytes
+	seen   int64 // bytes of the batch's lines, terminators counted
 
 	dbl    []colBuf    // per spec column, colDouble: the values
 	dvals  [][]float64 // per spec column: dbl's values
@@ -177,6 +184,7 @@ func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) 
 		schema: arrow.NewSchema(append(base.Fields(), offsetField), nil),
 		mem:    mem,
 		hint:   o.Rows,
+		bytes:  o.Bytes,
 		kinds:  make([]colKind, k),
 		out:    make([]int, k),
 		dbl:    make([]colBuf, k), dvals: make([][]float64, k),
@@ -233,6 +241,9 @@ func (d *decoder) Len() int { return d.n }
 // batch size at first, then twice as many rows each time.
 func (d *decoder) grow() {
 	c := max(2*d.cap, d.hint, 1024)
+	if d.bytes > 0 && d.n > 0 && d.seen > 0 {
+		c = max(c, int(float64(d.n)*float64(d.bytes)/float64(d.seen)*1.05))
+	}
 	for i, k := range d.kinds {
 		switch k {
 		case colDouble:
@@ -342,6 +353,7 @@ func (d *decoder) addGeneral(line []byte, offset int64) *fieldError {
 // its line (the Spans of its doubles are in place).
 func (d *decoder) addRow(line []byte, offset int64) {
 	d.offv[d.n] = offset
+	d.seen += int64(len(line)) + 1
 	if d.text && !d.appendVar(&d.lines, d.lineOffv, line) {
 		// Past the offsets of a binary array: the row's numbers are
 		// formatted from their values.
@@ -426,7 +438,7 @@ func (d *decoder) Flush() arrow.Record {
 	for _, c := range cols {
 		c.Release()
 	}
-	d.n, d.cap = 0, 0
+	d.n, d.cap, d.seen = 0, 0, 0
 	return rec
 }
 

@@ -175,6 +175,9 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 		return taskResult{}, err
 	}
 	defer in.close()
+	if o.decode.Rows == 0 {
+		o.decode.Rows = o.batchRows
+	}
 	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newDecoder(t.job.Spec, t.mem, &o.decode)}
 	defer s.dec.Release()
 	err = s.run(ctx)

@@ -70,6 +70,7 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 		// One batch holds the whole split: its source text would
 		// double what the mode holds in memory.
 		o.decode.Text, o.batchRows, o.rows = false, 0, tt.transformSpark
+		o.decode.Bytes = t.split.Length
 	}
 	res, err = t.scan(ctx, o)
 	res.Rejected += tt.adj.Rejected
