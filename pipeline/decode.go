@@ -285,7 +285,11 @@ func (d *decoder) appendVar(data *colBuf, offv []int32, p []byte) bool {
 		return false
 	}
 	if end+len(p) > len(data.raw) {
-		data.reserve(d.mem, max(2*len(data.raw), end+len(p), data.want, 64<<10))
+		size := max(2*len(data.raw), end+len(p), data.want, 64<<10)
+		if data == &d.lines && d.bytes > 0 && d.bytes < math.MaxInt32 {
+			size = max(size, int(d.bytes)+len(p)) // the split's lines, and the last one's end
+		}
+		data.reserve(d.mem, size)
 	}
 	copy(data.raw[end:], p)
 	offv[d.n+1] = int32(end + len(p))

@@ -108,7 +108,7 @@ func murmur3BytesHash(data []byte, seed uint32) uint32 {
 //
 // Each column has an unsigned key per row whose order is the column's
 // order (a string's rank among the column's values, a double's doubleKey,
-// 0 for a null). The rows are sorted by the first 64 bits of their keys
+// 0 for a null). The rows are sorted by the first 128 bits of their keys
 // laid end to end (a string's key takes as many bits as its ranks need,
 // a double's 64), which decide most comparisons, then by the keys of every
 // column, then by row index, which makes the unstable sort (O(n log n))
@@ -132,11 +132,15 @@ func sparkOrder(spec *features.Spec, rec arrow.Record) []int {
 	}
 	rows := make([]sortRow, n)
 	for r := range rows {
-		rows[r] = sortRow{prefix: sortPrefix(cols, r), row: r}
+		rows[r].hi, rows[r].lo = sortPrefix(cols, r)
+		rows[r].row = r
 	}
 	slices.SortFunc(rows, func(a, b sortRow) int {
-		if a.prefix != b.prefix {
-			return cmp.Compare(a.prefix, b.prefix)
+		if a.hi != b.hi {
+			return cmp.Compare(a.hi, b.hi)
+		}
+		if a.lo != b.lo {
+			return cmp.Compare(a.lo, b.lo)
 		}
 		for i := range cols {
 			if c := cmp.Compare(cols[i].key(a.row), cols[i].key(b.row)); c != 0 {
@@ -152,9 +156,10 @@ func sparkOrder(spec *features.Spec, rec arrow.Record) []int {
 	return order
 }
 
-// sortRow is a row to sort: the first 64 bits of its keys, and its index.
+// sortRow is a row to sort: the first 128 bits of its keys, and its
+// index.
 type sortRow struct {
-	prefix uint64
+	hi, lo uint64
 	row    int
 }
 
@@ -177,19 +182,32 @@ func (c *sortColumn) key(r int) uint64 {
 	return doubleKey(c.doubles.Value(r))
 }
 
-// sortPrefix returns the first 64 bits of row r's keys laid end to end,
+// sortPrefix returns the first 128 bits of row r's keys laid end to end,
 // each in its column's width, most significant first.
-func sortPrefix(cols []sortColumn, r int) uint64 {
-	var p uint64
+func sortPrefix(cols []sortColumn, r int) (hi, lo uint64) {
 	used := 0
 	for i := range cols {
 		k, w := cols[i].key(r), cols[i].width
-		if used+w >= 64 {
-			return p<<(64-used) | k>>(w-(64-used))
+		if used+w > 128 {
+			k >>= w - (128 - used)
+			w = 128 - used
 		}
-		p, used = p<<w|k, used+w
+		switch {
+		case w == 64:
+			hi, lo = lo, k
+		case w > 0:
+			hi, lo = hi<<w|lo>>(64-w), lo<<w|k
+		}
+		if used += w; used == 128 {
+			return hi, lo
+		}
 	}
-	return p << (64 - used)
+	switch s := 128 - used; {
+	case s >= 64:
+		return lo << (s - 64), 0
+	default:
+		return hi<<s | lo>>(64-s), lo << s
+	}
 }
 
 // stringRanks returns the sort key of each row of arr: 0 for a null
