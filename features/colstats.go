@@ -364,10 +364,13 @@ func int128(hi, lo uint64) *big.Int {
 	return uint128(hi, lo).Neg(uint128(hi, lo))
 }
 
-// histWindow counts values by bin key over the keys lo..lo+len(n)-1.
+// histWindow counts values by bin key over the keys lo..lo+len(n)-1,
+// and zeros (key 0) apart: a window from zero to the keys of common
+// values would be some 2^17 bins wide.
 type histWindow struct {
-	lo int
-	n  []int64
+	lo   int
+	n    []int64
+	zero int64
 }
 
 func (h *histWindow) add(key int) {
@@ -381,6 +384,10 @@ func (h *histWindow) add(key int) {
 // grow adds c to the count of key, widening the window to reach it by
 // at least half its size, so that a task's window grows a few times only.
 func (h *histWindow) grow(key int, c int64) {
+	if key == 0 {
+		h.zero += c
+		return
+	}
 	if len(h.n) == 0 {
 		h.lo, h.n = key, make([]int64, 1, 64)
 	}
@@ -456,6 +463,8 @@ func (n *NumberStats) merge(o *NumberStats) {
 			n.neg.grow(o.neg.lo+i, c)
 		}
 	}
+	n.pos.zero += o.pos.zero
+	n.neg.zero += o.neg.zero
 }
 
 // Numeric returns the stats of the numeric columns, in spec order.
