@@ -103,7 +103,7 @@ func scanShort(b []byte) (v float64, n int, text uint32, ok bool) {
 		if b[0] != '0' || k == 1 {
 			text = features.Span(0, k, true)
 		}
-		return float64(ip), k, text, true
+		return float64(int64(ip)), k, text, true
 	}
 	if b[k] != '.' {
 		return 0, 0, 0, false
@@ -115,7 +115,7 @@ func scanShort(b []byte) (v float64, n int, text uint32, ok bool) {
 		return 0, 0, 0, false
 	}
 	n = k + 1 + j
-	v = float64(ip*pow10u[j]+digitsValue(y, j)) / pow10[j]
+	v = float64(int64(ip*pow10u[j]+digitsValue(y, j))) / pow10[j]
 	if f[j-1] != '0' && (b[0] != '0' || (k == 1 && (j < 4 || uint32(y) != 0x30303030))) {
 		text = features.Span(0, n, false)
 	}
@@ -126,14 +126,21 @@ func scanShort(b []byte) (v float64, n int, text uint32, ok bool) {
 var pow10u = [8]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7}
 
 // load8 returns b's first 8 bytes as a little-endian word, and a mask
-// with the high bit of each of those 8 bytes that b does not have.
+// with the high bit of each of those 8 bytes that b does not have. Past
+// len(b) the word holds what b's array holds there when its capacity
+// reaches (a line's last field is followed by the rest of the read
+// buffer), which the mask tells apart.
 func load8(b []byte) (x, past uint64) {
 	if len(b) >= 8 {
 		return binary.LittleEndian.Uint64(b), 0
 	}
+	past = 0x8080808080808080 << (8 * len(b))
+	if cap(b) >= 8 {
+		return binary.LittleEndian.Uint64(b[:8]), past
+	}
 	var t [8]byte
 	copy(t[:], b)
-	return binary.LittleEndian.Uint64(t[:]), 0x8080808080808080 << (8 * len(b))
+	return binary.LittleEndian.Uint64(t[:]), past
 }
 
 // nonDigits returns the high bit of each byte of x that is not an ASCII
@@ -226,9 +233,11 @@ func (d *decoder) addPlain(line []byte, offset int64) bool {
 	for i, kind := range d.kinds[:d.skipFrom] {
 		var end int
 		if kind == colDouble {
-			v, n, text, ok := scanPlain(line[p:])
+			v, n, text, ok := scanShort(line[p:])
 			if !ok {
-				return false
+				if v, n, text, ok = scanPlain(line[p:]); !ok {
+					return false
+				}
 			}
 			d.dvals[i][row] = v
 			if d.text {
