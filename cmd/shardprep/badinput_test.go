@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shardprep/shardprep/cmd/internal/cli"
 )
 
 const goodRow = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\n"
@@ -69,7 +71,7 @@ func TestBadInput(t *testing.T) {
 			if files := committedFiles(t, out); len(files) > 0 {
 				t.Errorf("failed run left files: %v", files)
 			}
-			if code := exitCode(err, new(bytes.Buffer)); code == 0 {
+			if code := cli.ExitCode(err, new(bytes.Buffer)); code == 0 {
 				t.Error("exit code 0")
 			}
 		})

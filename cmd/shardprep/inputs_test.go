@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 )
 
 // TestInputForms: a header row with --header, CRLF line ends, a gzip
@@ -15,17 +17,17 @@ import (
 func TestInputForms(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain.csv")
-	os.WriteFile(plain, bundledCSV, 0o644)
+	os.WriteFile(plain, sample.CSV, 0o644)
 	ref := filepath.Join(dir, "ref")
 	mustRun(t, "run", "--input", plain, "--output", ref, "--seed", "9", "--quiet")
 	want := len(lines(readSplit(t, ref, "train"))) + len(lines(readSplit(t, ref, "validation")))
 
 	header := filepath.Join(dir, "header.csv")
 	os.WriteFile(header, append([]byte("sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings\r\n"),
-		bytes.ReplaceAll(bundledCSV, []byte("\n"), []byte("\r\n"))...), 0o644)
+		bytes.ReplaceAll(sample.CSV, []byte("\n"), []byte("\r\n"))...), 0o644)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(bundledCSV)
+	zw.Write(sample.CSV)
 	zw.Close()
 	folder := filepath.Join(dir, "folder")
 	os.MkdirAll(filepath.Join(folder, "_temporary"), 0o755)

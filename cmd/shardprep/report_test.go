@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 )
@@ -279,7 +280,7 @@ func checkColumnsReference(t *testing.T, input, out string, cs *features.ColumnS
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := defaultSpec()
+	spec := sample.Spec()
 	refs := make([]*exactRef, len(spec.Numeric))
 	for i := range refs {
 		refs[i] = newExactRef()

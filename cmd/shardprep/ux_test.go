@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 )
 
 // The tests in this file run the built binary as a new user types it and
@@ -337,7 +339,7 @@ func TestHeaderMismatchBinary(t *testing.T) {
 // category on line 8, after a bad number on line 6).
 func TestFirstBadLineBinary(t *testing.T) {
 	dir := t.TempDir()
-	good := strings.Join(lines(bundledCSV)[:5], "\n") + "\n"
+	good := strings.Join(lines(sample.CSV)[:5], "\n") + "\n"
 	in := filepath.Join(dir, "bad.csv")
 	writeFiles(t, dir, map[string]string{"bad.csv": good +
 		"M,0.4,0.3,0.1o5,0.5,0.2,0.1,0.15,9\n" +
