@@ -60,26 +60,3 @@ func TestInputForms(t *testing.T) {
 		})
 	}
 }
-
-// TestProgressLogLines: without a terminal, progress and the plan are JSON
-// log lines on stderr, and the summary goes to stdout.
-func TestProgressLogLines(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "out")
-	stdout, stderr, err := runCLI(t, "run", "--output", out, "--seed", "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lines([]byte(stderr)) {
-		if !strings.HasPrefix(l, "{") {
-			t.Errorf("stderr line is not JSON: %q", l)
-		}
-	}
-	if !strings.Contains(stderr, `"msg":"job planned"`) || !strings.Contains(stderr, `"msg":"progress"`) {
-		t.Errorf("stderr lacks the plan or progress lines:\n%s", stderr)
-	}
-	for _, w := range []string{"rows read   4177", "train", "validation", "rejected    0", "MB/s", "wall time"} {
-		if !strings.Contains(stdout, w) {
-			t.Errorf("summary lacks %q:\n%s", w, stdout)
-		}
-	}
-}

@@ -25,11 +25,10 @@ type Display struct {
 	quiet bool
 	start time.Time
 
-	mu      sync.Mutex
-	phase   pipeline.Phase
-	drawn   bool
-	lastLog time.Time
-	last    pipeline.Snapshot // of the transform phase, for the final line
+	mu    sync.Mutex
+	phase pipeline.Phase
+	drawn bool
+	last  pipeline.Snapshot // of the transform phase, for the final line
 }
 
 // New returns the Display that draws on w when tty says w is a terminal,
