@@ -62,8 +62,8 @@ func runClean(ctx context.Context, cfg *cleanConfig, env func(string) string, st
 
 // printLeftovers says what clean finds.
 func printLeftovers(w io.Writer, l *pipeline.Leftovers, name string) {
-	if l.Claim != nil {
-		fmt.Fprintf(w, "shardprep: %s is claimed by %s\n", name, l.Claim)
+	if l.Holder != nil {
+		fmt.Fprintf(w, "shardprep: %s is claimed by %s\n", name, l.Holder)
 	} else {
 		fmt.Fprintf(w, "shardprep: %s holds no claim\n", name)
 	}

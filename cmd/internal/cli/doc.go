@@ -15,5 +15,6 @@
 // one line unless Logged marks it as already logged.
 //
 // NewLogger makes the commands' loggers: text on a terminal, JSON lines
-// elsewhere, as --log-format says.
+// elsewhere, as --log-format says; ErrorsOnly quiets one (--quiet).
+// Plural words counts in the lines the commands print.
 package cli

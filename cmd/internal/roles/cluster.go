@@ -96,7 +96,7 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	srv := pipeline.NewServer(c, cfg.Secret, log)
+	srv := c.Server(cfg.Secret, log)
 	var serving errgroup.Group
 	defer serving.Wait()
 	defer srv.Close()
@@ -107,7 +107,7 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 	start := time.Now()
 	m, err := c.Run(ctx)
 	prog.Finish()
-	logWorkers(log, c.Workers())
+	logWorkers(log, c)
 	// Let workers hear the outcome before the server goes away; when
 	// interrupted, only for a few heartbeats, so that they stop at once
 	// rather than after their coordinator timeout.
@@ -130,8 +130,8 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 
 // logWorkers logs each worker's share of the job: tasks (fit and transform), rows and its
 // throughput while it worked.
-func logWorkers(log *slog.Logger, ws []pipeline.WorkerStatus) {
-	for _, w := range ws {
+func logWorkers(log *slog.Logger, c *pipeline.Coordinator) {
+	for _, w := range c.Workers() {
 		mbps := 0.0
 		if w.Active > 0 {
 			mbps = float64(w.Bytes) / 1e6 / w.Active.Seconds()
@@ -184,7 +184,7 @@ func (pr *Process) Work(ctx context.Context, cfg *Worker) error {
 		}
 		return st.Source(job.Objects), stores.Sink(sink), nil
 	}
-	w := pipeline.NewWorker(pipeline.NewClient(cfg.Coordinator, cfg.Secret, nil), open,
+	w := pipeline.NewWorker(cfg.Coordinator, cfg.Secret, open,
 		&pipeline.WorkerOptions{ID: name, Slots: cfg.Workers, CoordinatorTimeout: cfg.Timeout, Logger: log})
 	log.Info("worker starting", "coordinator", cfg.Coordinator, "slots", cfg.Workers)
 	if err := w.Run(ctx); err != nil {

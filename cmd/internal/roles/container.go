@@ -95,10 +95,7 @@ func (c *Container) check() error {
 	if f.Workers < 1 {
 		return cli.Usagef("--workers must be at least 1")
 	}
-	if _, err := pipeline.ParseSplitMode(f.SplitMode); err != nil {
-		return cli.Usagef("%v", err)
-	}
-	if _, err := pipeline.ParsePolicy(f.OnInvalid); err != nil {
+	if err := f.settings().Check(); err != nil {
 		return cli.Usagef("%v", err)
 	}
 	return stores.Check(f.Store)

@@ -111,8 +111,8 @@ type prepared struct {
 	model  *features.Model // given with --model; nil: fit one
 	src    pipeline.Source
 	sink   *storage.Bucket
-	claim  *pipeline.OutputClaim // held until finish
-	output string                // where, for people
+	claim  *pipeline.Claim // held until finish
+	output string          // where, for people
 	stores *stores.Stores
 	done   bool // finish has run
 }
@@ -220,7 +220,7 @@ func planError(err error) error {
 		return cli.Usagef("%v", err)
 	}
 	return cli.Usagef("--split-size %s would cut the input (%s, %s) into %d splits, more than the %d a job may have: use --split-size %s or more",
-		storage.Size(e.SplitSize), cli.Plural(e.Objects, "object"), storage.Size(e.Bytes), e.Splits, pipeline.MaxSplits,
+		storage.Size(e.SplitSize), cli.Plural(e.Objects, "object"), storage.Size(e.Bytes), e.Splits, e.Max,
 		storage.Size(max(e.MinSplitSize, MinSplitSize)))
 }
 
@@ -231,12 +231,8 @@ func (cfg *Job) plan() (*features.Spec, *pipeline.Settings, *features.Model, err
 		return nil, nil, nil, cli.Usagef("--split-size %d is below the minimum of %d (%s): each split is a task of each pass, so tiny splits cost more than they read",
 			cfg.SplitSize, MinSplitSize, storage.Size(MinSplitSize))
 	}
-	mode, err := pipeline.ParseSplitMode(cfg.SplitMode)
-	if err != nil {
-		return nil, nil, nil, cli.Usagef("%v", err)
-	}
-	policy, err := pipeline.ParsePolicy(cfg.OnInvalid)
-	if err != nil {
+	settings := cfg.settings()
+	if err := settings.Check(); err != nil {
 		return nil, nil, nil, cli.Usagef("%v", err)
 	}
 	spec, model, err := cfg.readSpecAndModel()
@@ -249,6 +245,7 @@ func (cfg *Job) plan() (*features.Spec, *pipeline.Settings, *features.Model, err
 	if cfg.Output == "" {
 		cfg.Output = filepath.Join("shardprep-out", cfg.Name)
 	}
+	settings.Name = cfg.Name
 	seed, ok := cfg.Seed.Int64()
 	if !ok {
 		var b [8]byte
@@ -257,8 +254,15 @@ func (cfg *Job) plan() (*features.Spec, *pipeline.Settings, *features.Model, err
 		}
 		seed = int64(binary.LittleEndian.Uint64(b[:]) >> 1)
 	}
-	return spec, &pipeline.Settings{Name: cfg.Name, SplitSize: int64(cfg.SplitSize),
-		Seed: seed, SplitMode: mode, OnInvalid: policy, Header: cfg.Header}, model, nil
+	settings.Seed = seed
+	return spec, settings, model, nil
+}
+
+// settings are the pipeline settings of cfg so far: without its name,
+// output and seed.
+func (cfg *Job) settings() *pipeline.Settings {
+	return &pipeline.Settings{SplitSize: int64(cfg.SplitSize), SplitMode: pipeline.SplitMode(cfg.SplitMode),
+		OnInvalid: pipeline.Policy(cfg.OnInvalid), Header: cfg.Header}
 }
 
 // readSpecAndModel reads the job's spec, the sample's when it names none,

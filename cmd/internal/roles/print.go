@@ -104,7 +104,7 @@ func writeFailedReport(c *pipeline.Coordinator, cause error, stdout io.Writer) {
 	if err != nil {
 		return
 	}
-	err = pipeline.WriteReport(f, m, cause.Error())
+	err = c.WriteReport(f, cause.Error())
 	if cerr := f.Close(); err == nil && cerr == nil {
 		fmt.Fprintf(stdout, "shardprep: the failed job's report: %s\n", path)
 	}
@@ -118,7 +118,7 @@ func serveMetrics(c *pipeline.Coordinator, addr string, stdout io.Writer) (stop 
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", pipeline.MetricsHandler(c))
+	mux.Handle("GET /metrics", c.MetricsHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
