@@ -85,9 +85,11 @@ func (pr *Process) Run(ctx context.Context, cfg *Job) error {
 	}
 	m, err := c.Run(ctx)
 	prog.Finish()
+	if err != nil {
+		writeFailedReport(ctx, c, err, p, stdout)
+	}
 	p.finish(ctx, log)
 	if err != nil {
-		writeFailedReport(c, err, stdout)
 		return jobError(ctx, err, p.output)
 	}
 	printSummary(stdout, m, p.output, time.Since(start))
@@ -113,6 +115,7 @@ type prepared struct {
 	sink   *storage.Bucket
 	claim  *pipeline.Claim // held until finish
 	output string          // where, for people
+	local  bool            // the output is a local folder
 	stores *stores.Stores
 	done   bool // finish has run
 }
@@ -169,7 +172,7 @@ func prepare(ctx context.Context, cfg *Job, env func(string) string, log *slog.L
 	log.Info("job planned", "job", cfg.Name, "run", job.RunID, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
 		"split_size", job.SplitSize, "seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
 	return &prepared{job: job, model: model, src: st.Source(objs), sink: sink, claim: claim,
-		output: stores.Display(outRoot), stores: st}, nil
+		output: stores.Display(outRoot), local: !strings.HasPrefix(outRoot, "s3://"), stores: st}, nil
 }
 
 // inputsOutside refuses inputs inside the output root, comparing real

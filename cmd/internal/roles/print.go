@@ -2,6 +2,7 @@ package roles
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -91,21 +92,30 @@ func (w *logLines) summary(m *pipeline.Manifest, output string, wall time.Durati
 func round2(f float64) float64 { return float64(int64(f*100)) / 100 }
 
 // writeFailedReport writes the report of a job that failed, as far as it
-// got, beside the system's temporary files: not in the output, which a
-// later run must find empty. It prints where.
-func writeFailedReport(c *pipeline.Coordinator, cause error, stdout io.Writer) {
+// got, and prints where: in a local output under the report's usual name
+// (the only object a failed job leaves there; a later job replaces it), and
+// for an S3 output beside the system's temporary files. p's claim must
+// still be held.
+func writeFailedReport(ctx context.Context, c *pipeline.Coordinator, cause error, p *prepared, stdout io.Writer) {
+	var html bytes.Buffer
+	if c.WriteReport(&html, cause.Error()) != nil {
+		return
+	}
+	if p.local {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if p.sink.Put(ctx, pipeline.ReportKey, html.Bytes()) == nil {
+			fmt.Fprintf(stdout, "shardprep: the failed job's report: %s\n", p.sink.URL(pipeline.ReportKey))
+			return
+		}
+	}
 	m := c.Manifest()
 	name := "shardprep-report-" + m.RunID + ".html"
 	if m.Job != "" {
 		name = m.Job + "-" + m.RunID + "-report.html"
 	}
 	path := filepath.Join(os.TempDir(), strings.ReplaceAll(name, "/", "_"))
-	f, err := os.Create(path)
-	if err != nil {
-		return
-	}
-	err = c.WriteReport(f, cause.Error())
-	if cerr := f.Close(); err == nil && cerr == nil {
+	if os.WriteFile(path, html.Bytes(), 0o644) == nil {
 		fmt.Fprintf(stdout, "shardprep: the failed job's report: %s\n", path)
 	}
 }
