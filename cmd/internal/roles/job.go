@@ -52,8 +52,8 @@ type Job struct {
 	Store     storage.S3Config
 }
 
-// MinSplitSize is the smallest split size a job may ask for.
-const MinSplitSize = 64 << 10
+// minSplitSize is the smallest split size a job may ask for.
+const minSplitSize = 64 << 10
 
 // Run runs the job of cfg in this process.
 func (pr *Process) Run(ctx context.Context, cfg *Job) error {
@@ -224,15 +224,15 @@ func planError(err error) error {
 	}
 	return cli.Usagef("--split-size %s would cut the input (%s, %s) into %d splits, more than the %d a job may have: use --split-size %s or more",
 		storage.Size(e.SplitSize), cli.Plural(e.Objects, "object"), storage.Size(e.Bytes), e.Splits, e.Max,
-		storage.Size(max(e.MinSplitSize, MinSplitSize)))
+		storage.Size(max(e.MinSplitSize, minSplitSize)))
 }
 
 // plan checks the settings that need no storage, reads the spec and the
 // model and fills in the job name and the output when not given.
 func (cfg *Job) plan() (*features.Spec, *pipeline.Settings, *features.Model, error) {
-	if cfg.SplitSize != 0 && cfg.SplitSize < MinSplitSize {
+	if cfg.SplitSize != 0 && cfg.SplitSize < minSplitSize {
 		return nil, nil, nil, cli.Usagef("--split-size %d is below the minimum of %d (%s): each split is a task of each pass, so tiny splits cost more than they read",
-			cfg.SplitSize, MinSplitSize, storage.Size(MinSplitSize))
+			cfg.SplitSize, minSplitSize, storage.Size(minSplitSize))
 	}
 	settings := cfg.settings()
 	if err := settings.Check(); err != nil {

@@ -13,9 +13,9 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// LogGroup is where SageMaker Processing sends its containers'
+// logGroup is where SageMaker Processing sends its containers'
 // stdout and stderr, one stream per instance: JOB/algo-1-TIMESTAMP, ...
-const LogGroup = "/aws/sagemaker/ProcessingJobs"
+const logGroup = "/aws/sagemaker/ProcessingJobs"
 
 // logFollower follows the CloudWatch log streams of a processing job for
 // "submit --wait", printing each new line as "algo-1: LINE".
@@ -59,7 +59,7 @@ func (l *logFollower) follow(ctx context.Context) {
 func (l *logFollower) streams(ctx context.Context) ([]string, error) {
 	var names []string
 	p := cloudwatchlogs.NewDescribeLogStreamsPaginator(l.client, &cloudwatchlogs.DescribeLogStreamsInput{
-		LogGroupName: aws.String(LogGroup), LogStreamNamePrefix: aws.String(l.job + "/")})
+		LogGroupName: aws.String(logGroup), LogStreamNamePrefix: aws.String(l.job + "/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		var notFound *cwtypes.ResourceNotFoundException
@@ -85,7 +85,7 @@ func (l *logFollower) stream(ctx context.Context, name string) error {
 	}
 	for range 20 {
 		prev := l.next[name]
-		out, err := l.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(LogGroup),
+		out, err := l.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(logGroup),
 			LogStreamName: aws.String(name), StartFromHead: aws.Bool(true), NextToken: prev})
 		if err != nil {
 			return err

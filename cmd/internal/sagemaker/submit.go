@@ -4,7 +4,7 @@
 // the SDK's input; RequestJSON is the JSON body the SDK would send for it,
 // with no credentials or network needed; Submit creates the job and, if
 // asked, polls it to its end, printing its status changes and the lines
-// of its CloudWatch log streams (LogGroup).
+// of its CloudWatch log streams (/aws/sagemaker/ProcessingJobs).
 //
 // Errors are one line. A request the limits refuse, or a missing region,
 // is a command-line error (cli.UsageError) naming the flag at fault.
@@ -174,7 +174,7 @@ func Submit(ctx context.Context, in *sm.CreateProcessingJobInput, opts *Options,
 	if u := container.ConsoleURL(arn); u != "" {
 		fmt.Fprintf(stdout, "  console: %s\n", u)
 	}
-	fmt.Fprintf(stdout, "  logs:    CloudWatch log group %s, streams %s/algo-*\n", LogGroup, name)
+	fmt.Fprintf(stdout, "  logs:    CloudWatch log group %s, streams %s/algo-*\n", logGroup, name)
 	if !opts.Wait {
 		return nil
 	}
