@@ -13,7 +13,8 @@
 // (pipeline.ClaimOutput) and gives the claim back when it ends, shows
 // progress (package progress) and prints where it writes and a summary
 // to Process.Stdout; logs and progress go to Process.Stderr. A failed
-// job's report is written beside the system's temporary files.
+// job's report is written in a local output, the one object the job
+// leaves there, or beside the system's temporary files for an S3 output.
 //
 // Errors are one line; a mistake in the config is a cli.UsageError
 // naming the flag; an interrupted job's error wraps context.Canceled.
