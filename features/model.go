@@ -144,6 +144,22 @@ func (m *Model) Labels(column string) (labels []string, counts []int64) {
 	return nil, nil
 }
 
+// SlotNames names the slots of the feature vector, in vector order, by
+// Spark's attribute rule: a one-hot slot is "<vectorCol>_<label>" and a
+// scalar slot is its column's name. The flat form means
+// StringIndexer(c -> c_idx), OneHotEncoder(c_idx -> c_vec) and a
+// VectorAssembler, so its one-hot slots are "<c>_vec_<label>" (labels in
+// index order, the last dropped), followed by the numeric columns.
+func (m *Model) SlotNames() []string {
+	names := make([]string, 0, m.width)
+	for _, c := range m.cats {
+		for _, l := range c.labels[:len(c.labels)-1] {
+			names = append(names, c.column+"_vec_"+l)
+		}
+	}
+	return append(names, m.numeric...)
+}
+
 // Rows is the number of rows the model was fitted on.
 func (m *Model) Rows() int64 { return m.rows }
 

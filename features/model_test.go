@@ -131,3 +131,32 @@ func TestModelCheck(t *testing.T) {
 		t.Error("zero Model marshalled")
 	}
 }
+
+func TestSlotNamesFlat(t *testing.T) {
+	m, err := ReadModel([]byte(abaloneModelJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(m.SlotNames(), ",")
+	want := "sex_vec_M,sex_vec_I,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight"
+	if got != want || len(m.SlotNames()) != m.Width() {
+		t.Errorf("slot names %s, want %s", got, want)
+	}
+}
+
+func TestSpecOutputFormat(t *testing.T) {
+	spec := abaloneSpec(t)
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"output"`) {
+		t.Errorf("an empty output is written: %s", b)
+	}
+	spec.Output.Format = "csv"
+	b, _ = json.Marshal(spec)
+	back, err := ParseSpec(b)
+	if err != nil || back.Output.Format != "csv" {
+		t.Fatalf("%v %+v (%s)", err, back, b)
+	}
+}

@@ -50,6 +50,14 @@ type Spec struct {
 	Numeric     []string `json:"numeric"`     // double columns appended after the one-hot slots
 	Label       string   `json:"label"`       // double column printed first on each output line
 	Splits      []Split  `json:"splits"`      // e.g. train 0.8, validation 0.2
+	// Output says how the parts are written.
+	Output OutputSpec `json:"output,omitzero"`
+}
+
+// OutputSpec is the spec's "output" object: {"format": "csv"}. An empty
+// Format means the text lines.
+type OutputSpec struct {
+	Format string `json:"format,omitempty"`
 }
 
 // ReservedPrefix starts names that a Spec may not give its columns: the
