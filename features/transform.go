@@ -35,6 +35,9 @@ func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record,
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
+	if m.pipe != nil {
+		return m.pipe.transform(rec, mem, m.schema)
+	}
 	labelCol, err := float64Column(rec, m.label)
 	if err != nil {
 		return nil, err

@@ -53,6 +53,9 @@ type decodeOptions struct {
 	// and a features.TextColumn per double column), for the text writer to
 	// copy the numbers already written as their repr. Not with FitOnly.
 	Text bool
+	// Columns, for a spec with stages, are the columns to parse (nil:
+	// all); the label is always parsed.
+	Columns []string
 }
 
 // colKind is what a decoder does with one field of a line.

@@ -34,13 +34,19 @@ const (
 // coordinator draws at random for each lease, so that only the worker it
 // was given to can report the attempt.
 type taskID struct {
-	Phase   Phase  `json:"phase"`
+	Phase Phase `json:"phase"`
+	// Pass numbers the fit passes of a spec whose stages need more than
+	// one (from 2 on; 0 otherwise).
+	Pass    int    `json:"pass,omitempty"`
 	Split   int    `json:"split"`
 	Attempt int    `json:"attempt"`
 	Lease   string `json:"lease"`
 }
 
 func (t taskID) String() string {
+	if t.Pass > 0 {
+		return fmt.Sprintf("%s pass %d split %d (attempt %d)", t.Phase, t.Pass, t.Split, t.Attempt)
+	}
 	return fmt.Sprintf("%s split %d (attempt %d)", t.Phase, t.Split, t.Attempt)
 }
 
@@ -81,7 +87,8 @@ type (
 		Error string   `json:"error,omitempty"` // why the job failed
 		Tasks []taskID `json:"tasks,omitempty"`
 		// Model and FirstLines (the fit result) come with transform
-		// tasks, unless the request said HaveModel.
+		// tasks, unless the request said HaveModel, and with the fit
+		// tasks of a pass after the first (the model fitted so far).
 		Model      *features.Model `json:"model,omitempty"`
 		FirstLines []int64         `json:"first_lines,omitempty"`
 	}

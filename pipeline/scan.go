@@ -106,14 +106,18 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 func (t *splitTask) runFit(ctx context.Context) (taskResult, error) {
 	t, release := t.recycling()
 	defer release()
-	st := features.NewStats(t.job.Spec)
+	st := t.fitStats()
 	fitOnly := t.job.OnInvalid != PolicySkip
+	decode := decodeOptions{FitOnly: fitOnly}
+	if fitOnly {
+		decode.Columns = st.DecodeColumns()
+	}
 	res, err := t.scan(ctx, scanOptions{
 		// With the skip policy every column is validated, so rows that
 		// the transform pass will drop do not count towards the model.
-		decode:    decodeOptions{FitOnly: fitOnly},
+		decode:    decode,
 		batchRows: t.job.BatchRows,
-		rows:      func(_ context.Context, rec arrow.Record) error { return st.Add(rec) },
+		rows:      func(ctx context.Context, rec arrow.Record) error { return t.fitRows(ctx, st, rec) },
 		reject:    func(context.Context, []byte, *parseError) error { return nil },
 	})
 	if pe := (*parseError)(nil); fitOnly && errors.As(err, &pe) {
@@ -158,7 +162,7 @@ type scanner struct {
 	*splitTask
 	scanOptions
 	in        *splitInput
-	dec       *decoder
+	dec       rowDecoder
 	res       taskResult
 	lastBytes int64 // bytes read already added to the counters
 }
@@ -171,7 +175,7 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 		return taskResult{}, err
 	}
 	defer in.close()
-	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newDecoder(t.job.Spec, t.mem, &o.decode)}
+	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newRowDecoder(t.job.Spec, t.mem, &o.decode)}
 	defer s.dec.Release()
 	err = s.run(ctx)
 	return s.res, err

@@ -147,6 +147,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 	}
 	log.Info("job planned", "job", cfg.jobName, "run", job.RunID, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
 		"split_size", job.SplitSize, "seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
+	logStagePlan(log, spec, model)
 	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, claim: claim,
 		output: displayRoot(outRoot), stores: st}, nil
 }
@@ -218,17 +219,19 @@ func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Mode
 	if err != nil {
 		return nil, nil, nil, &usageError{err.Error()}
 	}
-	spec := defaultSpec()
-	if cfg.spec != "" {
-		if spec, err = readJSONFile(cfg.spec, "spec", features.ParseSpec); err != nil {
-			return nil, nil, nil, err
-		}
-	}
 	var model *features.Model
 	if cfg.model != "" {
 		if model, err = readJSONFile(cfg.model, "model", features.ReadModel); err != nil {
 			return nil, nil, nil, err
 		}
+	}
+	spec := specOf(model)
+	if cfg.spec != "" {
+		if spec, err = readJSONFile(cfg.spec, "spec", features.ParseSpec); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if model != nil {
 		if err := model.Check(spec); err != nil {
 			why := strings.TrimPrefix(err.Error(), "model does not fit the spec: ")
 			return nil, nil, nil, usagef("--model %s does not fit the spec: %s; leave out --model to fit a new model, or give the --spec it was fitted with", cfg.model, why)
@@ -248,7 +251,7 @@ func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Mode
 		cfg.seed = optionalInt64{v: int64(binary.LittleEndian.Uint64(b[:]) >> 1), set: true}
 	}
 	return spec, &pipeline.Settings{Name: cfg.jobName, SplitSize: int64(cfg.splitSize),
-		Seed: cfg.seed.v, SplitMode: mode, OnInvalid: policy, Header: cfg.header}, model, nil
+		Seed: cfg.seed.v, SplitMode: mode, OnInvalid: policy, Header: cfg.header || spec.Header}, model, nil
 }
 
 // splitSizeGiven reports whether the user chose the split size.
