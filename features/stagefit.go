@@ -337,21 +337,16 @@ func (a *stageAcc) surrogate(j int, strategy string) (float64, bool) {
 			}
 		}
 	}
+	// The mode: -0.0 counts as 0.0 (Spark's grouping normalises it).
+	counts := make(map[float64]int64, len(vals))
+	for _, k := range keys {
+		counts[k+0] += vals[math.Float64bits(k)] // k+0 turns -0.0 into 0.0
+	}
 	best, bestN := 0.0, int64(-1)
 	for _, k := range keys {
-		c := vals[math.Float64bits(k)]
-		if k == 0 && math.Signbit(k) {
-			continue // counted with +0.0 below
+		if c := counts[k+0]; c > bestN {
+			best, bestN = k+0, c
 		}
-		if k == 0 {
-			c += vals[math.Float64bits(math.Copysign(0, -1))]
-		}
-		if c > bestN {
-			best, bestN = k, c
-		}
-	}
-	if bestN < 0 { // only -0.0
-		return 0, true
 	}
 	return best, true
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 )
 
@@ -27,45 +26,6 @@ const issueSpecJSON = `{
   "output": {"format": "csv"}
 }`
 
-// fitStages fits spec over recs pass by pass, each pass's stats made
-// from one record each and merged through JSON, as workers do.
-func fitStages(t *testing.T, spec *Spec, recs ...arrow.Record) *Model {
-	t.Helper()
-	st := NewStats(spec)
-	for {
-		for _, rec := range recs {
-			part := st.fresh()
-			if err := part.Add(rec); err != nil {
-				t.Fatalf("pass %d: %v", st.Pass(), err)
-			}
-			b, err := json.Marshal(part)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back Stats
-			if err := json.Unmarshal(b, &back); err != nil {
-				t.Fatalf("%v: %s", err, b)
-			}
-			if err := st.Merge(&back); err != nil {
-				t.Fatal(err)
-			}
-		}
-		m, err := st.Model()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if total, done := m.Passes(); done == total {
-			return m
-		}
-		st = m.NextStats()
-	}
-}
-
-// fresh returns empty stats of the same pass as s.
-func (s *Stats) fresh() *Stats {
-	return &Stats{label: s.label, gen: newStageStats(s.gen.p, s.gen.pass)}
-}
-
 func TestStagesSmoke(t *testing.T) {
 	mem := checkedMem(t)
 	spec, err := ParseSpec([]byte(issueSpecJSON))
@@ -83,7 +43,10 @@ func TestStagesSmoke(t *testing.T) {
 	a, b0 := rec.NewSlice(0, 2), rec.NewSlice(2, 4)
 	defer a.Release()
 	defer b0.Release()
-	m := fitStages(t, spec, a, b0)
+	m, err := fitRecords(spec, a, b0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("passes %v slots %v", m.pipe.g.passes, m.SlotNames())
 	b, _ := json.Marshal(m)
 	t.Logf("%s", b)
