@@ -138,15 +138,13 @@ func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError)
 func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) error {
 	out, err := t.model.Transform(rec, t.mem)
 	if bad := (features.RowErrors)(nil); errors.As(err, &bad) {
-		kept, err := t.dropBad(ctx, rec, bad)
-		if err != nil {
-			return err
+		kept, derr := t.dropBad(ctx, rec, bad)
+		if derr != nil {
+			return derr
 		}
 		defer kept.Release()
-		if out, err = t.model.Transform(kept, t.mem); err != nil {
-			return err
-		}
 		rec = kept
+		out, err = t.model.Transform(kept, t.mem)
 	}
 	if err != nil {
 		left, right, err := t.skipRow(ctx, rec, err)
