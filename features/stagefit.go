@@ -166,12 +166,21 @@ func (a *stageAcc) addSlots(f *frame, d *stageDef) error {
 	if a.width != v.width {
 		return fmt.Errorf("%s: vectors of %d and %d slots", d.name(), a.width, v.width)
 	}
+	// Slot by slot, in chunks: the accumulator's fast path takes slices.
+	var rows []int
 	for r := 0; r < f.n; r++ {
-		if !f.ok(r) || v.null(r) {
-			continue
+		if f.ok(r) && !v.null(r) {
+			rows = append(rows, r)
 		}
-		for i, x := range v.slots(r) {
-			a.nums[i].accumulate(1).add(&a.nums[i], x)
+	}
+	buf := make([]float64, 0, 512)
+	for i := range a.nums {
+		for start := 0; start < len(rows); start += cap(buf) {
+			buf = buf[:0]
+			for _, r := range rows[start:min(start+cap(buf), len(rows))] {
+				buf = append(buf, v.slots(r)[i])
+			}
+			a.nums[i].accumulate(len(buf)).addValues(&a.nums[i], buf)
 		}
 	}
 	return nil
