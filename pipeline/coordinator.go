@@ -126,6 +126,7 @@ type Coordinator struct {
 	tasks      []*taskState
 	queue      splitQueue // pending tasks of the phase
 	ndone      int        // tasks of the phase done
+	bad        *badRow    // the earliest invalid row reported (see firstbad.go)
 	doneBytes  int64      // input bytes and rows of the phase's done tasks
 	doneRows   int64
 	stats      *features.Stats
@@ -333,8 +334,8 @@ func (c *Coordinator) pop(id string, n int, now time.Time) []*taskState {
 	var got, skipped []*taskState
 	for len(got) < n && c.queue.Len() > 0 {
 		t := c.tasks[heap.Pop(&c.queue).(int)]
-		if t.state != pending {
-			continue // a stale entry: taken or done since it was queued
+		if t.state != pending || !c.needed(t.task.Split) {
+			continue // a stale entry, or one an earlier invalid row made moot
 		}
 		if c.failedOn(t, id) && c.otherCanTake(t, id, now) {
 			skipped = append(skipped, t)
@@ -525,6 +526,10 @@ func (c *Coordinator) discard(ctx context.Context, parts []stagedPart) {
 
 // taskFailed handles a report of a failed attempt at t.
 func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
+	if req.InvalidRow {
+		c.invalidRow(t, req)
+		return
+	}
 	if req.DataError {
 		c.log.Error("data error; the job fails", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
 		c.fail(errors.New(req.Error))
@@ -548,6 +553,12 @@ func (c *Coordinator) taskDone(t *taskState, w *workerState, req *reportRequest)
 	c.log.Debug("task done", "task", req.Task.String(), "worker", req.Worker)
 	t.state, t.result, t.parts = done, req.Result, req.Parts
 	c.ended(t, attemptDone)
+	if c.bad != nil {
+		// The job fails with an invalid row: this task only tells
+		// whether its split holds an earlier one.
+		c.settleInvalidRow()
+		return
+	}
 	if err := c.recordResult(t.task.Split, t.result); err != nil {
 		c.fail(err)
 		return

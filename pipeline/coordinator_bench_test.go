@@ -37,7 +37,7 @@ func benchJob(b *testing.B, n int) (*Job, *features.Model) {
 		b.Fatal(err)
 	}
 	ft := &splitTask{job: fit, split: fit.Splits[0], src: store, mem: memory.DefaultAllocator, ctr: &counters{}}
-	res, err := ft.runFit(context.Background())
+	res, err := ft.runFit(context.Background(), false)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func execute(t *testing.T, c *Coordinator, store *memStore, worker string, task 
 	st := &splitTask{job: job, fit: fit, split: s, src: store, mem: memory.DefaultAllocator, ctr: &counters{}}
 	switch task.Phase {
 	case PhaseFit:
-		res, err = st.runFit(context.Background())
+		res, err = st.runFit(context.Background(), false)
 	case PhaseTransform:
 		res, parts, err = st.runTransform(context.Background(), store, stageID(job.RunID, task.Lease))
 	}

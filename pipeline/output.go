@@ -431,6 +431,12 @@ func (h *OutputClaim) ready(ctx context.Context, prev *Claim, o *ClaimOptions) e
 	if len(keys) == 0 {
 		return nil
 	}
+	if len(keys) == 1 && keys[0] == ReportKey {
+		// All that a failed job leaves: its report, which this job's
+		// replaces.
+		o.Log.Info("replacing a failed job's report", "output", o.Name)
+		return h.out.Delete(ctx, ReportKey)
+	}
 	if !o.Overwrite {
 		return fmt.Errorf("output %s already exists (%d objects); choose another --output or pass --overwrite to replace it", o.Name, len(keys))
 	}

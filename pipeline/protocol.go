@@ -15,7 +15,7 @@ import (
 // version, recorded in manifests.
 const (
 	Version         = "0.1.0"
-	ProtocolVersion = 2
+	ProtocolVersion = 3
 )
 
 // Phase is the state of a job.
@@ -41,6 +41,10 @@ type taskID struct {
 	Split   int    `json:"split"`
 	Attempt int    `json:"attempt"`
 	Lease   string `json:"lease"`
+	// Validate asks a fit task to validate every column of its rows, as
+	// a transform task does: to find an invalid row before one already
+	// reported (see firstbad.go).
+	Validate bool `json:"validate,omitempty"`
 }
 
 func (t taskID) String() string {
@@ -103,6 +107,9 @@ type (
 		// DataError marks an error caused by the input: the job fails
 		// without retrying the split elsewhere.
 		DataError bool `json:"data_error,omitempty"`
+		// InvalidRow marks a data error that is an invalid row of the
+		// input (see firstbad.go).
+		InvalidRow bool `json:"invalid_row,omitempty"`
 	}
 	// reportResponse says whether the report was taken. A report is
 	// accepted once, from the worker holding the task's live lease (a

@@ -102,12 +102,13 @@ type splitTask struct {
 
 func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 
-// runFit runs the fit pass over the split.
-func (t *splitTask) runFit(ctx context.Context) (taskResult, error) {
+// runFit runs the fit pass over the split; with validate, every column
+// of its rows is validated as the transform pass does.
+func (t *splitTask) runFit(ctx context.Context, validate bool) (taskResult, error) {
 	t, release := t.recycling()
 	defer release()
 	st := t.fitStats()
-	fitOnly := t.job.OnInvalid != PolicySkip
+	fitOnly := t.job.OnInvalid != PolicySkip && !validate
 	decode := decodeOptions{FitOnly: fitOnly}
 	if fitOnly {
 		decode.Columns = st.DecodeColumns()

@@ -344,7 +344,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	var err error
 	switch {
 	case task.Phase == PhaseFit:
-		res, err = t.runFit(tctx)
+		res, err = t.runFit(tctx, task.Validate)
 	case task.Phase == PhaseTransform && fit == nil:
 		err = errors.New("transform task without a model")
 	case task.Phase == PhaseTransform:
@@ -366,6 +366,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	if err != nil {
 		req.Error = truncate(err.Error(), maxReportError)
 		req.DataError = isDataError(err)
+		req.InvalidRow = errors.As(err, new(*parseError))
 		w.log.Warn("task failed", "task", task.String(), "error", err)
 	} else {
 		req.Result, req.Parts = &res, parts

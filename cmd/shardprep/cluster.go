@@ -127,12 +127,14 @@ func runCoordinator(ctx context.Context, cfg *coordinatorConfig, env func(string
 		wait = min(wait, 5*time.Second)
 	}
 	c.WaitInformed(context.WithoutCancel(ctx), wait)
+	if err != nil {
+		writeFailedReport(ctx, c, err, p, stdout)
+	}
 	p.finish(ctx, log)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
 	if err != nil {
-		writeFailedReport(c, err, stdout)
 		return jobError(ctx, err, p.output)
 	}
 	printSummary(stdout, m, p.output, time.Since(start))

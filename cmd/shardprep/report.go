@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -70,21 +71,30 @@ func runReport(ctx context.Context, args []string, env func(string) string, stdo
 var locationWord = map[string]string{"head": "LOCATION", "report": "OUTPUT"}
 
 // writeFailedReport writes the report of a job that failed, as far as it
-// got, beside the system's temporary files: not in the output, which a
-// later run must find empty. It prints where.
-func writeFailedReport(c *pipeline.Coordinator, cause error, stdout io.Writer) {
+// got, and prints where: in a local output under the report's usual name
+// (the only object a failed job leaves there; a later job replaces it), and
+// for an S3 output beside the system's temporary files. p's claim must
+// still be held.
+func writeFailedReport(ctx context.Context, c *pipeline.Coordinator, cause error, p *prepared, stdout io.Writer) {
 	m := c.Manifest()
+	var html bytes.Buffer
+	if pipeline.WriteReport(&html, m, cause.Error()) != nil {
+		return
+	}
+	if p.local {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if p.sink.Put(ctx, pipeline.ReportKey, html.Bytes()) == nil {
+			fmt.Fprintf(stdout, "shardprep: the failed job's report: %s\n", p.sink.URL(pipeline.ReportKey))
+			return
+		}
+	}
 	name := "shardprep-report-" + m.RunID + ".html"
 	if m.Job != "" {
 		name = m.Job + "-" + m.RunID + "-report.html"
 	}
 	path := filepath.Join(os.TempDir(), strings.ReplaceAll(name, "/", "_"))
-	f, err := os.Create(path)
-	if err != nil {
-		return
-	}
-	err = pipeline.WriteReport(f, m, cause.Error())
-	if cerr := f.Close(); err == nil && cerr == nil {
+	if os.WriteFile(path, html.Bytes(), 0o644) == nil {
 		fmt.Fprintf(stdout, "shardprep: the failed job's report: %s\n", path)
 	}
 }

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -303,8 +304,10 @@ func checkColumnsReference(t *testing.T, input, out string, cs *features.ColumnS
 	}
 }
 
-// TestReportFailedJob: a job that fails on a bad row leaves its output
-// empty and writes its report, as far as it got, where it says.
+// TestReportFailedJob: a job that fails on a bad row commits nothing and
+// leaves its report, as far as it got, under the report's usual name in
+// its local output, and says where; a later job to that output replaces
+// it without --overwrite.
 func TestReportFailedJob(t *testing.T) {
 	dir := t.TempDir()
 	input := filepath.Join(dir, "bad.csv")
@@ -316,15 +319,36 @@ func TestReportFailedJob(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
 	}
-	m := regexp.MustCompile(`the failed job's report: (\S+)`).FindStringSubmatch(stdout)
-	if m == nil || filepath.Dir(m[1]) != dir {
-		t.Fatalf("no report path under %s in\n%s", dir, stdout)
+	report := filepath.Join(out, "_shardprep", "report.html")
+	if !strings.Contains(stdout, "the failed job's report: "+report+"\n") {
+		t.Fatalf("stdout does not name %s:\n%s", report, stdout)
 	}
-	text, _ := reportText(t, m[1])
+	text, _ := reportText(t, report)
 	if !strings.Contains(text, "Failed:") || !strings.Contains(text, `not a number: "0.1o5"`) {
 		t.Errorf("the failed job's report does not say why it failed:\n%.2000s", text)
 	}
-	if left, _ := filepath.Glob(filepath.Join(out, "*", "*")); len(left) > 0 {
-		t.Errorf("the failed job left %v in its output", left)
+	var left []string
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if !slices.Equal(left, []string{report}) {
+		t.Errorf("the failed job left %v in its output, want only its report", left)
+	}
+	if err := os.WriteFile(input, []byte(bundledCSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runBin(t, baseEnv(), "run", "--input", input, "--output", out, "--quiet"); code != 0 {
+		t.Fatalf("a job after the failed one: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "_SUCCESS")); err != nil {
+		if m, _ := filepath.Glob(filepath.Join(out, "*", "_SUCCESS")); len(m) == 0 {
+			t.Errorf("the job after the failed one did not commit: %v", err)
+		}
+	}
+	if text, _ := reportText(t, report); strings.Contains(text, "Failed:") {
+		t.Errorf("the committed job's report is still the failed one's")
 	}
 }

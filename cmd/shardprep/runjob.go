@@ -64,9 +64,11 @@ func runJob(ctx context.Context, cfg *runConfig, env func(string) string, stdout
 	}
 	m, err := c.Run(ctx)
 	prog.finish()
+	if err != nil {
+		writeFailedReport(ctx, c, err, p, stdout)
+	}
 	p.finish(ctx, log)
 	if err != nil {
-		writeFailedReport(c, err, stdout)
 		return jobError(ctx, err, p.output)
 	}
 	printSummary(stdout, m, p.output, time.Since(start))
@@ -92,6 +94,7 @@ type prepared struct {
 	sink   *storage.Bucket
 	claim  *pipeline.OutputClaim // held until finish
 	output string                // where, for people
+	local  bool                  // the output is a local folder
 	stores *stores
 	done   bool // finish has run
 }
@@ -149,7 +152,7 @@ func prepare(ctx context.Context, cfg *runConfig, env func(string) string, log *
 		"split_size", job.SplitSize, "seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
 	logStagePlan(log, spec, model)
 	return &prepared{job: job, model: model, src: newInputSource(st, objs), sink: sink, claim: claim,
-		output: displayRoot(outRoot), stores: st}, nil
+		output: displayRoot(outRoot), local: !strings.HasPrefix(outRoot, "s3://"), stores: st}, nil
 }
 
 // inputsOutside refuses inputs inside the output root, comparing real
