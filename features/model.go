@@ -38,6 +38,7 @@ type Model struct {
 	width   int
 	schema  *arrow.Schema
 	pipe    *pipe // a spec with stages; nil for the flat form
+	spec    *Spec // the flat form's spec, when known
 }
 
 type catModel struct {
@@ -96,7 +97,7 @@ func (m *Model) MarshalJSON() ([]byte, error) {
 	if m == nil || m.schema == nil {
 		return nil, errors.New("model: not initialised")
 	}
-	w := wireFit{Version: ModelVersion, Label: m.label, Numeric: m.numeric, Rows: m.rows, Categorical: make([]wireColumn, len(m.cats))}
+	w := wireFit{Version: ModelVersion, Label: m.label, Numeric: m.numeric, Rows: m.rows, Categorical: make([]wireColumn, len(m.cats)), Spec: m.spec}
 	for i, c := range m.cats {
 		w.Categorical[i] = wireColumnOf(c.column, c.labels, c.counts)
 	}
@@ -126,6 +127,15 @@ func (m *Model) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
+	if w.Spec != nil {
+		if err := w.Spec.Validate(); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		if err := n.Check(w.Spec); err != nil {
+			return fmt.Errorf("model: its spec: %w", err)
+		}
+		n.spec = w.Spec
+	}
 	*m = *n
 	return nil
 }
@@ -139,11 +149,11 @@ func (m *Model) Version() int {
 	return ModelVersion
 }
 
-// Spec is the spec a model of a spec with stages was fitted for (its JSON
-// carries it), nil for the flat form.
+// Spec is the spec the model was fitted for, which its JSON carries; nil
+// for a model written without one.
 func (m *Model) Spec() *Spec {
 	if m.pipe == nil {
-		return nil
+		return m.spec
 	}
 	return m.pipe.spec
 }

@@ -29,6 +29,7 @@ type Stats struct {
 	rows        int64
 	cols        []labelCounts // one per categorical column, in spec order
 	gen         *stageStats   // a spec with stages: one fit pass's statistics
+	spec        *Spec         // the spec of NewStats, which the model carries; nil from JSON
 }
 
 // labelCounts counts the labels of one column in first-seen order.
@@ -61,6 +62,7 @@ func NewStats(spec *Spec) *Stats {
 		return &Stats{label: spec.Label, gen: newStageStats(p, 1)}
 	}
 	s := &Stats{
+		spec:        spec,
 		categorical: slices.Clone(spec.Categorical),
 		numeric:     slices.Clone(spec.Numeric),
 		label:       spec.Label,
@@ -288,7 +290,12 @@ func (s *Stats) Model() (*Model, error) {
 		}
 		cols[i] = fc
 	}
-	return newModel(s.label, s.numeric, s.rows, cols)
+	m, err := newModel(s.label, s.numeric, s.rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	m.spec = s.spec
+	return m, nil
 }
 
 // MarshalJSON encodes the stats as
