@@ -49,7 +49,7 @@ var (
 	carsRows []carsRow
 )
 
-// carsData writes 40,000 generated rows with nulls (empty and "" fields),
+// carsData writes 20,000 generated rows with nulls (empty and "" fields),
 // NaN and Inf spellings, once; it returns the folder with cars.csv and
 // cars.spec.json.
 func carsData(t *testing.T) string {
@@ -71,7 +71,7 @@ func carsData(t *testing.T) string {
 			v, _ = strconv.ParseFloat(s, 64)
 			return &v, s
 		}
-		for i := 0; i < 40000; i++ {
+		for i := 0; i < 20000; i++ {
 			r := carsRow{make: makes[rng.IntN(len(makes))], fuel: fuels[rng.IntN(len(fuels))]}
 			var hp, w, p string
 			r.hp, hp = num(0.1, 40, 400, 3)
