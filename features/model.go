@@ -141,10 +141,10 @@ func (m *Model) UnmarshalJSON(data []byte) error {
 }
 
 // Version is the model format version (ModelVersion, or
-// StagesModelVersion for a spec with stages).
+// stagesModelVersion for a spec with stages).
 func (m *Model) Version() int {
 	if m.pipe != nil {
-		return StagesModelVersion
+		return stagesModelVersion
 	}
 	return ModelVersion
 }
@@ -175,15 +175,6 @@ func (m *Model) NextStats() *Stats {
 		return nil
 	}
 	return &Stats{label: m.label, gen: newStageStats(m.pipe, m.pipe.passes+1)}
-}
-
-// DecodeColumns are the CSV columns the transform reads, in file order,
-// for a spec with stages; nil for the flat form (which reads them all).
-func (m *Model) DecodeColumns() []string {
-	if m.pipe == nil {
-		return nil
-	}
-	return m.pipe.decodeColumns(0)
 }
 
 // LabelColumn is the name of the label column.

@@ -9,9 +9,9 @@ import (
 	"sort"
 )
 
-// StagesModelVersion is the version of the JSON of a model (and of fit
+// stagesModelVersion is the version of the JSON of a model (and of fit
 // statistics) of a spec with stages.
-const StagesModelVersion = 2
+const stagesModelVersion = 2
 
 // wireStagesModel is the JSON of a model of a spec with stages: the spec
 // itself, so that the model alone can transform, the fit passes done and
@@ -65,7 +65,7 @@ func floatsIn(v []jsonFloat) []float64 {
 }
 
 func (p *pipe) marshal() ([]byte, error) {
-	w := wireStagesModel{Version: StagesModelVersion, Spec: p.spec, Passes: p.g.passes, Fitted: p.passes, Rows: p.rows}
+	w := wireStagesModel{Version: stagesModelVersion, Spec: p.spec, Passes: p.g.passes, Fitted: p.passes, Rows: p.rows}
 	for i, d := range p.g.stages {
 		wf := wireFitted{Stage: d.class}
 		if fs := p.fits[i]; fs != nil && !(d.class == "OneHotEncoder" && p.g.fitPass[i] == 0) {
@@ -91,8 +91,8 @@ func unmarshalPipe(data []byte) (*pipe, error) {
 	if err := decodeStrict(data, &w); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	if w.Version != StagesModelVersion {
-		return nil, fmt.Errorf("model: version %d: want %d", w.Version, StagesModelVersion)
+	if w.Version != stagesModelVersion {
+		return nil, fmt.Errorf("model: version %d: want %d", w.Version, stagesModelVersion)
 	}
 	if w.Spec == nil {
 		return nil, errors.New("model: spec is missing")
@@ -231,7 +231,7 @@ type wireValues struct {
 }
 
 func (s *stageStats) marshal() ([]byte, error) {
-	w := wireStageStats{Version: StagesModelVersion, Pass: s.pass, Rows: s.rows, Stages: []wireAcc{}}
+	w := wireStageStats{Version: stagesModelVersion, Pass: s.pass, Rows: s.rows, Stages: []wireAcc{}}
 	idx := make([]int, 0, len(s.accs))
 	for i := range s.accs {
 		idx = append(idx, i)
@@ -280,7 +280,7 @@ func unmarshalStageStats(data []byte) (*stageStats, error) {
 	if err := decodeStrict(data, &w); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	if w.Version != StagesModelVersion || w.Pass < 1 || w.Rows < 0 {
+	if w.Version != stagesModelVersion || w.Pass < 1 || w.Rows < 0 {
 		return nil, fmt.Errorf("stats: pass %d, rows %d", w.Pass, w.Rows)
 	}
 	s := &stageStats{pass: w.Pass, rows: w.Rows, accs: map[int]*stageAcc{}}

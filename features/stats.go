@@ -89,14 +89,6 @@ func (s *Stats) Rows() int64 {
 	return s.rows
 }
 
-// Pass is the fit pass the stats are of (1 for the flat form).
-func (s *Stats) Pass() int {
-	if s.gen != nil {
-		return s.gen.pass
-	}
-	return 1
-}
-
 // DecodeColumns are the CSV columns this fit pass reads, in file order,
 // for a spec with stages; nil for the flat form.
 func (s *Stats) DecodeColumns() []string {
