@@ -133,22 +133,22 @@ type Coordinator struct {
 	fitPass    int // the fit pass running, from 2 on; 0 for the first
 	results    []taskResult
 	workers    map[string]*workerState
-	reassigned []Reassignment
+	reassigned []reassignment
 	// written are the keys the commit wrote or began to, in order: what
 	// the cleanup of a failed commit removes. Only the goroutine of Run
 	// that commits and cleans up uses it.
 	written    []string
 	changed    chan struct{} // closed and replaced on every change
 	failed     chan struct{} // closed when the job fails
-	timings    Timings
+	timings    phaseTimings
 	started    time.Time
 	phaseStart time.Time
 
 	// What the manifest and the metrics tell beyond the counts
 	// (record.go, metrics.go).
-	attempts   []TaskAttempt
+	attempts   []taskAttempt
 	columns    *features.ColumnStats
-	rejections Rejections
+	rejections rejectSummary
 	expired    int64 // leases that expired
 	retried    int64 // attempts that failed or expired and were retried
 	fitDone    int   // fit tasks done, kept past the fit phase
@@ -189,7 +189,7 @@ func newCoordinator(job *Job, src Source, sink Sink, opts *CoordinatorOptions, s
 		if src == nil {
 			return nil, errors.New("the coordinator's own worker has no input source")
 		}
-		c.attach(NewWorker(c, func(context.Context, *Job) (Source, Sink, error) { return src, sink, nil },
+		c.attach(newWorker(c, func(context.Context, *Job) (Source, Sink, error) { return src, sink, nil },
 			&WorkerOptions{ID: self, Slots: c.opts.Workers, Mem: c.opts.Mem, Logger: c.log}))
 	}
 	c.started = c.opts.Now()
@@ -542,7 +542,7 @@ func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
 		c.fail(fmt.Errorf("%s failed %d times, last on %s: %s", t.task, t.task.Attempt, req.Worker, req.Error))
 		return
 	}
-	c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: req.Worker, Reason: "failed: " + req.Error})
+	c.reassigned = append(c.reassigned, reassignment{Phase: t.task.Phase, Split: t.task.Split, From: req.Worker, Reason: "failed: " + req.Error})
 	c.retried++
 	c.requeue(t)
 	c.notify()
@@ -685,7 +685,7 @@ func (c *Coordinator) expire() {
 	for _, t := range c.tasks {
 		if t.state == leased && now.After(t.deadline) {
 			c.log.Warn("lease expired; reassigning", "task", t.task.String(), "worker", t.worker)
-			c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: t.worker, Reason: "lease expired"})
+			c.reassigned = append(c.reassigned, reassignment{Phase: t.task.Phase, Split: t.task.Split, From: t.worker, Reason: "lease expired"})
 			c.ended(t, attemptExpired)
 			c.expired++
 			if w := c.workers[t.worker]; w != nil {

@@ -177,9 +177,9 @@ func (f *fitResult) firstLine(i int) int64 {
 	return f.firstLines[i]
 }
 
-// Transport is how a worker talks to its coordinator: the *Coordinator
+// transport is how a worker talks to its coordinator: the *Coordinator
 // itself in one process, a *client between hosts.
-type Transport interface {
+type transport interface {
 	join(ctx context.Context, req *joinRequest) (*joinResponse, error)
 	lease(ctx context.Context, req *leaseRequest) (*leaseResponse, error)
 	report(ctx context.Context, req *reportRequest) (*reportResponse, error)

@@ -86,7 +86,7 @@ type taskResult struct {
 	BytesRead int64           `json:"bytes_read"` // input bytes
 	// Columns and Rejects describe a transform task's rows (record.go).
 	Columns *features.ColumnStats `json:"columns,omitempty"`
-	Rejects *Rejections           `json:"rejects,omitempty"`
+	Rejects *rejectSummary        `json:"rejects,omitempty"`
 }
 
 // splitTask is a task over one split of a job, with what it reads from

@@ -29,7 +29,7 @@ type WorkerOptions struct {
 
 // Worker leases tasks from a coordinator and runs them.
 type Worker struct {
-	t        Transport
+	t        transport
 	open     func(ctx context.Context, job *Job) (Source, Sink, error)
 	opts     WorkerOptions
 	log      *slog.Logger
@@ -41,10 +41,17 @@ type Worker struct {
 	ctr     map[Phase]*counters
 }
 
-// NewWorker returns a worker that talks to t. Once it has joined, open
-// gives it its own view of the job's storage: the input objects and the
-// output root, with credentials obtained where it runs.
-func NewWorker(t Transport, open func(ctx context.Context, job *Job) (Source, Sink, error), opts *WorkerOptions) *Worker {
+// NewWorker returns a worker of the coordinator at the base URL
+// coordinator (see CoordinatorURL), signing its requests with secret.
+// Once it has joined, open gives it its own view of the job's storage:
+// the input objects and the output root, with credentials obtained where
+// it runs.
+func NewWorker(coordinator string, secret []byte, open func(ctx context.Context, job *Job) (Source, Sink, error), opts *WorkerOptions) *Worker {
+	return newWorker(newClient(coordinator, secret, nil), open, opts)
+}
+
+// newWorker returns a worker that talks to t.
+func newWorker(t transport, open func(ctx context.Context, job *Job) (Source, Sink, error), opts *WorkerOptions) *Worker {
 	w := &Worker{t: t, open: open, running: map[taskID]context.CancelFunc{}, ctr: map[Phase]*counters{}}
 	if opts != nil {
 		w.opts = *opts

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/pipeline"
 )
 
@@ -73,7 +74,7 @@ func TestBadInput(t *testing.T) {
 			if files := committedFiles(t, out); len(files) > 0 {
 				t.Errorf("failed run left files: %v", files)
 			}
-			if code := exitCode(err, new(bytes.Buffer)); code == 0 {
+			if code := cli.ExitCode(err, new(bytes.Buffer)); code == 0 {
 				t.Error("exit code 0")
 			}
 		})

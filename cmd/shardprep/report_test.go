@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 )
@@ -193,7 +194,7 @@ func TestReportSample(t *testing.T) {
 	path := filepath.Join(out, "_shardprep", "report.html")
 	text, _ := reportText(t, path)
 	m := readManifest(t, out)
-	if m.Layout != pipeline.ManifestVersion || len(m.Attempts) != 2*len(m.Parts) || m.Columns == nil { // a fit and a transform per split
+	if m.Layout != 2 || len(m.Attempts) != 2*len(m.Parts) || m.Columns == nil { // a fit and a transform per split
 		t.Fatalf("manifest version %d, %d attempts, columns %v", m.Layout, len(m.Attempts), m.Columns != nil)
 	}
 	checkReportNumbers(t, text, m)
@@ -280,7 +281,7 @@ func checkColumnsReference(t *testing.T, input, out string, cs *features.ColumnS
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := defaultSpec()
+	spec := sample.Spec()
 	refs := make([]*exactRef, len(spec.Numeric))
 	for i := range refs {
 		refs[i] = newExactRef()
@@ -337,7 +338,7 @@ func TestReportFailedJob(t *testing.T) {
 	if !slices.Equal(left, []string{report}) {
 		t.Errorf("the failed job left %v in its output, want only its report", left)
 	}
-	if err := os.WriteFile(input, []byte(bundledCSV), 0o644); err != nil {
+	if err := os.WriteFile(input, []byte(sample.CSV), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, stderr, code := runBin(t, baseEnv(), "run", "--input", input, "--output", out, "--quiet"); code != 0 {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 )
 
 // The tests in this file run the built binary as a new user types it and
@@ -339,7 +341,7 @@ func TestHeaderMismatchBinary(t *testing.T) {
 // category on line 8, after a bad number on line 6).
 func TestFirstBadLineBinary(t *testing.T) {
 	dir := t.TempDir()
-	good := strings.Join(lines(bundledCSV)[:5], "\n") + "\n"
+	good := strings.Join(lines(sample.CSV)[:5], "\n") + "\n"
 	in := filepath.Join(dir, "bad.csv")
 	writeFiles(t, dir, map[string]string{"bad.csv": good +
 		"M,0.4,0.3,0.1o5,0.5,0.2,0.1,0.15,9\n" +
@@ -364,7 +366,7 @@ func TestGenHelpPercentBinary(t *testing.T) {
 // splits, the line reported is the first invalid line of the input,
 // whichever split and pass meets an invalid line first.
 func TestFirstBadLineAcrossSplitsBinary(t *testing.T) {
-	base := lines(bundledCSV)
+	base := lines(sample.CSV)
 	base = append(append(append([]string{}, base...), base...), base...) // about 9 splits of 64KiB
 	badNumber := func(l string) string { f := strings.Split(l, ","); f[3] = "0.1o5"; return strings.Join(f, ",") }
 	noCategory := func(l string) string { return l[strings.IndexByte(l, ','):] }
@@ -406,7 +408,7 @@ func TestFirstBadLineAcrossSplitsBinary(t *testing.T) {
 // tasks that check every column of the splits before a bad category go
 // to worker processes: the bad number before it is the line reported.
 func TestFirstBadLineClusterBinary(t *testing.T) {
-	base := lines(bundledCSV)
+	base := lines(sample.CSV)
 	rows := append(append(append([]string{}, base...), base...), base...)
 	f := strings.Split(rows[99], ",")
 	f[3] = "0.1o5"

@@ -1,4 +1,4 @@
-package main
+package roles
 
 import (
 	"log/slog"
@@ -6,16 +6,8 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// specOf is the spec a model carries (a model of a spec with stages
-// does), else the built-in one.
-func specOf(model *features.Model) *features.Spec {
-	if model != nil && model.Spec() != nil {
-		return model.Spec()
-	}
-	return defaultSpec()
-}
-
-// logStagePlan logs a spec's stages with their fit passes.
+// logStagePlan logs a spec's stages with the fit pass of each that learns
+// from the data, and the number of fit passes (none with a model given).
 func logStagePlan(log *slog.Logger, spec *features.Spec, model *features.Model) {
 	if !spec.HasStages() {
 		return
