@@ -25,6 +25,9 @@ func (t *splitTask) fitStats() *features.Stats {
 // transform rejects them); otherwise the first is the job's error.
 func (t *splitTask) fitRows(ctx context.Context, st *features.Stats, rec arrow.Record) error {
 	err := st.Add(rec)
+	if err == nil {
+		return nil
+	}
 	var bad features.RowErrors
 	if !errors.As(err, &bad) || len(bad) == 0 {
 		return err
@@ -118,4 +121,17 @@ func (c *Coordinator) fitPasses() int {
 		return 0
 	}
 	return c.job.Spec.FitPasses()
+}
+
+// rowErrors returns the bad rows a spec's stages found, if err lists
+// them.
+func rowErrors(err error) features.RowErrors {
+	if err == nil {
+		return nil
+	}
+	var bad features.RowErrors
+	if errors.As(err, &bad) {
+		return bad
+	}
+	return nil
 }

@@ -137,7 +137,7 @@ func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError)
 // rejects is skipped and the rows around it are transformed on their own.
 func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) error {
 	out, err := t.model.Transform(rec, t.mem)
-	if bad := (features.RowErrors)(nil); errors.As(err, &bad) {
+	if bad := rowErrors(err); bad != nil {
 		kept, derr := t.dropBad(ctx, rec, bad)
 		if derr != nil {
 			return derr
@@ -174,7 +174,7 @@ func (t *transformTask) transformSpark(ctx context.Context, rec arrow.Record) er
 			defer out.Release()
 			return t.emit(rec, out, sparkOrder(t.job.Spec, rec))
 		}
-		if bad := (features.RowErrors)(nil); errors.As(err, &bad) {
+		if bad := rowErrors(err); bad != nil {
 			kept, err := t.dropBad(ctx, rec, bad)
 			if err != nil {
 				return err
