@@ -577,6 +577,9 @@ func (t *splitTask) rowError(ctx context.Context, rec arrow.Record, re *features
 	obj := t.object()
 	off := offsets(rec).Value(re.Row)
 	pe := &parseError{Object: obj.URL, Offset: off, Column: re.Column, Value: re.Value, Reason: re.Reason, Err: re}
+	if re.Stage != "" {
+		pe.Reason = re.Stage + ": " + re.Reason
+	}
 	if n, err := countLinesBefore(ctx, t.src, obj, off); err == nil {
 		pe.Line = n + 1
 	}

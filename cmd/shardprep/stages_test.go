@@ -262,3 +262,18 @@ func TestStagesRefuseOtherColumns(t *testing.T) {
 		t.Errorf("exit %d, stderr %s", code, stderr)
 	}
 }
+
+// TestStagesRowError: a row a stage refuses fails the job with its
+// object, line, column and stage.
+func TestStagesRowError(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "spec.json")
+	os.WriteFile(spec, []byte(strings.Replace(carsSpec, `"handleInvalid": "skip"`, `"handleInvalid": "error"`, 1)), 0o644)
+	in := filepath.Join(dir, "in.csv")
+	os.WriteFile(in, []byte("make,fuel,hp,weight,price\na,x,1,2,3\nb,y,,5,6\nc,,7,,9\n"), 0o644)
+	_, stderr, code := runBin(t, baseEnv(), "run", "--input", in, "--spec", spec, "--output", filepath.Join(dir, "o"), "--quiet")
+	want := `in.csv: line 4, column "weight": stages[3] (VectorAssembler): null value`
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %s\nwant %s", code, stderr, want)
+	}
+}
