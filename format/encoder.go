@@ -15,14 +15,14 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// Extension is the file name extension of the parts of format f: none for
-// text (the seed job's part-NNNNN), else "." and the format's name, as
-// Spark's writers name theirs (part-NNNNN.csv, .libsvm, .parquet).
+// Extension is the file name extension of the parts of format f:
+// ".parquet" for parquet; none for the line formats (text, csv, libsvm),
+// whose parts are named part-NNNNN as the seed job's text parts are.
 func Extension(f features.OutputFormat) string {
-	if f == features.FormatText || f == "" {
-		return ""
+	if f == features.FormatParquet {
+		return ".parquet"
 	}
-	return "." + string(f)
+	return ""
 }
 
 // Options configure an Encoder; nil means the defaults.

@@ -489,7 +489,7 @@ func TestExtension(t *testing.T) {
 	got, _ := json.Marshal(map[features.OutputFormat]string{
 		features.FormatText: format.Extension(features.FormatText), features.FormatCSV: format.Extension(features.FormatCSV),
 		features.FormatLibSVM: format.Extension(features.FormatLibSVM), features.FormatParquet: format.Extension(features.FormatParquet)})
-	if want := `{"csv":".csv","libsvm":".libsvm","parquet":".parquet","text":""}`; string(got) != want {
+	if want := `{"csv":"","libsvm":"","parquet":".parquet","text":""}`; string(got) != want {
 		t.Fatalf("extensions %s, want %s", got, want)
 	}
 }

@@ -154,7 +154,7 @@ func ParquetLines(ctx context.Context, r parquet.ReaderAtSeeker, n int, w io.Wri
 		return fmt.Errorf("not a parquet file: %w", err)
 	}
 	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(max(n, 1))}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(min(max(n, 1), 1<<14))}, memory.DefaultAllocator)
 	if err != nil {
 		return err
 	}
