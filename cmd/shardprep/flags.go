@@ -63,6 +63,7 @@ type runConfig struct {
 	model     string
 	header    bool
 	splitMode string
+	format    string // --output-format; "": the spec's
 	jobName   string
 	logFormat logFormat
 	quiet     bool
@@ -81,6 +82,7 @@ func (f *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")
 	fs.StringVar(&f.model, "model", "", "reuse a fitted model JSON `FILE` (e.g. a previous run's _shardprep/model.json) instead of fitting")
 	fs.BoolVar(&f.header, "header", false, "the first non-blank line of each input object is a header row")
+	fs.StringVar(&f.format, "output-format", "", "parts in `FORMAT`: text (label,f1,...,fn lines), csv (those lines under a header row), libsvm or parquet (default: the spec's output.format, else text)")
 	fs.StringVar(&f.splitMode, "split-mode", "hash", "`hash`: per-row hash of (seed, object, offset), stable for any worker count; spark: Spark's randomSplit for one-partition inputs")
 	fs.StringVar(&f.jobName, "job-name", "", "job `NAME`, recorded in the manifest and in S3 Access Grants audit context (default: shardprep-<time>)")
 	logFormatVar(fs, &f.logFormat, "log `FORMAT`: text, json, or auto (json without a terminal)")

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/shardprep/shardprep/features"
+	"github.com/shardprep/shardprep/format"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
@@ -47,6 +49,9 @@ func runHead(ctx context.Context, args []string, env func(string) string, stdout
 	}
 	if first == nil {
 		return noParts(fs.Arg(0), infos)
+	}
+	if strings.HasSuffix(first.Key, format.Extension(features.FormatParquet)) {
+		return headParquet(ctx, b, *first, *n, stdout)
 	}
 	rc, err := b.NewRangeReader(ctx, first.Key, first.ETag, 0, -1)
 	if err != nil {

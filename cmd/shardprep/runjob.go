@@ -224,6 +224,9 @@ func (cfg *runConfig) plan() (*features.Spec, *pipeline.Settings, *features.Mode
 			return nil, nil, nil, err
 		}
 	}
+	if err := cfg.applyOutputFormat(spec); err != nil {
+		return nil, nil, nil, err
+	}
 	var model *features.Model
 	if cfg.model != "" {
 		if model, err = readJSONFile(cfg.model, "model", features.ReadModel); err != nil {
