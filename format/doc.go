@@ -13,9 +13,12 @@
 //   - libsvm: "label idx:value ..." per row, indices 1-based, slots equal
 //     to zero (either sign) left out, numbers as Python's repr;
 //   - parquet: one Parquet file, written with Arrow's Parquet writer
-//     (pqarrow), snappy-compressed: a required double column named like
-//     the header for the label and for each slot, in row groups of about
-//     Options.RowGroupBytes of values; the footer is written by Close.
+//     (parquet/file, the column writers under pqarrow, whose Arrow schema
+//     layer would link Arrow Flight and gRPC into the binary),
+//     snappy-compressed, without dictionaries: a required double column
+//     named like the header for the label and for each slot, in row
+//     groups of about Options.RowGroupBytes of values; the footer is
+//     written by Close.
 //
 // Column names are the label column's name and the slot names, with
 // invalid UTF-8 replaced (see Columns); parquet refuses two columns of one

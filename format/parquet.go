@@ -2,7 +2,6 @@ package format
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -12,45 +11,48 @@ import (
 	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/compress"
 	"github.com/apache/arrow/go/v17/parquet/file"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+	"github.com/apache/arrow/go/v17/parquet/schema"
 
 	"github.com/shardprep/shardprep/features"
 )
 
 // parquetWriter gathers rows column by column and writes them to a
-// Parquet file one row group at a time.
+// Parquet file one row group at a time, through Arrow's Parquet writer
+// (parquet/file: the column writers pqarrow drives, without its Arrow
+// schema and IPC layers).
 type parquetWriter struct {
 	w         *stickyWriter
-	fw        *pqarrow.FileWriter
-	schema    *arrow.Schema
+	fw        *file.Writer
 	cols      [][]float64 // the label, then each slot
 	groupRows int
 }
 
 func newParquetWriter(w io.Writer, names []string, o *Options) (*parquetWriter, error) {
-	fields := make([]arrow.Field, len(names))
+	fields := make(schema.FieldList, len(names))
 	seen := make(map[string]bool, len(names))
 	for i, n := range names {
 		if seen[n] {
 			return nil, fmt.Errorf("parquet: two columns would be named %q (the label column and the slots must have distinct names)", n)
 		}
 		seen[n] = true
-		fields[i] = arrow.Field{Name: n, Type: arrow.PrimitiveTypes.Float64}
+		fields[i] = schema.NewFloat64Node(n, parquet.Repetitions.Required, -1)
 	}
-	schema := arrow.NewSchema(fields, nil)
+	root, err := schema.NewGroupNode("schema", parquet.Repetitions.Required, fields, -1)
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
 	groupRows := max(1, o.RowGroupBytes/(8*len(names)))
 	props := parquet.NewWriterProperties(
 		parquet.WithCompression(compress.Codecs.Snappy),
 		parquet.WithAllocator(o.Allocator),
-		parquet.WithMaxRowGroupLength(int64(groupRows)),
 		parquet.WithCreatedBy("shardprep"),
+		// Dictionaries cost a hash per value and pay only for columns
+		// of few values, which snappy compresses well enough.
+		parquet.WithDictionaryDefault(false),
 	)
 	sw := &stickyWriter{w: w}
-	fw, err := pqarrow.NewFileWriter(schema, sw, props, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(o.Allocator)))
-	if err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
-	}
-	p := &parquetWriter{w: sw, fw: fw, schema: schema, cols: make([][]float64, len(names)), groupRows: groupRows}
+	p := &parquetWriter{w: sw, fw: file.NewParquetWriter(sw, root, file.WithWriterProps(props)),
+		cols: make([][]float64, len(names)), groupRows: groupRows}
 	for i := range p.cols {
 		p.cols[i] = make([]float64, 0, min(groupRows, 4096))
 	}
@@ -86,29 +88,27 @@ func (p *parquetWriter) add(rec arrow.Record, rows []int) error {
 	return nil
 }
 
-// writeGroup writes the gathered rows as one row group.
+// writeGroup writes the gathered rows as one row group, column after
+// column.
 func (p *parquetWriter) writeGroup() error {
-	n := len(p.cols[0])
-	arrs := make([]arrow.Array, len(p.cols))
-	for i, c := range p.cols {
-		// The arrays borrow the gathered values: Write encodes them
-		// before it returns, and only then are they overwritten.
-		buf := memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(c))
-		data := array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{nil, buf}, nil, 0, 0)
-		arrs[i] = array.NewFloat64Data(data)
-		data.Release()
+	rg := p.fw.AppendRowGroup()
+	for _, c := range p.cols {
+		cw, err := rg.NextColumn()
+		if err != nil {
+			return fmt.Errorf("parquet: %w", err)
+		}
+		if _, err := cw.(*file.Float64ColumnChunkWriter).WriteBatch(c, nil, nil); err != nil {
+			return fmt.Errorf("parquet: %w", err)
+		}
+		if err := cw.Close(); err != nil {
+			return fmt.Errorf("parquet: %w", err)
+		}
 	}
-	rec := array.NewRecord(p.schema, arrs, int64(n))
-	for _, a := range arrs {
-		a.Release()
+	if err := rg.Close(); err != nil {
+		return fmt.Errorf("parquet: %w", err)
 	}
-	err := p.fw.Write(rec)
-	rec.Release()
 	for i := range p.cols {
 		p.cols[i] = p.cols[i][:0]
-	}
-	if err != nil {
-		return fmt.Errorf("parquet: %w", err)
 	}
 	return p.w.err
 }
@@ -117,7 +117,6 @@ func (p *parquetWriter) writeGroup() error {
 func (p *parquetWriter) close() error {
 	if len(p.cols[0]) > 0 {
 		if err := p.writeGroup(); err != nil {
-			p.fw.Close()
 			return err
 		}
 	}
@@ -142,11 +141,11 @@ func (s *stickyWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// ParquetLines writes the first n rows of the parquet part r (of size
-// bytes) to w as text lines, as the text format lays them out: every
-// column, comma-separated, every number as Python's repr. Every column
-// must be a double column.
-func ParquetLines(ctx context.Context, r parquet.ReaderAtSeeker, n int, w io.Writer) error {
+// ParquetLines writes the first n rows of the parquet part r to w as text
+// lines, as the text format lays them out: every column, comma-separated,
+// every number as Python's repr. Every column must be a required double
+// column, as the parquet format writes them.
+func ParquetLines(ctx context.Context, r parquet.ReaderAtSeeker, n int, w io.Writer) (err error) {
 	props := parquet.NewReaderProperties(memory.DefaultAllocator)
 	props.BufferedStreamEnabled = true
 	pf, err := file.NewParquetReader(r, file.WithReadProps(props))
@@ -154,27 +153,22 @@ func ParquetLines(ctx context.Context, r parquet.ReaderAtSeeker, n int, w io.Wri
 		return fmt.Errorf("not a parquet file: %w", err)
 	}
 	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(min(max(n, 1), 1<<14))}, memory.DefaultAllocator)
-	if err != nil {
-		return err
-	}
-	rr, err := fr.GetRecordReader(ctx, nil, nil)
-	if err != nil {
-		return err
-	}
-	defer rr.Release()
-	for n > 0 && rr.Next() {
-		rec := rr.Record()
-		cols := make([][]float64, rec.NumCols())
-		for i, c := range rec.Columns() {
-			f, ok := c.(*array.Float64)
-			if !ok || f.NullN() > 0 {
-				return fmt.Errorf("column %q is %s, not a required double column: not a shardprep part", rec.ColumnName(i), c.DataType())
-			}
-			cols[i] = f.Float64Values()
+	sc := pf.MetaData().Schema
+	for i := range sc.NumColumns() {
+		if c := sc.Column(i); c.PhysicalType() != parquet.Types.Double || c.MaxDefinitionLevel() != 0 || c.MaxRepetitionLevel() != 0 {
+			return fmt.Errorf("column %q is not a required double column: not a shardprep part", c.Name())
 		}
-		var line []byte
-		for r := 0; r < int(rec.NumRows()) && n > 0; r, n = r+1, n-1 {
+	}
+	var line []byte
+	for g := 0; g < pf.NumRowGroups() && n > 0; g++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cols, err := readGroup(pf.RowGroup(g), sc.NumColumns(), n)
+		if err != nil {
+			return err
+		}
+		for r := 0; r < len(cols[0]) && n > 0; r, n = r+1, n-1 {
 			line = line[:0]
 			for i, c := range cols {
 				if i > 0 {
@@ -187,8 +181,30 @@ func ParquetLines(ctx context.Context, r parquet.ReaderAtSeeker, n int, w io.Wri
 			}
 		}
 	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
 	return nil
+}
+
+// readGroup reads up to n rows of each of the ncols double columns of a
+// row group.
+func readGroup(rg *file.RowGroupReader, ncols, n int) ([][]float64, error) {
+	rows := min(int64(n), rg.NumRows())
+	cols := make([][]float64, ncols)
+	for i := range cols {
+		cr, err := rg.Column(i)
+		if err != nil {
+			return nil, err
+		}
+		cols[i] = make([]float64, rows)
+		for got := int64(0); got < rows; {
+			k, _, err := cr.(*file.Float64ColumnChunkReader).ReadBatch(rows-got, cols[i][got:], nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			if k == 0 {
+				return nil, fmt.Errorf("column %d ends after %d of %d rows", i, got, rows)
+			}
+			got += k
+		}
+	}
+	return cols, nil
 }
