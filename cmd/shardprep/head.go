@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
+	"github.com/shardprep/shardprep/cmd/internal/stores"
 	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/format"
 	"github.com/shardprep/shardprep/pipeline"
@@ -30,7 +32,7 @@ func noParts(location string, infos []storage.ObjectInfo) error {
 }
 
 func runHead(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("head", headUsage, stderr)
+	fs := cli.NewFlagSet("head", headUsage, stderr)
 	n := fs.Int("n", 5, "rows to print")
 	b, _, err := openLocation(ctx, fs, args, env, stderr, func() bool { return false })
 	if err != nil {
@@ -51,7 +53,11 @@ func runHead(ctx context.Context, args []string, env func(string) string, stdout
 		return noParts(fs.Arg(0), infos)
 	}
 	if strings.HasSuffix(first.Key, format.Extension(features.FormatParquet)) {
-		return headParquet(ctx, b, *first, *n, stdout)
+		// A parquet part's rows, printed as the text format's lines.
+		if err := format.ParquetLines(ctx, stores.ReaderAt(ctx, b, *first), *n, stdout); err != nil {
+			return fmt.Errorf("%s: %w", b.URL(first.Key), err)
+		}
+		return nil
 	}
 	rc, err := b.NewRangeReader(ctx, first.Key, first.ETag, 0, -1)
 	if err != nil {
