@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -36,7 +37,9 @@ type Inferred struct {
 // spec for them: a column is "double" when every non-empty sampled value
 // parses as a number (as Spark's CSV reader parses doubles: spaces around
 // it, NaN and infinities allowed), else "string"; string columns get a
-// StringIndexer (c -> c_idx) and a OneHotEncoder (c_idx -> c_vec), and a
+// StringIndexer (c -> c_idx; handleInvalid "keep" when one had empty
+// values) and a OneHotEncoder (c_idx -> c_vec), double feature columns
+// with empty (null) values an Imputer (c -> c_imp, the mean), and a
 // VectorAssembler gathers the one-hot vectors and the double columns into
 // "features", except the last double column, which is the label; the
 // splits are train 0.8 and validation 0.2, and the output is text. An
@@ -161,6 +164,7 @@ type draftStage struct {
 	OutputCols    []string `json:"outputCols,omitempty"`
 	OutputCol     string   `json:"outputCol,omitempty"`
 	HandleInvalid string   `json:"handleInvalid,omitempty"`
+	Strategy      string   `json:"strategy,omitempty"`
 }
 
 // draftSpec is a drafted spec in the stages form.
@@ -175,49 +179,90 @@ type draftSpec struct {
 }
 
 // draft writes the spec for columns names sampled as cols over n rows.
+// Empty values make the draft cope with nulls: a StringIndexer that keeps
+// them as a label of their own, an Imputer (mean) for the double columns.
 func draft(names []string, cols []sampledColumn, n int, header bool) (*Inferred, error) {
 	d := draftSpec{Header: header, Features: "features", Output: OutputSpec{Format: string(FormatText)},
 		Splits: []Split{{Name: "train", Weight: 0.8}, {Name: "validation", Weight: 0.2}}}
-	taken := map[string]bool{}
-	for _, name := range names {
-		taken[name] = true
-	}
-	var strs, idx, vecs, nums []string
-	var notes []string
+	var strs, nums []string
+	isString := make([]bool, len(cols))
 	for i, c := range cols {
 		t := ColumnDouble
-		if c.notFloat || c.values == 0 {
+		if isString[i] = c.notFloat || c.values == 0; isString[i] {
 			t = ColumnString
 			strs = append(strs, names[i])
-			idx = append(idx, unique(names[i]+"_idx", taken))
-			vecs = append(vecs, unique(names[i]+"_vec", taken))
 		} else {
 			nums = append(nums, names[i])
 		}
 		d.Columns = append(d.Columns, Column{Name: names[i], Type: t})
-		if c.empty > 0 {
-			notes = append(notes, fmt.Sprintf("column %q: %d of %d sampled values are empty (null)", names[i], c.empty, n))
-		}
 	}
 	if len(nums) == 0 {
 		return nil, fmt.Errorf("sample: no column is numeric in every sampled row, so none can be the label (columns %s)", strings.Join(names, ", "))
 	}
 	d.Label, nums = nums[len(nums)-1], nums[:len(nums)-1]
-	if len(strs) > 0 {
-		d.Stages = append(d.Stages,
-			draftStage{Stage: "StringIndexer", InputCols: strs, OutputCols: idx, HandleInvalid: "error"},
-			draftStage{Stage: "OneHotEncoder", InputCols: idx, OutputCols: vecs})
-	}
-	if len(vecs)+len(nums) == 0 {
+	if len(strs)+len(nums) == 0 {
 		return nil, fmt.Errorf("sample: the only column, %q, is the label: there is nothing to assemble features from", d.Label)
 	}
-	d.Stages = append(d.Stages, draftStage{Stage: "VectorAssembler", InputCols: append(vecs, nums...), OutputCol: d.Features})
+	empty := map[string]bool{}
+	var notes []string
+	for i, c := range cols {
+		if c.empty == 0 {
+			continue
+		}
+		empty[names[i]] = true
+		what := "the Imputer replaces them with the column's mean"
+		switch {
+		case isString[i]:
+			what = `the StringIndexer's handleInvalid "keep" indexes them as a label of their own`
+		case names[i] == d.Label:
+			what = "a row with an empty label is an invalid row (see --on-invalid)"
+		}
+		notes = append(notes, fmt.Sprintf("column %q: %d of %d sampled values are empty (null): %s", names[i], c.empty, n, what))
+	}
+	d.addStages(names, strs, nums, empty)
 	notes = append(notes, fmt.Sprintf("label: %q, the last numeric column", d.Label))
 	data, err := d.marshal()
 	if err != nil {
 		return nil, err
 	}
 	return &Inferred{Spec: data, Notes: notes, Rows: n}, nil
+}
+
+// addStages adds the stages of the string columns strs and the double
+// feature columns nums, given the columns with empty values, to d; names
+// are every column's, which the stages' output columns must not reuse.
+func (d *draftSpec) addStages(names, strs, nums []string, empty map[string]bool) {
+	taken := map[string]bool{}
+	for _, name := range names {
+		taken[name] = true
+	}
+	var assembled []string
+	if len(strs) > 0 {
+		var idx []string
+		invalid := "error"
+		for _, c := range strs {
+			idx = append(idx, unique(c+"_idx", taken))
+			assembled = append(assembled, unique(c+"_vec", taken))
+			if empty[c] {
+				invalid = "keep"
+			}
+		}
+		d.Stages = append(d.Stages,
+			draftStage{Stage: "StringIndexer", InputCols: strs, OutputCols: idx, HandleInvalid: invalid},
+			draftStage{Stage: "OneHotEncoder", InputCols: idx, OutputCols: slices.Clone(assembled)})
+	}
+	var imputed, imputedTo []string
+	for _, c := range nums {
+		if empty[c] {
+			imputed, c = append(imputed, c), unique(c+"_imp", taken)
+			imputedTo = append(imputedTo, c)
+		}
+		assembled = append(assembled, c)
+	}
+	if len(imputed) > 0 {
+		d.Stages = append(d.Stages, draftStage{Stage: "Imputer", InputCols: imputed, OutputCols: imputedTo, Strategy: "mean"})
+	}
+	d.Stages = append(d.Stages, draftStage{Stage: "VectorAssembler", InputCols: assembled, OutputCol: d.Features})
 }
 
 // marshal writes d as indented JSON with one column and one stage per

@@ -80,9 +80,10 @@ func TestInferSpecWithAHeader(t *testing.T) {
 	              {"name": "make_vec", "type": "double"}],
 	  "header": true,
 	  "stages": [
-	    {"stage": "StringIndexer", "inputCols": ["make", "fuel", "notes"], "outputCols": ["make_idx", "fuel_idx", "notes_idx"], "handleInvalid": "error"},
+	    {"stage": "StringIndexer", "inputCols": ["make", "fuel", "notes"], "outputCols": ["make_idx", "fuel_idx", "notes_idx"], "handleInvalid": "keep"},
 	    {"stage": "OneHotEncoder", "inputCols": ["make_idx", "fuel_idx", "notes_idx"], "outputCols": ["make_vec_", "fuel_vec", "notes_vec"]},
-	    {"stage": "VectorAssembler", "inputCols": ["make_vec_", "fuel_vec", "notes_vec", "hp", "weight", "price"], "outputCol": "features"}
+	    {"stage": "Imputer", "inputCols": ["hp"], "outputCols": ["hp_imp"], "strategy": "mean"},
+	    {"stage": "VectorAssembler", "inputCols": ["make_vec_", "fuel_vec", "notes_vec", "hp_imp", "weight", "price"], "outputCol": "features"}
 	  ],
 	  "label": "make_vec",
 	  "features": "features",
@@ -92,8 +93,11 @@ func TestInferSpecWithAHeader(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("draft\n%s", inf.Spec)
 	}
-	wantNotes := []string{`column "fuel": 1 of 4 sampled values are empty (null)`, `column "hp": 1 of 4 sampled values are empty (null)`,
-		`column "notes": 2 of 4 sampled values are empty (null)`, `label: "make_vec", the last numeric column`}
+	wantNotes := []string{
+		`column "fuel": 1 of 4 sampled values are empty (null): the StringIndexer's handleInvalid "keep" indexes them as a label of their own`,
+		`column "hp": 1 of 4 sampled values are empty (null): the Imputer replaces them with the column's mean`,
+		`column "notes": 2 of 4 sampled values are empty (null): the StringIndexer's handleInvalid "keep" indexes them as a label of their own`,
+		`label: "make_vec", the last numeric column`}
 	if !reflect.DeepEqual(inf.Notes, wantNotes) {
 		t.Errorf("notes %q, want %q", inf.Notes, wantNotes)
 	}
@@ -113,6 +117,22 @@ func TestInferSpecColumnTypes(t *testing.T) {
 	got, _ := inferJSON(t, "a,,1\nb,,2\n", nil)
 	if cols := got["columns"].([]any); cols[1].(map[string]any)["type"] != "string" {
 		t.Errorf("an empty column: %v", cols[1])
+	}
+}
+
+// An empty label is an invalid row; a string column without empty values
+// keeps Spark's default handleInvalid.
+func TestInferSpecEmptyLabel(t *testing.T) {
+	got, inf := inferJSON(t, "a,1,2\nb,3,\n", nil)
+	stages, _ := json.Marshal(got["stages"])
+	want := `[{"handleInvalid":"error","inputCols":["c0"],"outputCols":["c0_idx"],"stage":"StringIndexer"},` +
+		`{"inputCols":["c0_idx"],"outputCols":["c0_vec"],"stage":"OneHotEncoder"},` +
+		`{"inputCols":["c0_vec","c1"],"outputCol":"features","stage":"VectorAssembler"}]`
+	if string(stages) != want || got["label"] != "c2" {
+		t.Errorf("draft\n%s", inf.Spec)
+	}
+	if note := `column "c2": 1 of 2 sampled values are empty (null): a row with an empty label is an invalid row (see --on-invalid)`; inf.Notes[0] != note {
+		t.Errorf("notes %q", inf.Notes)
 	}
 }
 

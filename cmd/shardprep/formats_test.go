@@ -339,13 +339,13 @@ func TestSpecInfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	stages, _ := json.Marshal(got["stages"])
-	wantStages := `[{"handleInvalid":"error","inputCols":["make","fuel"],"outputCols":["make_idx","fuel_idx"],"stage":"StringIndexer"},` +
+	wantStages := `[{"handleInvalid":"keep","inputCols":["make","fuel"],"outputCols":["make_idx","fuel_idx"],"stage":"StringIndexer"},` +
 		`{"inputCols":["make_idx","fuel_idx"],"outputCols":["make_vec","fuel_vec"],"stage":"OneHotEncoder"},` +
 		`{"inputCols":["make_vec","fuel_vec","hp"],"outputCol":"features","stage":"VectorAssembler"}]`
 	if string(stages) != wantStages || got["label"] != "price" || got["header"] != true {
 		t.Errorf("draft of the headered file:\n%s", stdout)
 	}
-	if e := stderr; !strings.Contains(e, "a-cars.csv.gz from 2 sampled rows") || !strings.Contains(e, `column "fuel": 1 of 2 sampled values are empty (null)`) {
+	if e := stderr; !strings.Contains(e, "a-cars.csv.gz from 2 sampled rows") || !strings.Contains(e, `column "fuel": 1 of 2 sampled values are empty (null): the StringIndexer's handleInvalid "keep"`) {
 		t.Errorf("notes:\n%s", e)
 	}
 }
