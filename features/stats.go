@@ -39,14 +39,38 @@ type labelCounts struct {
 // add counts label n times. label may alias Arrow memory: it is only
 // stored (copied) when first seen.
 func (c *labelCounts) add(label string, n int64) {
-	if i, ok := c.index[label]; ok {
-		c.counts[i] += n
-		return
+	c.counts[c.find(label)] += n
+}
+
+// find returns the position of label, which it adds with a count of 0
+// when it is new. A few labels are compared in turn, which beats hashing.
+func (c *labelCounts) find(label string) int {
+	if len(c.labels) <= 8 {
+		for i, l := range c.labels {
+			if l == label {
+				return i
+			}
+		}
+	} else if i, ok := c.index[label]; ok {
+		return i
 	}
 	label = strings.Clone(label)
 	c.index[label] = len(c.labels)
 	c.labels = append(c.labels, label)
-	c.counts = append(c.counts, n)
+	c.counts = append(c.counts, 0)
+	return len(c.labels) - 1
+}
+
+// addStrings counts the labels of col, looking up only those that differ
+// from the row before.
+func (c *labelCounts) addStrings(col *array.String) {
+	last, k := "", -1
+	for r := range col.Len() {
+		if v := col.Value(r); k < 0 || v != last {
+			last, k = v, c.find(v)
+		}
+		c.counts[k]++
+	}
 }
 
 // NewStats returns empty stats for spec, which must be valid.
@@ -101,6 +125,10 @@ func (s *Stats) Add(rec arrow.Record) error {
 		c := &s.cols[i]
 		n := col.Len()
 		if n == 0 {
+			continue
+		}
+		if sc, ok := col.(*array.String); ok {
+			c.addStrings(sc)
 			continue
 		}
 		// Runs of the same label are common in sorted or grouped input;

@@ -156,10 +156,13 @@ func (c *catModel) oneHot(dst []float64, off, stride int, col array.StringLike, 
 		}
 		row := dst[r*stride+off : r*stride+off+slots]
 		for j := range row {
-			row[j] = 0
-		}
-		if k < slots {
-			row[k] = 1
+			// Not a loop of zeros, which would call memclr for a few
+			// bytes per row.
+			v := 0.0
+			if j == k {
+				v = 1
+			}
+			row[j] = v
 		}
 	}
 	return nil

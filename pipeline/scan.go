@@ -98,6 +98,9 @@ type splitTask struct {
 	src   Source
 	mem   memory.Allocator
 	ctr   *counters
+	// computed, if set, is called once the task has done its computing
+	// and only writes out what it made.
+	computed func()
 }
 
 func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
@@ -172,6 +175,9 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 		return taskResult{}, err
 	}
 	defer in.close()
+	if o.decode.Rows == 0 {
+		o.decode.Rows = o.batchRows
+	}
 	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newDecoder(t.job.Spec, t.mem, &o.decode)}
 	defer s.dec.Release()
 	err = s.run(ctx)
@@ -180,9 +186,15 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 
 func (s *scanner) run(ctx context.Context) error {
 	first := true
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if b := s.in.lr.BytesRead(); b-s.lastBytes > 64<<10 {
+				s.ctr.bytes.Add(b - s.lastBytes)
+				s.lastBytes = b
+			}
 		}
 		line, off, err := s.in.next()
 		if err == io.EOF {
@@ -191,10 +203,6 @@ func (s *scanner) run(ctx context.Context) error {
 		long, _ := err.(*lineTooLongError)
 		if err != nil && long == nil {
 			return err
-		}
-		if b := s.in.lr.BytesRead(); b-s.lastBytes > 64<<10 {
-			s.ctr.bytes.Add(b - s.lastBytes)
-			s.lastBytes = b
 		}
 		if first {
 			first = false

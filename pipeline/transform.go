@@ -69,9 +69,12 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	}
 	o := scanOptions{decode: decodeOptions{Text: true}, batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
 	if t.job.SplitMode == SplitSpark {
-		// One batch holds the whole split: its source text would
-		// double what the mode holds in memory.
+		// One batch holds the whole split: its source text would add
+		// the split's bytes to what the mode holds in memory, and the
+		// page faults of that memory cost more than formatting the
+		// numbers saves.
 		o.decode.Text, o.batchRows, o.rows = false, 0, tt.transformSpark
+		o.decode.Bytes = t.split.Length
 	}
 	res, err = t.scan(ctx, o)
 	res.Rejected += tt.adj.Rejected
@@ -82,6 +85,9 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	res.RowsOut, res.Columns = tt.rowsOut, tt.cols
 	if res.Rejected > 0 {
 		res.Rejects = &tt.rejects
+	}
+	if t.computed != nil {
+		t.computed()
 	}
 	parts, err = tt.close(ctx, res.Rejected)
 	return res, parts, err

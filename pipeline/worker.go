@@ -296,8 +296,14 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 			}
 			fit := fit
 			g.Go(func() error {
-				defer func() { free <- struct{}{} }()
-				return s.runTask(ctx, fit, task)
+				// The slot is free once the task's computing is over: a
+				// transform task that is still writing out its parts
+				// (a local file's fsync waits for the disk) leaves the
+				// CPU to the next task.
+				var once sync.Once
+				computed := func() { once.Do(func() { free <- struct{}{} }) }
+				defer computed()
+				return s.runTask(ctx, fit, task, computed)
 			})
 		}
 	}
@@ -330,7 +336,7 @@ func (w *Worker) heartbeatRequest(id string) *heartbeatRequest {
 // runTask runs one task and reports it. Only a failed report (the
 // coordinator is gone) is returned as an error: task failures are the
 // coordinator's to decide on.
-func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) error {
+func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, computed func()) error {
 	w := s.w
 	tctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
@@ -343,7 +349,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 		delete(w.running, task)
 		w.mu.Unlock()
 	}()
-	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, ctr: w.counters(task.Phase)}
+	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, ctr: w.counters(task.Phase), computed: computed}
 	var res taskResult
 	var parts []stagedPart
 	var err error
