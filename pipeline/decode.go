@@ -54,6 +54,9 @@ type decodeOptions struct {
 	// and a features.TextColumn per double column), for the text writer to
 	// copy the numbers already written as their repr. Not with FitOnly.
 	Text bool
+	// Columns, for a spec with stages, are the columns to parse (nil:
+	// all); the label is always parsed.
+	Columns []string
 	// Rows is how many rows a batch is expected to hold (0: no guess): the
 	// first batch's buffers are made that large.
 	Rows int

@@ -110,14 +110,18 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 func (t *splitTask) runFit(ctx context.Context, validate bool) (taskResult, error) {
 	t, release := t.recycling()
 	defer release()
-	st := features.NewStats(t.job.Spec)
+	st := t.fitStats()
 	fitOnly := t.job.OnInvalid != PolicySkip && !validate
+	decode := decodeOptions{FitOnly: fitOnly}
+	if fitOnly {
+		decode.Columns = st.DecodeColumns()
+	}
 	res, err := t.scan(ctx, scanOptions{
 		// With the skip policy every column is validated, so rows that
 		// the transform pass will drop do not count towards the model.
-		decode:    decodeOptions{FitOnly: fitOnly},
+		decode:    decode,
 		batchRows: t.job.BatchRows,
-		rows:      func(_ context.Context, rec arrow.Record) error { return st.Add(rec) },
+		rows:      func(ctx context.Context, rec arrow.Record) error { return t.fitRows(ctx, st, rec) },
 		reject:    func(context.Context, []byte, *parseError) error { return nil },
 	})
 	if pe := (*parseError)(nil); fitOnly && errors.As(err, &pe) {
@@ -162,7 +166,7 @@ type scanner struct {
 	*splitTask
 	scanOptions
 	in        *splitInput
-	dec       *decoder
+	dec       rowDecoder
 	res       taskResult
 	lastBytes int64 // bytes read already added to the counters
 }
@@ -178,7 +182,7 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 	if o.decode.Rows == 0 {
 		o.decode.Rows = o.batchRows
 	}
-	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newDecoder(t.job.Spec, t.mem, &o.decode)}
+	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newRowDecoder(t.job.Spec, t.mem, &o.decode)}
 	defer s.dec.Release()
 	err = s.run(ctx)
 	return s.res, err
@@ -581,6 +585,9 @@ func (t *splitTask) rowError(ctx context.Context, rec arrow.Record, re *features
 	obj := t.object()
 	off := offsets(rec).Value(re.Row)
 	pe := &parseError{Object: obj.URL, Offset: off, Column: re.Column, Value: re.Value, Reason: re.Reason, Err: re}
+	if re.Stage != "" {
+		pe.Reason = re.Stage + ": " + re.Reason
+	}
 	if n, err := countLinesBefore(ctx, t.src, obj, off); err == nil {
 		pe.Line = n + 1
 	}

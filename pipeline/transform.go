@@ -37,7 +37,8 @@ type transformTask struct {
 	rejects rejectSummary
 	// adj collects rows that decoded but that the model rejects; the
 	// scan's counts are corrected by it at the end.
-	adj taskResult
+	adj   taskResult
+	lines lineCursor // numbers the rows a spec's stages refuse
 }
 
 // runTransform runs the transform pass over the split and stages its
@@ -151,6 +152,15 @@ func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError)
 // rejects is skipped and the rows around it are transformed on their own.
 func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) error {
 	out, err := t.model.Transform(rec, t.mem)
+	if bad := rowErrors(err); bad != nil {
+		kept, derr := t.dropBad(ctx, rec, bad)
+		if derr != nil {
+			return derr
+		}
+		defer kept.Release()
+		rec = kept
+		out, err = t.model.Transform(kept, t.mem)
+	}
 	if err != nil {
 		left, right, err := t.skipRow(ctx, rec, err)
 		if err != nil {
@@ -178,6 +188,15 @@ func (t *transformTask) transformSpark(ctx context.Context, rec arrow.Record) er
 		if err == nil {
 			defer out.Release()
 			return t.emit(rec, out, sparkOrder(t.job.Spec, rec))
+		}
+		if bad := rowErrors(err); bad != nil {
+			kept, err := t.dropBad(ctx, rec, bad)
+			if err != nil {
+				return err
+			}
+			rec.Release()
+			rec = kept
+			continue
 		}
 		left, right, err := t.skipRow(ctx, rec, err)
 		if err != nil {

@@ -261,6 +261,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 		free <- struct{}{}
 	}
 	var fit *fitResult
+	final := false // fit is the model of the transform, not of a fit pass
 	for {
 		// Wait for at least one free slot.
 		select {
@@ -273,7 +274,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 			<-free
 		}
 		resp, err := retry(ctx, s.w.log, s.w.opts.CoordinatorTimeout, "lease", func(ctx context.Context) (*leaseResponse, error) {
-			return s.w.t.lease(ctx, &leaseRequest{Worker: s.id, Slots: slots, WaitMS: 5000, HaveModel: fit != nil})
+			return s.w.t.lease(ctx, &leaseRequest{Worker: s.id, Slots: slots, WaitMS: 5000, HaveModel: final})
 		})
 		if err != nil {
 			return err
@@ -286,6 +287,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 		}
 		if resp.Model != nil {
 			fit = &fitResult{model: resp.Model, firstLines: resp.FirstLines}
+			final = len(resp.Tasks) > 0 && resp.Tasks[0].Phase == PhaseTransform
 		}
 		for range slots - len(resp.Tasks) {
 			free <- struct{}{}
