@@ -56,6 +56,9 @@ func TestInferSpecOfTheSample(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("draft\n%s", inf.Spec)
 	}
+	if _, err := ParseSpec(inf.Spec); err != nil {
+		t.Errorf("the draft is not a valid spec: %v", err)
+	}
 	if inf.Rows != 1000 {
 		t.Errorf("sampled %d rows, want the default 1000", inf.Rows)
 	}
@@ -98,6 +101,9 @@ func TestInferSpecWithAHeader(t *testing.T) {
 		`column "hp": 1 of 4 sampled values are empty (null): the Imputer replaces them with the column's mean`,
 		`column "notes": 2 of 4 sampled values are empty (null): the StringIndexer's handleInvalid "keep" indexes them as a label of their own`,
 		`label: "make_vec", the last numeric column`}
+	if _, err := ParseSpec(inf.Spec); err != nil {
+		t.Errorf("the draft is not a valid spec: %v", err)
+	}
 	if !reflect.DeepEqual(inf.Notes, wantNotes) {
 		t.Errorf("notes %q, want %q", inf.Notes, wantNotes)
 	}

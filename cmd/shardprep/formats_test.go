@@ -448,3 +448,37 @@ func TestOutputFormatsOverMinIO(t *testing.T) {
 		}
 	})
 }
+
+// TestOutputFormatsOfStages: a spec with stages (the cars example, with
+// nulls, an imputer and a scaler) in csv and parquet: the header and the
+// columns name the slots by Spark's rule, and the rows are the text
+// output's numbers.
+func TestOutputFormatsOfStages(t *testing.T) {
+	dir := t.TempDir()
+	run := func(f string) string {
+		out := filepath.Join(dir, f)
+		binOut(t, "run", "--spec", "sample/cars.spec.json", "--input", "sample/cars.csv", "--output", out, "--seed", "3", "--output-format", f, "--quiet")
+		return out
+	}
+	text := partsOf(t, run("text"))
+	var names struct {
+		Label string   `json:"label"`
+		Slots []string `json:"slots"`
+	}
+	data, err := os.ReadFile(filepath.Join(run("csv"), "_shardprep", "features.json"))
+	if err != nil || json.Unmarshal(data, &names) != nil {
+		t.Fatalf("features.json: %v %s", err, data)
+	}
+	if names.Label != "price" || !slices.Contains(names.Slots, "make_vec_toyota") || !slices.Contains(names.Slots, "hp_imp") {
+		t.Fatalf("slot names %v", names)
+	}
+	cols := append([]string{names.Label}, names.Slots...)
+	csvParts := partsOf(t, filepath.Join(dir, "csv"))
+	pqParts := partsOf(t, run("parquet"))
+	for key, want := range text {
+		if got := string(csvParts[key]); got != strings.Join(cols, ",")+"\n"+string(want) {
+			t.Errorf("%s: csv part is not the text part under the header", key)
+		}
+		sameNumbers(t, key, parquetRows(t, pqParts[key+".parquet"], cols), textRows(t, want), true)
+	}
+}
