@@ -24,6 +24,7 @@ func registerJob(fs *flag.FlagSet, j *roles.Job) {
 	fs.StringVar(&j.Spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")
 	fs.StringVar(&j.Model, "model", "", "reuse a fitted model JSON `FILE` (e.g. a previous run's _shardprep/model.json) instead of fitting")
 	fs.BoolVar(&j.Header, "header", false, "the first non-blank line of each input object is a header row")
+	fs.StringVar(&j.Format, "output-format", "", "parts in `FORMAT`: text (label,f1,...,fn lines), csv (those lines under a header row), libsvm or parquet (default: the spec's output.format, else text)")
 	fs.StringVar(&j.SplitMode, "split-mode", "hash", "`hash`: per-row hash of (seed, object, offset), stable for any worker count; spark: Spark's randomSplit for one-partition inputs")
 	fs.StringVar(&j.Name, "job-name", "", "job `NAME`, recorded in the manifest and in S3 Access Grants audit context (default: shardprep-<time>)")
 	cli.LogFormatVar(fs, &j.LogFormat)
