@@ -25,6 +25,17 @@
 // of the object: a replaced object is an error wrapping ErrChanged, never a
 // mix of two versions.
 //
+// S3 overlaps its I/O with the caller's work. A reader fetches its range
+// in chunks (ranged GETs of 256 KiB, doubling up to 4 MiB), the next one
+// while the current one is read, so it holds at most two chunks; a reader
+// that stops within the first half of its first chunk (the end of a line
+// past a split) fetches nothing more. A writer uploads each full part in
+// the background while it fills the next, at most 4 parts of a Bucket's
+// writers at once; a write waits for a free slot, so the memory of a
+// Bucket's writers is bounded by their number plus 4, in parts. The first
+// part that fails stops the others and fails the write, which aborts the
+// upload; so does a cancellation, once the parts in flight have stopped.
+//
 // Errors name the object's URL and the operation, on one line. A missing
 // object is reported as an error wrapping fs.ErrNotExist, a denied request
 // as one wrapping fs.ErrPermission. S3 throttling, 5xx errors and dropped
