@@ -25,11 +25,12 @@
 // of the object: a replaced object is an error wrapping ErrChanged, never a
 // mix of two versions.
 //
-// S3 overlaps its I/O with the caller's work. A reader fetches its range
-// in chunks (ranged GETs of 256 KiB, doubling up to 4 MiB), the next one
-// while the current one is read, so it holds at most two chunks; a reader
-// that stops within the first half of its first chunk (the end of a line
-// past a split) fetches nothing more. A writer uploads each full part in
+// S3 overlaps its I/O with the caller's work. A reader streams its range
+// with one ranged GET (another after a dropped connection), and a
+// goroutine of its own reads the body ahead of the caller: up to 256 KiB
+// at first, so that a reader that needs only a few bytes (the end of a
+// line past a split) costs little, the window doubling as the caller reads
+// on, up to 4 MiB. A writer uploads each full part in
 // the background while it fills the next, at most 4 parts of a Bucket's
 // writers at once; a write waits for a free slot, so the memory of a
 // Bucket's writers is bounded by their number plus 4, in parts. The first

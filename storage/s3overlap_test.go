@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,109 +233,54 @@ func TestMinIOCancelWithPartsInFlight(t *testing.T) {
 	}
 }
 
-// TestS3ReadAhead: a reader asks for the next chunk while it is still
-// reading the current one, and its GETs tile the range exactly, in chunks
-// that double from 256 KiB to 4 MiB.
-func TestS3ReadAhead(t *testing.T) {
-	data := testData(9 << 20)
-	second := make(chan string, 1)
-	f := &fakeS3{data: data, etag: `"v1"`}
-	f.respond = func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if n == 2 {
-			second <- r.Header.Get("Range")
-		}
-		return false
-	}
-	b := openFake(t, f, storage.S3Options{})
-	const off = 1000
-	r, err := b.NewRangeReader(t.Context(), "obj", "", off, int64(len(data))-off-500)
+// BenchmarkMinIOWrite writes 64 MiB objects to the test MinIO in 1 MiB
+// writes, as a job's part writer does, with parts of MinPartSize (13
+// parts, 4 uploading at once). Bytes are the object's.
+func BenchmarkMinIOWrite(b *testing.B) {
+	env, prefix := storagetest.MinIO(b)
+	bkt, err := storage.OpenS3(env.Bucket, prefix, &storage.S3Options{Client: env.RootClient(b), PartSize: storage.MinPartSize})
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
-	defer r.Close()
-	head := make([]byte, 200<<10) // more than half the first chunk
-	if _, err := io.ReadFull(r, head); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case rng := <-second:
-		if want := fmt.Sprintf("bytes=%d-%d", off+256<<10, off+768<<10-1); rng != want {
-			t.Errorf("second GET: Range %q, want %q", rng, want)
+	data := testData(64 << 20)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		w, err := bkt.NewWriter(b.Context(), fmt.Sprintf("bench-%d", i%2))
+		if err != nil {
+			b.Fatal(err)
 		}
-	case <-time.After(guard):
-		t.Fatal("the second chunk was not asked for while the first was read")
-	}
-	rest, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := append(head, rest...); !bytes.Equal(got, data[off:len(data)-500]) {
-		t.Fatalf("read %d bytes, want %d identical", len(got), len(data)-off-500)
-	}
-	var ranges []string
-	for i, g := range f.gets() {
-		ranges = append(ranges, g.Header.Get("Range"))
-		if i > 0 && g.Header.Get("If-Match") != `"v1"` {
-			t.Errorf("GET %d not pinned to the first answer's ETag: If-Match %q", i+1, g.Header.Get("If-Match"))
+		for off := 0; off < len(data); off += 1 << 20 {
+			if _, err := w.Write(data[off : off+1<<20]); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
-	var want []string
-	for from, size := int64(off), int64(256<<10); from < int64(len(data))-500; size = min(2*size, 4<<20) {
-		to := min(from+size, int64(len(data))-500)
-		want = append(want, fmt.Sprintf("bytes=%d-%d", from, to-1))
-		from = to
-	}
-	if strings.Join(ranges, " ") != strings.Join(want, " ") {
-		t.Errorf("GETs %q, want %q", ranges, want)
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
-// TestS3ReadAheadOnlyWhenRead: a reader that reads a few bytes (the end of
-// a line past its split) asks for one chunk only; one closed during a
-// fetch stops it.
-func TestS3ReadAheadOnlyWhenRead(t *testing.T) {
-	data := testData(2 << 20)
-	stopped := make(chan struct{})
-	f := &fakeS3{data: data, etag: `"v1"`}
-	f.respond = func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if r.Header.Get("Range") != "bytes=0-262143" { // a later chunk: wait for the reader to give up
-			select {
-			case <-r.Context().Done():
-				close(stopped)
-			case <-time.After(guard):
-			}
-			return true
+// BenchmarkMinIORead reads a 64 MiB object from the test MinIO in 1 MiB
+// reads, as a job's line reader does. Bytes are the object's.
+func BenchmarkMinIORead(b *testing.B) {
+	env, prefix := storagetest.MinIO(b)
+	bkt, err := storage.OpenS3(env.Bucket, prefix, &storage.S3Options{Client: env.RootClient(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	storagetest.Write(b, bkt, "bench", testData(64<<20))
+	buf := make([]byte, 1<<20)
+	b.SetBytes(64 << 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := bkt.NewRangeReader(b.Context(), "bench", "", 0, -1)
+		if err != nil {
+			b.Fatal(err)
 		}
-		return false
-	}
-	b := openFake(t, f, storage.S3Options{})
-	r, err := b.NewRangeReader(t.Context(), "obj", "", 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	small := make([]byte, 100)
-	if _, err := io.ReadFull(r, small); err != nil || !bytes.Equal(small, data[:100]) {
-		t.Fatalf("read %q, %v", small, err)
-	}
-	r.Close()
-	if n := len(f.gets()); n != 1 {
-		t.Errorf("%d GETs for 100 bytes, want 1", n)
-	}
-
-	r, err = b.NewRangeReader(t.Context(), "obj", "", 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(r, make([]byte, 200<<10)); err != nil {
-		t.Fatal(err)
-	}
-	r.Close() // cancels the fetch of the second chunk and waits for it
-	select {
-	case <-stopped:
-	case <-time.After(guard):
-		t.Error("the fetch of the next chunk was not cancelled by Close")
-	}
-	if _, err := r.Read(small); err == nil {
-		t.Error("Read after Close succeeded")
+		if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, buf); err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
 	}
 }

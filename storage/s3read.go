@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,55 +15,49 @@ import (
 )
 
 const (
-	// readChunkFirst and readChunkMax size the ranged GETs of a reader:
-	// the first asks for readChunkFirst bytes, each next one for twice as
-	// many as the one before, up to readChunkMax. A reader holds at most
-	// two chunks: the one being read and the next.
-	readChunkFirst = 256 << 10
-	readChunkMax   = 4 << 20
+	// readAheadFirst and readAheadMax bound how far a reader's goroutine
+	// reads ahead of what has been returned: readAheadFirst at first,
+	// doubling each time half of the bytes read ahead have been returned,
+	// up to readAheadMax.
+	readAheadFirst = 256 << 10
+	readAheadMax   = 4 << 20
 )
 
-// s3Reader reads a byte range as a sequence of chunks, each fetched with
-// ranged GETs into memory by a goroutine of its own, so that the next
-// chunk arrives while the current one is read: once half of the first
-// chunk has been read (a reader that needs only a few bytes, such as the
-// end of a line, fetches no more), and from then on as soon as a chunk is
-// started. A fetch whose connection fails continues from the last byte it
-// received (see S3Options.ReadResumes). Every GET after the first is
-// pinned to the ETag the first one saw (or the one given), so a replaced
-// object is an error, never mixed data.
+// s3Reader streams a byte range with one ranged GET and reconnects from
+// the last byte received when the body fails. A goroutine reads the body
+// ahead of the caller into chunks from the Bucket's pool, while the caller
+// works on what it has read: up to readAheadFirst bytes at first, so that
+// a reader that wants only a few bytes (the end of a line past a split)
+// costs little, and up to readAheadMax once the caller keeps reading.
+// Every GET after the first is pinned to the ETag the first one saw (or
+// the one given), so a replaced object is an error, never mixed data.
 //
 // Its ctx, derived from the one it was opened with because io.Reader has
-// no other way to be cancelled, also ends the fetches on Close.
+// no other way to be cancelled, also stops the goroutine on Close.
 type s3Reader struct {
-	ctx      context.Context
-	cancel   context.CancelFunc
-	d        *s3Driver
-	key      string
-	etag     string // set before any fetch starts; read-only after
-	end      int64  // offset after the range's last byte; -1 while unknown
-	next     int64  // size of the next chunk to fetch
-	cur      *s3Fetch
-	ahead    *s3Fetch // the chunk after cur, once its fetch started
-	fetching sync.WaitGroup
-	err      error
+	ctx     context.Context
+	cancel  context.CancelFunc
+	d       *s3Driver
+	key     string
+	etag    string // set before the goroutine starts; read-only after
+	pumping sync.WaitGroup
+	err     error // the caller's: returned by every Read from then on
+
+	mu      sync.Mutex
+	chunks  [][]byte // the bytes [base, pos), all chunks full but the last
+	base    int64
+	pos     int64 // offset after the last byte received
+	read    int64 // offset of the next byte to return
+	end     int64 // offset after the range's last byte; -1 while unknown
+	window  int64 // how far the goroutine may read ahead of read
+	grown   int64 // read when the window last grew
+	stopped bool  // the goroutine has ended, with pumpErr (nil: at end)
+	pumpErr error
+	arrived chan struct{} // signalled when bytes arrive or the goroutine ends
+	taken   chan struct{} // signalled when the caller has taken bytes
 }
 
-// s3Fetch is one chunk: the object's bytes [off, end), or fewer when the
-// object ends first. Its goroutine owns buf, end and err until done is
-// closed; then the reader does.
-type s3Fetch struct {
-	off  int64
-	want int64 // the end asked for
-	end  int64
-	buf  partBuf
-	err  error // after buf's bytes
-	done chan struct{}
-	read int64 // bytes of buf the reader has returned
-	big  bool  // not the first chunk: the next is fetched at once
-}
-
-// s3Answer is the answer to one GET of a fetch.
+// s3Answer is the answer to one GET.
 type s3Answer struct {
 	body io.ReadCloser // nil: the object ends at or before the range's start
 	stop int64         // offset after the last byte body holds
@@ -72,14 +67,14 @@ type s3Answer struct {
 
 func (d *s3Driver) newRangeReader(ctx context.Context, key, etag string, offset, length int64) (io.ReadCloser, error) {
 	fctx, cancel := context.WithCancel(ctx)
-	r := &s3Reader{ctx: fctx, cancel: cancel, d: d, key: key, etag: etag, end: -1, next: readChunkFirst}
+	r := &s3Reader{ctx: fctx, cancel: cancel, d: d, key: key, etag: etag, base: offset, pos: offset, read: offset,
+		grown: offset, end: -1, window: readAheadFirst, arrived: make(chan struct{}, 1), taken: make(chan struct{}, 1)}
 	if length >= 0 {
 		r.end = offset + length
 	}
 	// Send the first GET now so that a missing object or a changed ETag
 	// is reported by NewRangeReader itself.
-	f := r.plan(offset)
-	a, err := r.get(f.off, f.end)
+	a, err := r.get(offset, r.end)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -87,44 +82,22 @@ func (d *s3Driver) newRangeReader(ctx context.Context, key, etag string, offset,
 	if r.etag == "" {
 		r.etag = a.etag
 	}
-	if a.size >= 0 && (r.end < 0 || r.end > a.size) {
-		r.end = a.size
-	}
+	r.end = a.stop
 	if a.body == nil {
-		r.end = offset // nothing to read
+		r.stopped = true // nothing to read
 		return r, nil
 	}
-	r.cur = f
-	r.fetching.Go(func() { r.fill(f, a) })
+	r.pumping.Go(func() { r.pump(a.body) })
 	return r, nil
 }
 
-// plan describes the chunk that starts at off, and doubles the size of
-// the next one.
-func (r *s3Reader) plan(off int64) *s3Fetch {
-	f := &s3Fetch{off: off, want: off + r.next, done: make(chan struct{}), big: r.next > readChunkFirst}
-	if r.end >= 0 && f.want > r.end {
-		f.want = r.end
-	}
-	f.end = f.want
-	r.next = min(2*r.next, readChunkMax)
-	return f
-}
-
-// fetch starts fetching the chunk at off; nil when the range ends there.
-func (r *s3Reader) fetch(off int64) *s3Fetch {
-	if r.end >= 0 && off >= r.end {
-		return nil
-	}
-	f := r.plan(off)
-	r.fetching.Go(func() { r.fill(f, s3Answer{}) })
-	return f
-}
-
-// get sends one GetObject for the object's bytes [from, to), pinned to
-// r.etag when set.
+// get sends one GetObject for the object's bytes from "from" to "to" (-1:
+// to the end), pinned to r.etag when set.
 func (r *s3Reader) get(from, to int64) (s3Answer, error) {
-	rng := fmt.Sprintf("bytes=%d-%d", from, to-1)
+	rng := fmt.Sprintf("bytes=%d-", from)
+	if to >= 0 {
+		rng += strconv.FormatInt(to-1, 10)
+	}
 	in := &s3.GetObjectInput{
 		Bucket: aws.String(r.d.bucket),
 		Key:    aws.String(r.d.prefix + r.key),
@@ -147,18 +120,23 @@ func (r *s3Reader) get(from, to int64) (s3Answer, error) {
 		return s3Answer{}, &objectError{op: "GetObject", url: r.d.url(r.key), kind: ErrChanged}
 	}
 	// Learn where the object ends, so that a body cut short is told apart
-	// from the end of the object.
+	// from the end of the object, and a range past the end is cut there.
 	first, last, total, ok := parseContentRange(aws.ToString(out.ContentRange))
 	switch {
-	case ok && first == from:
-		a.stop, a.size = min(to, last+1), total
-		if total >= 0 {
-			a.stop = min(a.stop, total)
+	case ok && first == from && total >= 0:
+		a.stop, a.size = total, total
+		if to >= 0 {
+			a.stop = min(to, total)
 		}
+	case ok && first == from:
+		a.stop, a.size = last+1, -1
 	case out.ContentRange == nil && from == 0 && out.ContentLength != nil:
 		// The whole object, sent without a range.
 		a.size = *out.ContentLength
-		a.stop = min(to, a.size)
+		a.stop = a.size
+		if to >= 0 {
+			a.stop = min(to, a.size)
+		}
 	default:
 		out.Body.Close()
 		return s3Answer{}, &objectError{op: "GetObject", url: r.d.url(r.key),
@@ -167,35 +145,36 @@ func (r *s3Reader) get(from, to int64) (s3Answer, error) {
 	return a, nil
 }
 
-// fill reads f's bytes into f.buf: from a's body if it has one, else from
-// a new GET, and after a dropped connection from a GET that continues at
-// the last byte received. It records the error that ends it in f.err and
-// closes f.done.
-func (r *s3Reader) fill(f *s3Fetch, a s3Answer) {
-	defer close(f.done)
+// pump reads the range from body, and after a dropped connection from a
+// GET that continues at the last byte received, ahead of the caller by at
+// most the window. It ends with the error that stopped it, if any.
+func (r *s3Reader) pump(body io.ReadCloser) {
 	fails := 0 // consecutive failures without progress
 	for {
-		pos := f.off + f.buf.size
-		if a.body == nil {
-			var err error
-			if a, err = r.get(pos, f.end); err != nil {
-				f.err = err
+		if body == nil {
+			a, err := r.get(r.pos, r.end) // pos and end change only here
+			if err != nil {
+				r.stop(err)
 				return
 			}
-			if a.body == nil {
-				f.end = pos // the object ends here
+			if a.body == nil || a.stop < r.end {
+				if a.body != nil {
+					a.body.Close()
+				}
+				r.stop(fmt.Errorf("the object ends at byte %d, before %d", a.stop, r.end))
 				return
 			}
+			body = a.body
 		}
-		f.end = min(f.end, a.stop) // the object ends first
-		n, err := f.buf.readFrom(r.d.pool, a.body, f.end-f.off)
-		a.body.Close()
-		a.body = nil
+		n, err := r.receive(body)
+		body.Close()
+		body = nil
 		if err == nil {
+			r.stop(nil)
 			return
 		}
 		if ctxErr := r.ctx.Err(); ctxErr != nil {
-			f.err = &objectError{op: "GetObject", url: r.d.url(r.key), err: ctxErr}
+			r.stop(ctxErr)
 			return
 		}
 		if n > 0 {
@@ -203,40 +182,44 @@ func (r *s3Reader) fill(f *s3Fetch, a s3Answer) {
 		}
 		fails++
 		if fails > r.d.resumes {
-			f.err = &objectError{op: "GetObject", url: r.d.url(r.key),
-				err: fmt.Errorf("connection failed at byte %d, %d times in a row: %w", f.off+f.buf.size, fails, err)}
+			r.stop(fmt.Errorf("connection failed at byte %d, %d times in a row: %w", r.pos, fails, err))
 			return
 		}
 		if n == 0 {
 			if err := sleepCtx(r.ctx, time.Duration(fails)*100*time.Millisecond); err != nil {
-				f.err = &objectError{op: "GetObject", url: r.d.url(r.key), err: err}
+				r.stop(err)
 				return
 			}
 		}
 	}
 }
 
-// readFrom appends body's bytes to b until b holds want bytes, taking
-// chunks from pool. It returns how many bytes it appended, and nil once b
-// holds want bytes, else why not (io.ErrUnexpectedEOF for a body that
-// ended early).
-func (b *partBuf) readFrom(pool *chunkPool, body io.Reader, want int64) (int64, error) {
+// receive appends body's bytes up to the end of the range, publishing
+// them as they arrive, and waits while it is a window ahead of the
+// caller. It returns how many bytes it appended, and nil once it has
+// them all, else why not (io.ErrUnexpectedEOF for a body that ended
+// early).
+func (r *s3Reader) receive(body io.Reader) (int64, error) {
 	var got int64
-	for b.size < want {
-		n := len(b.chunks)
-		if n == 0 || len(b.chunks[n-1]) == chunkSize {
-			b.chunks = append(b.chunks, pool.get())
-			n++
+	for r.pos < r.end {
+		c, room, err := r.room()
+		if err != nil {
+			return got, err
 		}
-		c := b.chunks[n-1]
-		room := min(int64(chunkSize-len(c)), want-b.size)
+		// The bytes past len(c) are not published: the caller does not
+		// look at them until they are.
 		k, err := body.Read(c[len(c) : len(c)+int(room)])
-		b.chunks[n-1] = c[:len(c)+k]
-		b.size += int64(k)
-		got += int64(k)
+		if k > 0 {
+			r.mu.Lock()
+			// c is still the last chunk: the caller drops only full ones.
+			r.chunks[len(r.chunks)-1] = c[:len(c)+k]
+			r.pos += int64(k)
+			r.mu.Unlock()
+			signal(r.arrived)
+			got += int64(k)
+		}
 		switch {
-		case b.size == want:
-			return got, nil
+		case r.pos == r.end:
 		case err == io.EOF:
 			return got, io.ErrUnexpectedEOF
 		case err != nil:
@@ -246,56 +229,98 @@ func (b *partBuf) readFrom(pool *chunkPool, body io.Reader, want int64) (int64, 
 	return got, nil
 }
 
+// room waits until the goroutine may read ahead, makes sure the last
+// chunk has space, and returns it and how many bytes it may read into it.
+func (r *s3Reader) room() ([]byte, int64, error) {
+	for {
+		r.mu.Lock()
+		ahead := r.pos - r.read
+		window := r.window
+		if ahead < window {
+			n := len(r.chunks)
+			if n == 0 || len(r.chunks[n-1]) == chunkSize {
+				r.chunks = append(r.chunks, r.d.pool.get())
+			}
+			c := r.chunks[len(r.chunks)-1]
+			r.mu.Unlock()
+			return c, min(int64(chunkSize-len(c)), window-ahead, r.end-r.pos), nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.taken:
+		case <-r.ctx.Done():
+			return nil, 0, r.ctx.Err()
+		}
+	}
+}
+
+// stop ends the goroutine's work with err (nil: the range was read).
+func (r *s3Reader) stop(err error) {
+	if err != nil {
+		var oe *objectError
+		if !errors.As(err, &oe) {
+			err = &objectError{op: "GetObject", url: r.d.url(r.key), err: err}
+		}
+	}
+	r.mu.Lock()
+	r.stopped, r.pumpErr = true, err
+	r.mu.Unlock()
+	signal(r.arrived)
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 func (r *s3Reader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
 	for {
-		f := r.cur
-		if f == nil {
+		r.mu.Lock()
+		n := r.take(p)
+		left := r.read < r.pos
+		stopped, err := r.stopped, r.pumpErr
+		r.mu.Unlock()
+		switch {
+		case n > 0:
+			signal(r.taken)
+			return n, nil
+		case len(p) == 0 && (left || !stopped):
+			return 0, nil
+		case !stopped:
+			<-r.arrived // the goroutine signals each arrival and its end
+		case err != nil:
+			r.err = err
+			return 0, r.err
+		default:
 			return 0, io.EOF
 		}
-		<-f.done
-		n := f.copyTo(p)
-		r.readAhead(f)
-		if n > 0 || len(p) == 0 && f.read < f.buf.size {
-			return n, nil
-		}
-		// f is read to its end.
-		if f.err != nil {
-			r.err = f.err
-			return 0, r.err
-		}
-		f.buf.release(r.d.pool)
-		r.cur, r.ahead = r.ahead, nil
-		if r.cur == nil && r.more(f) {
-			r.cur = r.fetch(f.end)
-		}
 	}
 }
 
-// more reports whether the range goes on after the fetched chunk f: not
-// if f failed or found the object's end.
-func (r *s3Reader) more(f *s3Fetch) bool {
-	return f.err == nil && f.end == f.want && (r.end < 0 || f.end < r.end)
-}
-
-// readAhead starts fetching the chunk after f when it is due: once half of
-// the first chunk is read, at once for the others.
-func (r *s3Reader) readAhead(f *s3Fetch) {
-	if r.ahead == nil && (f.big || 2*f.read >= f.buf.size) && r.more(f) {
-		r.ahead = r.fetch(f.end)
-	}
-}
-
-// copyTo copies unread bytes of f into p.
-func (f *s3Fetch) copyTo(p []byte) int {
+// take copies bytes received into p, drops the chunks read through, and
+// widens the window as the caller reads on; mu must be held.
+func (r *s3Reader) take(p []byte) int {
 	n := 0
-	for n < len(p) && f.read < f.buf.size {
-		c := f.buf.chunks[f.read/chunkSize][f.read%chunkSize:]
+	for n < len(p) && r.read < r.pos {
+		i := r.read - r.base
+		c := r.chunks[i/chunkSize][i%chunkSize:]
 		k := copy(p[n:], c)
 		n += k
-		f.read += int64(k)
+		r.read += int64(k)
+		if r.read-r.base == chunkSize {
+			r.d.pool.put(r.chunks[:1])
+			r.chunks = r.chunks[1:]
+			r.base += chunkSize
+		}
+	}
+	if r.window < readAheadMax && 2*(r.read-r.grown) >= r.window {
+		r.window *= 2
+		r.grown = r.read
 	}
 	return n
 }
@@ -305,12 +330,8 @@ func (r *s3Reader) Close() error {
 		r.err = errors.New("storage: read after Close")
 	}
 	r.cancel()
-	r.fetching.Wait()
-	for _, f := range []*s3Fetch{r.cur, r.ahead} {
-		if f != nil {
-			f.buf.release(r.d.pool)
-		}
-	}
-	r.cur, r.ahead = nil, nil
+	r.pumping.Wait()
+	r.d.pool.put(r.chunks)
+	r.chunks = nil
 	return nil
 }
