@@ -178,7 +178,8 @@ func (r *ProcessingJobRequest) checkResources(instanceTypes []string) error {
 		return fmt.Errorf("--volume-size-gb %d: must be 1 to %d", r.VolumeSizeGB, maxVolumeGB)
 	}
 	if r.MaxRuntime < time.Second || r.MaxRuntime > maxRuntime || r.MaxRuntime%time.Second != 0 {
-		return fmt.Errorf("--max-runtime %s: must be whole seconds from 1s to %s", r.MaxRuntime, maxRuntime)
+		return fmt.Errorf("--max-runtime %s: must be whole seconds from 1s to %s (SageMaker's limit, %d seconds)",
+			spellDuration(r.MaxRuntime), spellDuration(maxRuntime), maxRuntime/time.Second)
 	}
 	return nil
 }
@@ -360,4 +361,18 @@ func ConsoleURL(jobARN string) string {
 	}
 	region, name := f[3], strings.TrimPrefix(f[5], "processing-job/")
 	return fmt.Sprintf("https://%s.%s/sagemaker/home?region=%s#/processing-jobs/%s", region, domain, region, name)
+}
+
+// spellDuration spells d as --max-runtime takes it: whole days as "9d",
+// days and a rest as "1d12h0m0s", shorter ones as time.Duration does.
+func spellDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d < day:
+		return d.String()
+	case d%day == 0:
+		return fmt.Sprintf("%dd", d/day)
+	default:
+		return fmt.Sprintf("%dd%s", d/day, d%day)
+	}
 }

@@ -139,3 +139,18 @@ func TestProcessingJobRequestEnvironment(t *testing.T) {
 		t.Errorf("no --env: Environment() = %v, want nil", got)
 	}
 }
+
+func TestSpellDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		90 * time.Minute:        "1h30m0s",
+		24 * time.Hour:          "1d",
+		9 * 24 * time.Hour:      "9d",
+		36 * time.Hour:          "1d12h0m0s",
+		9*24*time.Hour + 1e9:    "9d1s",
+		1500 * time.Millisecond: "1.5s",
+	} {
+		if got := spellDuration(d); got != want {
+			t.Errorf("spellDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

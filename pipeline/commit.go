@@ -14,8 +14,10 @@ import (
 )
 
 // Manifest is written to _shardprep/manifest.json at commit. Its layout
-// is versioned by Layout (manifest_version, ManifestVersion); record.go
-// documents the fields of version 2.
+// is versioned by Layout (manifest_version, 2 now); record.go documents
+// the fields of version 2. Its records (totals, parts, workers,
+// reassignments, timings, attempts, rejections) are read through its
+// fields; their types are this package's own.
 type Manifest struct {
 	Layout     int             `json:"manifest_version"`
 	Version    string          `json:"shardprep_version"`
@@ -34,32 +36,32 @@ type Manifest struct {
 	ModelKey   string          `json:"model"`
 	Model      *features.Model `json:"fitted_model"`
 	ModelGiven bool            `json:"model_given"`
-	Totals     Totals          `json:"totals"`
-	Parts      []PartSummary   `json:"parts"`
-	Workers    []WorkerStatus  `json:"workers"`
-	Reassigned []Reassignment  `json:"reassigned"`
-	Timings    Timings         `json:"timings"`
+	Totals     totals          `json:"totals"`
+	Parts      []partSummary   `json:"parts"`
+	Workers    []workerShare   `json:"workers"`
+	Reassigned []reassignment  `json:"reassigned"`
+	Timings    phaseTimings    `json:"timings"`
 	// Attempts are every attempt at every task, in the order leased.
-	Attempts []TaskAttempt `json:"attempts"`
+	Attempts []taskAttempt `json:"attempts"`
 	// Columns describe the numbers of the rows written (nil when no
 	// transform task finished).
 	Columns    *features.ColumnStats `json:"columns"`
-	Rejections Rejections            `json:"rejections"`
+	Rejections rejectSummary         `json:"rejections"`
 	// GrantCalls counts the credential calls of the coordinator's
 	// process (workers elsewhere make their own).
 	GrantCalls int64 `json:"grant_calls"`
 }
 
-// Totals sums the parts.
-type Totals struct {
+// totals sums the parts.
+type totals struct {
 	BytesIn  int64            `json:"bytes_in"` // input objects' total size
 	RowsIn   int64            `json:"rows_in"`
 	Rejected int64            `json:"rejected"`
 	RowsOut  map[string]int64 `json:"rows_out"`
 }
 
-// PartSummary describes the parts written for one split.
-type PartSummary struct {
+// partSummary describes the parts written for one split.
+type partSummary struct {
 	Split    int              `json:"split"`
 	Object   string           `json:"object"`
 	Offset   int64            `json:"offset"`
@@ -70,17 +72,17 @@ type PartSummary struct {
 	Workers  []string         `json:"workers"` // every worker that held the task, in order
 }
 
-// Reassignment records a task taken from a worker that failed it or
+// reassignment records a task taken from a worker that failed it or
 // stopped answering.
-type Reassignment struct {
+type reassignment struct {
 	Phase  Phase  `json:"phase"`
 	Split  int    `json:"split"`
 	From   string `json:"from"`
 	Reason string `json:"reason"`
 }
 
-// Timings of a job's phases, in milliseconds.
-type Timings struct {
+// phaseTimings are the durations of a job's phases, in milliseconds.
+type phaseTimings struct {
 	FitMS       int64 `json:"fit_ms"`
 	TransformMS int64 `json:"transform_ms"`
 	CommitMS    int64 `json:"commit_ms"`
@@ -202,16 +204,16 @@ func (c *Coordinator) manifestLocked() *Manifest {
 	j := c.job
 	names := splitNames(j.Spec)
 	m := &Manifest{
-		Layout: ManifestVersion, Version: Version, Job: j.Name, RunID: j.RunID, Output: j.Output, Started: c.started,
+		Layout: manifestVersion, Version: Version, Job: j.Name, RunID: j.RunID, Output: j.Output, Started: c.started,
 		Seed: j.Seed, SplitMode: j.SplitMode, OnInvalid: j.OnInvalid, Header: j.Header, SplitSize: j.SplitSize,
 		Inputs: j.Objects, Spec: j.Spec, ModelKey: ModelKey, Model: c.fitModel(), ModelGiven: c.modelGiven,
-		Totals:     Totals{RowsOut: map[string]int64{}},
+		Totals:     totals{RowsOut: map[string]int64{}},
 		Workers:    c.workerStatus(),
 		Reassigned: c.reassigned,
 		Timings:    c.timings,
 	}
 	if m.Reassigned == nil {
-		m.Reassigned = []Reassignment{}
+		m.Reassigned = []reassignment{}
 	}
 	c.describeLocked(m)
 	for _, o := range j.Objects {
@@ -219,7 +221,7 @@ func (c *Coordinator) manifestLocked() *Manifest {
 	}
 	for i, s := range j.Splits {
 		r := c.resultOf(i)
-		p := PartSummary{Split: s.Index, Object: j.Objects[s.Object].URL, Offset: s.Offset, Length: s.Length,
+		p := partSummary{Split: s.Index, Object: j.Objects[s.Object].URL, Offset: s.Offset, Length: s.Length,
 			RowsIn: r.RowsIn, Rejected: r.Rejected, RowsOut: map[string]int64{}}
 		if i < len(c.tasks) {
 			p.Workers = c.tasks[i].workers

@@ -126,27 +126,28 @@ type Coordinator struct {
 	tasks      []*taskState
 	queue      splitQueue // pending tasks of the phase
 	ndone      int        // tasks of the phase done
+	bad        *badRow    // the earliest invalid row reported (see firstbad.go)
 	doneBytes  int64      // input bytes and rows of the phase's done tasks
 	doneRows   int64
 	stats      *features.Stats
 	results    []taskResult
 	workers    map[string]*workerState
-	reassigned []Reassignment
+	reassigned []reassignment
 	// written are the keys the commit wrote or began to, in order: what
 	// the cleanup of a failed commit removes. Only the goroutine of Run
 	// that commits and cleans up uses it.
 	written    []string
 	changed    chan struct{} // closed and replaced on every change
 	failed     chan struct{} // closed when the job fails
-	timings    Timings
+	timings    phaseTimings
 	started    time.Time
 	phaseStart time.Time
 
 	// What the manifest and the metrics tell beyond the counts
 	// (record.go, metrics.go).
-	attempts   []TaskAttempt
+	attempts   []taskAttempt
 	columns    *features.ColumnStats
-	rejections Rejections
+	rejections rejectSummary
 	expired    int64 // leases that expired
 	retried    int64 // attempts that failed or expired and were retried
 	fitDone    int   // fit tasks done, kept past the fit phase
@@ -187,7 +188,7 @@ func newCoordinator(job *Job, src Source, sink Sink, opts *CoordinatorOptions, s
 		if src == nil {
 			return nil, errors.New("the coordinator's own worker has no input source")
 		}
-		c.attach(NewWorker(c, func(context.Context, *Job) (Source, Sink, error) { return src, sink, nil },
+		c.attach(newWorker(c, func(context.Context, *Job) (Source, Sink, error) { return src, sink, nil },
 			&WorkerOptions{ID: self, Slots: c.opts.Workers, Mem: c.opts.Mem, Logger: c.log}))
 	}
 	c.started = c.opts.Now()
@@ -329,8 +330,8 @@ func (c *Coordinator) pop(id string, n int, now time.Time) []*taskState {
 	var got, skipped []*taskState
 	for len(got) < n && c.queue.Len() > 0 {
 		t := c.tasks[heap.Pop(&c.queue).(int)]
-		if t.state != pending {
-			continue // a stale entry: taken or done since it was queued
+		if t.state != pending || !c.needed(t.task.Split) {
+			continue // a stale entry, or one an earlier invalid row made moot
 		}
 		if c.failedOn(t, id) && c.otherCanTake(t, id, now) {
 			skipped = append(skipped, t)
@@ -519,6 +520,10 @@ func (c *Coordinator) discard(ctx context.Context, parts []stagedPart) {
 
 // taskFailed handles a report of a failed attempt at t.
 func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
+	if req.InvalidRow {
+		c.invalidRow(t, req)
+		return
+	}
 	if req.DataError {
 		c.log.Error("data error; the job fails", "task", req.Task.String(), "worker", req.Worker, "error", req.Error)
 		c.fail(errors.New(req.Error))
@@ -531,7 +536,7 @@ func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
 		c.fail(fmt.Errorf("%s failed %d times, last on %s: %s", t.task, t.task.Attempt, req.Worker, req.Error))
 		return
 	}
-	c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: req.Worker, Reason: "failed: " + req.Error})
+	c.reassigned = append(c.reassigned, reassignment{Phase: t.task.Phase, Split: t.task.Split, From: req.Worker, Reason: "failed: " + req.Error})
 	c.retried++
 	c.requeue(t)
 	c.notify()
@@ -542,6 +547,12 @@ func (c *Coordinator) taskDone(t *taskState, w *workerState, req *reportRequest)
 	c.log.Debug("task done", "task", req.Task.String(), "worker", req.Worker)
 	t.state, t.result, t.parts = done, req.Result, req.Parts
 	c.ended(t, attemptDone)
+	if c.bad != nil {
+		// The job fails with an invalid row: this task only tells
+		// whether its split holds an earlier one.
+		c.settleInvalidRow()
+		return
+	}
 	if err := c.recordResult(t.task.Split, t.result); err != nil {
 		c.fail(err)
 		return
@@ -662,7 +673,7 @@ func (c *Coordinator) expire() {
 	for _, t := range c.tasks {
 		if t.state == leased && now.After(t.deadline) {
 			c.log.Warn("lease expired; reassigning", "task", t.task.String(), "worker", t.worker)
-			c.reassigned = append(c.reassigned, Reassignment{Phase: t.task.Phase, Split: t.task.Split, From: t.worker, Reason: "lease expired"})
+			c.reassigned = append(c.reassigned, reassignment{Phase: t.task.Phase, Split: t.task.Split, From: t.worker, Reason: "lease expired"})
 			c.ended(t, attemptExpired)
 			c.expired++
 			if w := c.workers[t.worker]; w != nil {

@@ -37,7 +37,7 @@ func benchJob(b *testing.B, n int) (*Job, *features.Model) {
 		b.Fatal(err)
 	}
 	ft := &splitTask{job: fit, split: fit.Splits[0], src: store, mem: memory.DefaultAllocator, ctr: &counters{}}
-	res, err := ft.runFit(context.Background())
+	res, err := ft.runFit(context.Background(), false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func benchJob(b *testing.B, n int) (*Job, *features.Model) {
 // they all join, then each leases one task at a time and reports it done
 // at once. It returns the time the joins took, and the number of leases
 // granted and the time they took, from the last join to the end.
-func simulate(b *testing.B, t Transport, workers int) (joins time.Duration, leases int64, leasing time.Duration) {
+func simulate(b *testing.B, t transport, workers int) (joins time.Duration, leases int64, leasing time.Duration) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	result := &taskResult{Lines: 10, RowsIn: 10, RowsOut: []int64{8, 2}, BytesRead: 1}
@@ -139,11 +139,11 @@ func BenchmarkCoordinator(b *testing.B) {
 		for range b.N {
 			j := *job
 			c := mustCoordinator(b, &j, nil, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute, Model: model})
-			var t Transport = c
+			var t transport = c
 			var srv *httptest.Server
 			if overHTTP {
 				srv = httptest.NewServer(newHandler(c, secret, nil))
-				t = NewClient(srv.URL, secret, hc)
+				t = newClient(srv.URL, secret, hc)
 			}
 			done := make(chan error, 1)
 			go func() { _, err := c.Run(context.Background()); done <- err }()
@@ -169,11 +169,11 @@ func BenchmarkCoordinator(b *testing.B) {
 	heartbeats := func(b *testing.B, overHTTP bool) {
 		j := *job
 		c := mustCoordinator(b, &j, nil, newMemStore(), &CoordinatorOptions{LeaseTTL: time.Minute, Model: model})
-		var t Transport = c
+		var t transport = c
 		if overHTTP {
 			srv := httptest.NewServer(newHandler(c, secret, nil))
 			defer srv.Close()
-			t = NewClient(srv.URL, secret, hc)
+			t = newClient(srv.URL, secret, hc)
 		}
 		// Each worker holds 4 tasks and reports progress.
 		held := make([][]taskID, workers)

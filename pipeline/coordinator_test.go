@@ -93,7 +93,7 @@ func execute(t *testing.T, c *Coordinator, store *memStore, worker string, task 
 	st := &splitTask{job: job, fit: fit, split: s, src: store, mem: memory.DefaultAllocator, ctr: &counters{}}
 	switch task.Phase {
 	case PhaseFit:
-		res, err = st.runFit(context.Background())
+		res, err = st.runFit(context.Background(), false)
 	case PhaseTransform:
 		res, parts, err = st.runTransform(context.Background(), store, stageID(job.RunID, task.Lease))
 	}
@@ -167,9 +167,9 @@ func TestLeaseExpiryReassigns(t *testing.T) {
 		t.Fatalf("b leased %v, want split 1 attempt 2", bt)
 	}
 	c.mu.Lock()
-	re := append([]Reassignment(nil), c.reassigned...)
+	re := append([]reassignment(nil), c.reassigned...)
 	c.mu.Unlock()
-	if len(re) != 1 || re[0] != (Reassignment{Phase: PhaseFit, Split: 1, From: a, Reason: "lease expired"}) {
+	if len(re) != 1 || re[0] != (reassignment{Phase: PhaseFit, Split: 1, From: a, Reason: "lease expired"}) {
 		t.Errorf("reassigned %+v", re)
 	}
 	ws := c.Workers()
@@ -294,7 +294,7 @@ func TestDataErrorFailsOnce(t *testing.T) {
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range 3 {
-		w := NewWorker(c, func(context.Context, *Job) (Source, Sink, error) { return store, store, nil },
+		w := newWorker(c, func(context.Context, *Job) (Source, Sink, error) { return store, store, nil },
 			&WorkerOptions{ID: fmt.Sprintf("w%d", i), Slots: 2})
 		wg.Add(1)
 		go func() { defer wg.Done(); werrs[i] = w.Run(wctx) }()
@@ -562,13 +562,13 @@ func TestHTTPAuth(t *testing.T) {
 	}
 
 	// The client reports a refusal as permanent, and a worker gives up at once.
-	cl := NewClient(srv.URL, []byte("incorrect horse battery"), nil)
+	cl := newClient(srv.URL, []byte("incorrect horse battery"), nil)
 	_, err := cl.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
 	var perm *permanentError
 	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "wrong cluster secret") || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("client with a wrong secret: %v", err)
 	}
-	w := NewWorker(cl, nil, &WorkerOptions{ID: "intruder", CoordinatorTimeout: time.Minute})
+	w := newWorker(cl, nil, &WorkerOptions{ID: "intruder", CoordinatorTimeout: time.Minute})
 	start := time.Now()
 	if err := w.Run(context.Background()); !errors.As(err, &perm) {
 		t.Errorf("worker with a wrong secret: %v, want a permanent refusal", err)
@@ -593,7 +593,7 @@ func TestProtocolMismatchRefused(t *testing.T) {
 	if code != http.StatusBadRequest {
 		t.Errorf("malformed lease: %d, want 400", code)
 	}
-	cl := NewClient(srv.URL, secret, nil)
+	cl := newClient(srv.URL, secret, nil)
 	_, err := cl.join(context.Background(), &joinRequest{Protocol: 99, Worker: "future"})
 	var perm *permanentError
 	if !errors.As(err, &perm) {
@@ -637,7 +637,7 @@ func TestWorkerGivesUpOnSilentCoordinator(t *testing.T) {
 			}
 			// The worker has no slots' worth of work it can finish: its
 			// lease calls wait while the coordinator goes dark.
-			w := NewWorker(NewClient(srv.URL, secret, nil), open, &WorkerOptions{ID: "w", CoordinatorTimeout: 500 * time.Millisecond})
+			w := newWorker(newClient(srv.URL, secret, nil), open, &WorkerOptions{ID: "w", CoordinatorTimeout: 500 * time.Millisecond})
 			errc := make(chan error, 1)
 			go func() { errc <- w.Run(context.Background()) }()
 			<-joined
@@ -681,7 +681,7 @@ func TestClusterOverHTTP(t *testing.T) {
 	var runs []func(context.Context) error
 	errs := make([]error, 3)
 	for i := range 3 {
-		w := NewWorker(NewClient(srv.URL, secret, nil), func(context.Context, *Job) (Source, Sink, error) { return store, store, nil },
+		w := newWorker(newClient(srv.URL, secret, nil), func(context.Context, *Job) (Source, Sink, error) { return store, store, nil },
 			&WorkerOptions{ID: "w", Slots: 2})
 		runs = append(runs, func(ctx context.Context) error { errs[i] = w.Run(ctx); return errs[i] })
 	}

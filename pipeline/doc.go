@@ -13,7 +13,7 @@
 // split's rows, the fit pass, bad-row errors), transform.go (the transform
 // pass and the parts), draw.go and spark.go (the two split modes). The
 // control plane runs the tasks: protocol.go (the messages, their checks
-// and the Transport), http.go (the protocol over HTTP: the signed
+// and the transport), http.go (the protocol over HTTP: the signed
 // envelope, handler, server and client), coordinator.go (phases, leases
 // and reports), worker.go, commit.go (publishing, the manifest, cleanup),
 // status.go (progress and worker status) and run.go (a job in one process,

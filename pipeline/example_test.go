@@ -14,7 +14,7 @@ const exampleSpec = `{"columns":[{"name":"sex","type":"string"},{"name":"length"
 
 // A job run in this process: its parts are committed under the output
 // root, and the manifest counts the rows.
-func ExampleRun() {
+func ExampleNewRun() {
 	store := pipeline.NewMemStore()
 	data := []byte("M,0.455,15\nF,0.53,7\nI,0.33,9\nM,0.44,10\nF,0.51,12\n")
 	store.Put("in.csv", data)
@@ -27,7 +27,11 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	m, err := pipeline.Run(context.Background(), job, store, store, nil)
+	c, err := pipeline.NewRun(job, store, store, nil)
+	if err != nil {
+		panic(err)
+	}
+	m, err := c.Run(context.Background())
 	if err != nil {
 		panic(err)
 	}
@@ -40,7 +44,7 @@ func ExampleRun() {
 
 // An invalid row under the default policy fails the job; the error says
 // where the row is and what is wrong with it.
-func ExampleRun_invalidRow() {
+func ExampleNewRun_invalidRow() {
 	store := pipeline.NewMemStore()
 	data := []byte("M,0.455,15\nF,0.53,7\nI,short,9\nM,0.44,10\n")
 	store.Put("in.csv", data)
@@ -53,7 +57,11 @@ func ExampleRun_invalidRow() {
 	if err != nil {
 		panic(err)
 	}
-	_, err = pipeline.Run(context.Background(), job, store, store, nil)
+	c, err := pipeline.NewRun(job, store, store, nil)
+	if err != nil {
+		panic(err)
+	}
+	_, err = c.Run(context.Background())
 	fmt.Println(err)
 	// Output: in.csv: line 3, column "length": not a number: "short"
 }

@@ -251,11 +251,12 @@ func (c *nonceCache) add(nonce string, ts, now int64) error {
 // ten-minute window, in about 25 MB.
 const maxNonces = 1 << 19
 
-// NewServer returns an HTTP server of the coordinator protocol for c,
-// with the time limits a server facing a network needs: on reading the
-// header and the whole request, on writing the answer (a lease call waits
-// at most 20s), and on idle connections.
-func NewServer(c *Coordinator, secret []byte, log *slog.Logger) *http.Server {
+// Server returns an HTTP server of the coordinator protocol for c, and
+// of its metrics, with the time limits a server facing a network needs:
+// on reading the header and the whole request, on writing the answer (a
+// lease call waits at most 20s), and on idle connections. Requests must
+// be signed with secret, and answers are.
+func (c *Coordinator) Server(secret []byte, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           newHandler(c, secret, log),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -291,7 +292,7 @@ func newHandler(c *Coordinator, secret []byte, log *slog.Logger) http.Handler {
 		}
 		return c.heartbeat(ctx, req)
 	})))
-	mux.Handle("GET /metrics", MetricsHandler(c))
+	mux.Handle("GET /metrics", c.MetricsHandler())
 	return mux
 }
 
@@ -485,7 +486,7 @@ type joinWire struct {
 	Job json.RawMessage `json:"job"` // shadows joinResponse.Job
 }
 
-// client is a Transport to a coordinator over HTTP. It signs requests,
+// client is a transport to a coordinator over HTTP. It signs requests,
 // checks the signature of every answer, and holds the run id of the job
 // it joined: an answer of another run is an error.
 type client struct {
@@ -512,9 +513,9 @@ func CoordinatorURL(s string) (string, error) {
 	return u.Scheme + "://" + u.Host, nil
 }
 
-// NewClient returns a Transport to the coordinator at base
+// newClient returns a transport to the coordinator at base
 // ("http://host:port").
-func NewClient(base string, secret []byte, hc *http.Client) Transport {
+func newClient(base string, secret []byte, hc *http.Client) transport {
 	if hc == nil {
 		hc = &http.Client{Timeout: 60 * time.Second}
 	}

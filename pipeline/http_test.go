@@ -125,18 +125,18 @@ func TestClientChecksAnswers(t *testing.T) {
 	}))
 	defer unsigned.Close()
 	var perm *permanentError
-	_, err := NewClient(unsigned.URL, secret, nil).join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
+	_, err := newClient(unsigned.URL, secret, nil).join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
 	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "could not prove it holds the cluster secret") {
 		t.Errorf("unsigned answer: %v", err)
 	}
 	_, _, srv := httpCoordinator(t, []byte("another secret!!"))
-	_, err = NewClient(srv.URL, secret, nil).join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
+	_, err = newClient(srv.URL, secret, nil).join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w"})
 	if !errors.As(err, &perm) || !strings.Contains(err.Error(), "could not prove") {
 		t.Errorf("answer signed with another secret: %v", err)
 	}
 	// A client that joined one job meets another at the same address.
 	_, _, first := httpCoordinator(t, secret)
-	cl := NewClient(first.URL, secret, nil).(*client)
+	cl := newClient(first.URL, secret, nil).(*client)
 	if _, err := cl.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w", Instance: "i"}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestClientChecksAnswers(t *testing.T) {
 func TestMalformedReportRefused(t *testing.T) {
 	secret := []byte("0123456789abcdef")
 	c, store, srv := httpCoordinator(t, secret)
-	cl := NewClient(srv.URL, secret, nil)
+	cl := newClient(srv.URL, secret, nil)
 	if _, err := cl.join(context.Background(), &joinRequest{Protocol: ProtocolVersion, Worker: "w", Instance: "i"}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 //	shardprep_grant_calls_total credential calls of the coordinator's process
 //	shardprep_elapsed_seconds time since the job started
 
-// metricsSnapshot is what WriteMetrics prints.
+// metricsSnapshot is what writeMetrics prints.
 type metricsSnapshot struct {
 	phase                   Phase
 	splits                  int
@@ -76,9 +76,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// WriteMetrics writes the coordinator's metrics in the Prometheus text
+// writeMetrics writes the coordinator's metrics in the Prometheus text
 // format.
-func (c *Coordinator) WriteMetrics(w io.Writer) error {
+func (c *Coordinator) writeMetrics(w io.Writer) error {
 	m := c.metrics()
 	var err error
 	p := func(format string, args ...any) {
@@ -125,11 +125,11 @@ func (c *Coordinator) WriteMetrics(w io.Writer) error {
 	return err
 }
 
-// MetricsHandler serves c's metrics (GET /metrics), without
-// authentication: they hold no names and no secrets.
-func MetricsHandler(c *Coordinator) http.Handler {
+// MetricsHandler serves c's metrics (GET /metrics) in the Prometheus text
+// format, without authentication: they hold no names and no secrets.
+func (c *Coordinator) MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		c.WriteMetrics(w)
+		c.writeMetrics(w)
 	})
 }

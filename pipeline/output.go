@@ -220,8 +220,9 @@ func OutputFolders(keys []string) []string {
 // the stale claim of the run runID.
 func takeoverKey(runID string) string { return metaFolder + "/takeover-" + runID }
 
-// Claim names the job that holds an output, and what it may write there.
-type Claim struct {
+// claimRecord is the claim's record (ClaimKey): it names the job that
+// holds an output, and what it may write there.
+type claimRecord struct {
 	RunID   string    `json:"run_id"`
 	Job     string    `json:"job_name"`
 	Host    string    `json:"host"`
@@ -233,26 +234,26 @@ type Claim struct {
 	Splits  int      `json:"splits"`
 }
 
-func (c *Claim) String() string {
+func (c *claimRecord) String() string {
 	return fmt.Sprintf("job %s (run %s) on host %s, pid %d, since %s", c.Job, c.RunID, c.Host, c.PID,
 		c.Started.UTC().Format(time.RFC3339))
 }
 
 // keys returns every key the claiming job may write, the claim last.
-func (c *Claim) keys() []string {
+func (c *claimRecord) keys() []string {
 	return append(layoutKeys(c.Folders, c.Splits), ClaimKey)
 }
 
 // dead reports whether the claiming process is known to have ended: it
 // ran on this host and its pid no longer runs.
-func (c *Claim) dead(o *ClaimOptions) bool {
+func (c *claimRecord) dead(o *ClaimOptions) bool {
 	return c.Host == o.Host && c.PID > 0 && !o.Alive(c.PID)
 }
 
 // over reports whether the claiming job is known to have ended: its
 // process is dead, or its run committed out (a job stopped between its
 // commit and giving the claim back, on any host).
-func (c *Claim) over(ctx context.Context, out Output, o *ClaimOptions) bool {
+func (c *claimRecord) over(ctx context.Context, out Output, o *ClaimOptions) bool {
 	if c.dead(o) {
 		return true
 	}
@@ -312,8 +313,9 @@ func processAlive(pid int) bool {
 	return err == nil || !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH)
 }
 
-// OutputClaim is an output held by a job; see ClaimOutput.
-type OutputClaim struct {
+// Claim is an output held by a job: ClaimOutput takes it, Release gives
+// it back.
+type Claim struct {
 	out      Output
 	name     string
 	data     []byte // the claim as written
@@ -332,15 +334,15 @@ type OutputClaim struct {
 // _shardprep/): those are deleted, the markers first and the manifest
 // last. Anything else is refused, listing a few keys, as is an object the
 // job reads. On any error the claim is given back.
-func ClaimOutput(ctx context.Context, out Output, job *Job, opts *ClaimOptions) (*OutputClaim, error) {
+func ClaimOutput(ctx context.Context, out Output, job *Job, opts *ClaimOptions) (*Claim, error) {
 	o := opts.withDefaults()
-	c := Claim{RunID: job.RunID, Job: job.Name, Host: o.Host, PID: os.Getpid(), Started: time.Now().UTC(),
+	c := claimRecord{RunID: job.RunID, Job: job.Name, Host: o.Host, PID: os.Getpid(), Started: time.Now().UTC(),
 		Folders: append(splitNames(job.Spec), rejectedFolder), Splits: len(job.Splits)}
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	held := &OutputClaim{out: out, name: o.Name, data: append(data, '\n'), owned: map[string]bool{}}
+	held := &Claim{out: out, name: o.Name, data: append(data, '\n'), owned: map[string]bool{}}
 	for _, k := range c.keys() {
 		held.owned[k] = true
 	}
@@ -358,7 +360,7 @@ func ClaimOutput(ctx context.Context, out Output, job *Job, opts *ClaimOptions) 
 }
 
 // take creates the claim, or takes over a dead holder's, which it returns.
-func (h *OutputClaim) take(ctx context.Context, o *ClaimOptions) (*Claim, error) {
+func (h *Claim) take(ctx context.Context, o *ClaimOptions) (*claimRecord, error) {
 	err := h.out.Create(ctx, ClaimKey, h.data)
 	if !errors.Is(err, fs.ErrExist) {
 		if err != nil {
@@ -366,7 +368,7 @@ func (h *OutputClaim) take(ctx context.Context, o *ClaimOptions) (*Claim, error)
 		}
 		return nil, nil
 	}
-	var holder Claim
+	var holder claimRecord
 	if err := readJSON(ctx, h.out, ClaimKey, &holder); err != nil {
 		return nil, fmt.Errorf("output %s is claimed by another job, whose claim %s cannot be read (%v); if no job writes there, run `shardprep clean %s`", o.Name, ClaimKey, err, o.Name)
 	}
@@ -391,11 +393,11 @@ func (h *OutputClaim) take(ctx context.Context, o *ClaimOptions) (*Claim, error)
 // Owns reports whether key is one the claiming job may write: its parts,
 // markers, metadata and claim. A sweep of unfinished writes touches only
 // those.
-func (h *OutputClaim) Owns(key string) bool { return h.owned[key] }
+func (h *Claim) Owns(key string) bool { return h.owned[key] }
 
 // Release removes the claim once the job has ended (committed, or failed
 // and cleaned up). A claim that is no longer this job's is left alone.
-func (h *OutputClaim) Release(ctx context.Context) error {
+func (h *Claim) Release(ctx context.Context) error {
 	if h.takeover != "" {
 		if err := h.out.Delete(ctx, h.takeover); err != nil {
 			return err
@@ -420,7 +422,7 @@ func (h *OutputClaim) Release(ctx context.Context) error {
 
 // ready empties the claimed output as ClaimOutput says; prev is the claim
 // taken over, if any.
-func (h *OutputClaim) ready(ctx context.Context, prev *Claim, o *ClaimOptions) error {
+func (h *Claim) ready(ctx context.Context, prev *claimRecord, o *ClaimOptions) error {
 	keys, err := h.out.Keys(ctx, "")
 	if err != nil {
 		return fmt.Errorf("output %s: %w", o.Name, err)
@@ -430,6 +432,12 @@ func (h *OutputClaim) ready(ctx context.Context, prev *Claim, o *ClaimOptions) e
 	})
 	if len(keys) == 0 {
 		return nil
+	}
+	if len(keys) == 1 && keys[0] == ReportKey {
+		// All that a failed job leaves: its report, which this job's
+		// replaces.
+		o.Log.Info("replacing a failed job's report", "output", o.Name)
+		return h.out.Delete(ctx, ReportKey)
 	}
 	if !o.Overwrite {
 		return fmt.Errorf("output %s already exists (%d objects); choose another --output or pass --overwrite to replace it", o.Name, len(keys))
@@ -455,7 +463,7 @@ func (h *OutputClaim) ready(ctx context.Context, prev *Claim, o *ClaimOptions) e
 
 // earlierFolders returns the split folders (and _rejected) that the
 // output's manifest and a taken-over claim name.
-func earlierFolders(ctx context.Context, out Output, prev *Claim) map[string]bool {
+func earlierFolders(ctx context.Context, out Output, prev *claimRecord) map[string]bool {
 	folders := map[string]bool{}
 	if m, err := readManifest(ctx, out); err == nil && m.Spec != nil {
 		for _, f := range append(splitNames(m.Spec), rejectedFolder) {
@@ -525,8 +533,8 @@ func listSome(keys []string, n int) string {
 // Leftovers is what an uncommitted shardprep job left in an output; see
 // FindLeftovers.
 type Leftovers struct {
-	// Claim is the claim of the job that left them; nil if there is none.
-	Claim *Claim
+	// Holder is the claim of the job that left them; nil if there is none.
+	Holder *claimRecord
 	// Objects are shardprep's objects there, in the order to delete them:
 	// markers, parts, metadata (cluster secrets too), the claim last.
 	Objects []string
@@ -550,9 +558,9 @@ func (l *Leftovers) Owns(key string) bool { return l.owned[key] }
 func FindLeftovers(ctx context.Context, out Output, opts *ClaimOptions) (*Leftovers, error) {
 	o := opts.withDefaults()
 	l := &Leftovers{owned: map[string]bool{}}
-	var claim Claim
+	var claim claimRecord
 	if err := readJSON(ctx, out, ClaimKey, &claim); err == nil {
-		l.Claim = &claim
+		l.Holder = &claim
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		o.Log.Warn("the output's claim cannot be read", "output", o.Name, "error", err.Error())
 	}
@@ -560,14 +568,14 @@ func FindLeftovers(ctx context.Context, out Output, opts *ClaimOptions) (*Leftov
 	if merr == nil && committed(ctx, out, m) {
 		return nil, fmt.Errorf("output %s holds the committed output of job %s (run %s); clean removes only what an uncommitted job left: to replace it, run a job with --overwrite", o.Name, m.Job, m.RunID)
 	}
-	if c := l.Claim; c != nil && c.Host == o.Host && !c.dead(o) {
+	if c := l.Holder; c != nil && c.Host == o.Host && !c.dead(o) {
 		return nil, fmt.Errorf("output %s is in use by %s, which still runs; stop it first (a stopped job cleans up after itself)", o.Name, c)
 	}
 	folders := map[string]bool{}
 	var owned []string
-	if l.Claim != nil {
-		owned = l.Claim.keys()
-		for _, f := range l.Claim.Folders {
+	if l.Holder != nil {
+		owned = l.Holder.keys()
+		for _, f := range l.Holder.Folders {
 			folders[f] = true
 		}
 	}

@@ -80,7 +80,7 @@ func TestClaimOfACommittedRun(t *testing.T) {
 	}
 	// Put back the committed run's claim, as if it had been killed before
 	// releasing it.
-	stale, _ := json.Marshal(Claim{RunID: job.RunID, Job: "j1", Host: "h1", PID: 1, Started: time.Now()})
+	stale, _ := json.Marshal(claimRecord{RunID: job.RunID, Job: "j1", Host: "h1", PID: 1, Started: time.Now()})
 	out.objects[ClaimKey] = stale
 	next := abaloneJob(t, src, &Settings{Name: "j2", Seed: 5})
 	opts := &ClaimOptions{Name: "out", Host: "h2", Overwrite: true, Log: quiet}
@@ -91,7 +91,7 @@ func TestClaimOfACommittedRun(t *testing.T) {
 	if err := taker.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	live, _ := json.Marshal(Claim{RunID: "another-run", Job: "j3", Host: "h1", PID: 1, Started: time.Now()})
+	live, _ := json.Marshal(claimRecord{RunID: "another-run", Job: "j3", Host: "h1", PID: 1, Started: time.Now()})
 	out.objects[ClaimKey] = live
 	if _, err := ClaimOutput(ctx, out, next, opts); err == nil || !strings.Contains(err.Error(), "in use by job j3") {
 		t.Fatalf("a live claim on another host: %v, want a refusal naming j3", err)
@@ -177,8 +177,8 @@ func TestFindLeftovers(t *testing.T) {
 	if !slices.Equal(l.Objects, want) {
 		t.Errorf("objects %v, want %v", l.Objects, want)
 	}
-	if !slices.Equal(l.Foreign, []string{"notes.txt"}) || !l.Owns("validation/part-00000") || l.Claim == nil || l.Claim.Job != "j1" {
-		t.Errorf("foreign %v, claim %+v", l.Foreign, l.Claim)
+	if !slices.Equal(l.Foreign, []string{"notes.txt"}) || !l.Owns("validation/part-00000") || l.Holder == nil || l.Holder.Job != "j1" {
+		t.Errorf("foreign %v, claim %+v", l.Foreign, l.Holder)
 	}
 	if err := l.Remove(ctx, out, "out"); err != nil {
 		t.Fatal(err)

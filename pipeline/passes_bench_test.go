@@ -51,7 +51,7 @@ func BenchmarkPasses(b *testing.B) {
 	task := func() *splitTask {
 		return &splitTask{job: job, split: job.Splits[0], src: store, mem: memory.NewGoAllocator(), ctr: &counters{}}
 	}
-	res, err := task().runFit(context.Background())
+	res, err := task().runFit(context.Background(), false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func BenchmarkPasses(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := task().runFit(context.Background()); err != nil {
+			if _, err := task().runFit(context.Background(), false); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -24,11 +24,6 @@ const (
 	SplitSpark SplitMode = "spark"
 )
 
-// ParseSplitMode validates a --split-mode value.
-func ParseSplitMode(s string) (SplitMode, error) {
-	return parseChoice("split mode", s, SplitHash, SplitSpark)
-}
-
 // Policy says what happens to an invalid input row.
 type Policy string
 
@@ -40,17 +35,13 @@ const (
 	PolicySkip Policy = "skip"
 )
 
-// ParsePolicy validates an --on-invalid value.
-func ParsePolicy(s string) (Policy, error) {
-	return parseChoice("invalid-row policy", s, PolicyError, PolicySkip)
-}
-
-// parseChoice returns s as one of the two values a and b of a setting.
-func parseChoice[T ~string](what, s string, a, b T) (T, error) {
-	if v := T(s); v == a || v == b {
-		return v, nil
+// checkChoice checks that v is one of the two values a and b of a
+// setting.
+func checkChoice[T ~string](what string, v, a, b T) error {
+	if v == a || v == b {
+		return nil
 	}
-	return "", fmt.Errorf("unknown %s %q (want %s or %s)", what, s, a, b)
+	return fmt.Errorf("unknown %s %q (want %s or %s)", what, v, a, b)
 }
 
 // defaultSplitSize is the byte size of input splits when none is given.
@@ -68,7 +59,7 @@ const (
 // four splits per slot (so that the slots finish each pass close together
 // rather than one running alone through a large last split), rounded up to
 // a whole KiB, at least 64 KiB and at most 32 MiB, and large enough for at
-// most MaxSplits splits. Compressed objects, which are never split, do not
+// most maxSplits splits. Compressed objects, which are never split, do not
 // count.
 func SplitSizeFor(objects []Object, slots int) int64 {
 	var total int64
@@ -80,7 +71,7 @@ func SplitSizeFor(objects []Object, slots int) int64 {
 	size := total / int64(splitsPerSlot*max(slots, 1))
 	size = (size + 1<<10 - 1) &^ (1<<10 - 1)
 	size = min(max(size, minAutoSplitSize), maxAutoSplitSize)
-	if n := countSplits(objects, size); n > MaxSplits {
+	if n := countSplits(objects, size); n > maxSplits {
 		if e := tooManySplits(objects, size, n); e.MinSplitSize > size {
 			size = e.MinSplitSize
 		}
@@ -102,6 +93,15 @@ type Settings struct {
 	OnInvalid Policy    `json:"on_invalid"` // default PolicyError
 	Header    bool      `json:"header"`
 	BatchRows int       `json:"batch_rows"` // rows per Arrow record batch, default 8192
+}
+
+// Check checks the settings' split mode and policy, which NewJob defaults
+// when empty.
+func (s *Settings) Check() error {
+	if err := checkChoice("split mode", s.SplitMode, SplitHash, SplitSpark); err != nil {
+		return err
+	}
+	return checkChoice("invalid-row policy", s.OnInvalid, PolicyError, PolicySkip)
 }
 
 // Job is the plan of a job: everything a worker needs to run its tasks. It
@@ -149,13 +149,16 @@ func NewJob(spec *features.Spec, objects []Object, s *Settings) (*Job, error) {
 	if j.BatchRows <= 0 {
 		j.BatchRows = defaultBatchRows
 	}
+	if err := j.Check(); err != nil {
+		return nil, err
+	}
 	size := j.SplitSize
 	if j.SplitMode == SplitSpark {
 		// Spark reads a small object as one partition; the mode is defined
 		// for that case, so each object is one split here.
 		size = math.MaxInt64
 	}
-	if n := countSplits(objects, size); n > MaxSplits {
+	if n := countSplits(objects, size); n > maxSplits {
 		return nil, tooManySplits(objects, size, n)
 	}
 	j.Splits = planSplits(objects, size)
@@ -179,53 +182,55 @@ type Split struct {
 	Length int64 `json:"length"`
 }
 
-// MaxSplits bounds the splits of one job. The coordinator keeps state per
-// split and per object and sends every worker the whole plan when it
-// joins (about 50 bytes a split): at this bound `shardprep run` over
-// 100,000 one-row objects peaks near 300 MB and a join sends about 5 MB.
-const MaxSplits = 100_000
+// maxSplits bounds the splits of one job (TooManySplitsError.Max). The
+// coordinator keeps state per split and per object and sends every worker
+// the whole plan when it joins (about 50 bytes a split): at this bound
+// `shardprep run` over 100,000 one-row objects peaks near 300 MB and a
+// join sends about 5 MB.
+const maxSplits = 100_000
 
 // TooManySplitsError is NewJob's error for an input that would make more
-// than MaxSplits splits.
+// splits than a job may have.
 type TooManySplitsError struct {
+	Max       int64 // the most splits a job may have
 	Splits    int64 // splits the plan would have
 	Objects   int   // non-empty input objects
 	Bytes     int64 // their size
 	SplitSize int64 // the split size asked for
 	// MinSplitSize is the smallest split size (rounded up to whole KiB
-	// or MiB) that makes at most MaxSplits splits; 0 when the objects
-	// alone are more than MaxSplits, since each is at least one split.
+	// or MiB) that makes at most Max splits; 0 when the objects
+	// alone are more than maxSplits, since each is at least one split.
 	MinSplitSize int64
 }
 
 func (e *TooManySplitsError) Error() string {
 	if e.MinSplitSize == 0 {
 		return fmt.Sprintf("the input has %d objects, more than the %d splits a job may have (each object is at least one split): run several jobs over parts of it",
-			e.Objects, MaxSplits)
+			e.Objects, maxSplits)
 	}
 	return fmt.Sprintf("the input (%d objects, %d bytes) would make %d splits of %d bytes, more than the %d a job may have: use a split size of at least %d bytes",
-		e.Objects, e.Bytes, e.Splits, e.SplitSize, MaxSplits, e.MinSplitSize)
+		e.Objects, e.Bytes, e.Splits, e.SplitSize, maxSplits, e.MinSplitSize)
 }
 
 // tooManySplits describes objects, which make n splits of splitSize.
 func tooManySplits(objects []Object, splitSize, n int64) *TooManySplitsError {
-	e := &TooManySplitsError{Splits: n, SplitSize: splitSize}
+	e := &TooManySplitsError{Max: maxSplits, Splits: n, SplitSize: splitSize}
 	for _, o := range objects {
 		if o.Size > 0 {
 			e.Objects++
 			e.Bytes += o.Size
 		}
 	}
-	if e.Objects > MaxSplits {
+	if e.Objects > maxSplits {
 		return e
 	}
 	// Grow a size rounded up to a whole unit until the plan fits.
 	unit := int64(1 << 10)
-	if e.Bytes/MaxSplits >= 1<<20 {
+	if e.Bytes/maxSplits >= 1<<20 {
 		unit = 1 << 20
 	}
-	size := (e.Bytes/MaxSplits + unit) / unit * unit
-	for countSplits(objects, size) > MaxSplits {
+	size := (e.Bytes/maxSplits + unit) / unit * unit
+	for countSplits(objects, size) > maxSplits {
 		size += unit
 	}
 	e.MinSplitSize = size

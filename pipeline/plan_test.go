@@ -57,7 +57,7 @@ func TestPlanSplitsCover(t *testing.T) {
 }
 
 // countSplits agrees with planSplits, and NewJob refuses a plan over
-// MaxSplits with the split size that would fit.
+// maxSplits with the split size that would fit.
 func TestCountSplits(t *testing.T) {
 	for size := int64(1); size < 2000; size += 13 {
 		for split := int64(1); split < 300; split += 3 {
@@ -93,7 +93,7 @@ func TestNewJobBoundsSplits(t *testing.T) {
 	if _, err := NewJob(spec, objs, &Settings{SplitSize: e.MinSplitSize - 1<<10}); err == nil {
 		t.Errorf("below the suggested split size: no error")
 	}
-	many := make([]Object, MaxSplits+1)
+	many := make([]Object, maxSplits+1)
 	for i := range many {
 		many[i] = Object{URL: fmt.Sprint(i), Name: fmt.Sprint(i), Size: 10}
 	}
@@ -115,14 +115,14 @@ func TestSplitSizeFor(t *testing.T) {
 		{one(1 << 20), 2, 128 << 10},     // small: four splits a slot
 		{one(1000), 2, 64 << 10},         // tiny: at least 64 KiB
 		{one(107004887), 0, 26125 << 10}, // no slots counts as one
-		{one(4 << 40), 2, 42 << 20},      // huge: no more than MaxSplits
+		{one(4 << 40), 2, 42 << 20},      // huge: no more than maxSplits
 		{[]Object{{Name: "a.gz", Size: 1 << 30}, {Name: "b", Size: 8 << 20}}, 1, 2 << 20}, // gzip is one split whatever the size
 	} {
 		got := SplitSizeFor(c.objs, c.slots)
 		if got != c.want {
 			t.Errorf("SplitSizeFor(%v, %d) = %d, want %d", c.objs, c.slots, got, c.want)
 		}
-		if n := countSplits(c.objs, got); n > MaxSplits {
+		if n := countSplits(c.objs, got); n > maxSplits {
 			t.Errorf("SplitSizeFor(%v, %d) makes %d splits", c.objs, c.slots, n)
 		}
 	}

@@ -38,6 +38,10 @@ type taskID struct {
 	Split   int    `json:"split"`
 	Attempt int    `json:"attempt"`
 	Lease   string `json:"lease"`
+	// Validate asks a fit task to validate every column of its rows, as
+	// a transform task does: to find an invalid row before one already
+	// reported (see firstbad.go).
+	Validate bool `json:"validate,omitempty"`
 }
 
 func (t taskID) String() string {
@@ -96,6 +100,9 @@ type (
 		// DataError marks an error caused by the input: the job fails
 		// without retrying the split elsewhere.
 		DataError bool `json:"data_error,omitempty"`
+		// InvalidRow marks a data error that is an invalid row of the
+		// input (see firstbad.go).
+		InvalidRow bool `json:"invalid_row,omitempty"`
 	}
 	// reportResponse says whether the report was taken. A report is
 	// accepted once, from the worker holding the task's live lease (a
@@ -163,9 +170,9 @@ func (f *fitResult) firstLine(i int) int64 {
 	return f.firstLines[i]
 }
 
-// Transport is how a worker talks to its coordinator: the *Coordinator
+// transport is how a worker talks to its coordinator: the *Coordinator
 // itself in one process, a *client between hosts.
-type Transport interface {
+type transport interface {
 	join(ctx context.Context, req *joinRequest) (*joinResponse, error)
 	lease(ctx context.Context, req *leaseRequest) (*leaseResponse, error)
 	report(ctx context.Context, req *reportRequest) (*reportResponse, error)

@@ -12,18 +12,18 @@ import (
 	"github.com/shardprep/shardprep/features"
 )
 
-// ManifestVersion is the version of the manifest's layout, written in its
+// manifestVersion is the version of the manifest's layout, written in its
 // manifest_version field. Version 2 added attempts, columns and
 // rejections; readers ignore fields they do not know.
-const ManifestVersion = 2
+const manifestVersion = 2
 
-// TaskAttempt is one attempt at a task: which worker held it, in which
+// taskAttempt is one attempt at a task: which worker held it, in which
 // phase, when the coordinator leased it and when the attempt ended
 // (milliseconds since the job started), and how it ended: "done",
 // "failed", "expired" (its worker stopped answering), "dropped" (the
 // worker gave it back as it stopped) or "running" (a job that failed
 // before the attempt ended).
-type TaskAttempt struct {
+type taskAttempt struct {
 	Split   int    `json:"split"`
 	Phase   Phase  `json:"phase"`
 	Attempt int    `json:"attempt"`
@@ -33,7 +33,7 @@ type TaskAttempt struct {
 	Outcome string `json:"outcome"`
 }
 
-// Outcomes of a TaskAttempt.
+// Outcomes of a taskAttempt.
 const (
 	attemptRunning = "running"
 	attemptDone    = "done"
@@ -42,24 +42,24 @@ const (
 	attemptDropped = "dropped"
 )
 
-// Rejections sum up the rows refused under the skip policy: counts by
+// rejectSummary sums up the rows refused under the skip policy: counts by
 // column and reason, and the first rows (in input order) verbatim.
-type Rejections struct {
-	Counts []RejectCount  `json:"counts"`
-	First  []RejectedLine `json:"first"`
+type rejectSummary struct {
+	Counts []rejectCount  `json:"counts"`
+	First  []rejectedLine `json:"first"`
 }
 
-// RejectCount is how many rows were refused for one reason in one column
+// rejectCount is how many rows were refused for one reason in one column
 // ("" for a whole-line problem).
-type RejectCount struct {
+type rejectCount struct {
 	Column string `json:"column"`
 	Reason string `json:"reason"`
 	Rows   int64  `json:"rows"`
 }
 
-// RejectedLine is one refused row: where it is, why, and its text
+// rejectedLine is one refused row: where it is, why, and its text
 // (shortened to maxRejectText bytes).
-type RejectedLine struct {
+type rejectedLine struct {
 	Split  int    `json:"split"`
 	Object string `json:"object"`
 	Line   int64  `json:"line"`
@@ -77,15 +77,15 @@ const (
 )
 
 // add records a refused row of split.
-func (r *Rejections) add(split int, pe *parseError, line []byte) {
+func (r *rejectSummary) add(split int, pe *parseError, line []byte) {
 	r.count(pe.Column, pe.Reason, 1)
 	if len(r.First) < maxRejectedLines {
-		r.First = append(r.First, RejectedLine{Split: split, Object: pe.Object, Line: pe.Line, Offset: pe.Offset,
+		r.First = append(r.First, rejectedLine{Split: split, Object: pe.Object, Line: pe.Line, Offset: pe.Offset,
 			Column: pe.Column, Reason: pe.Reason, Text: truncate(string(line), maxRejectText)})
 	}
 }
 
-func (r *Rejections) count(column, reason string, n int64) {
+func (r *rejectSummary) count(column, reason string, n int64) {
 	for i := range r.Counts {
 		if c := &r.Counts[i]; c.Column == column && c.Reason == reason {
 			c.Rows += n
@@ -101,24 +101,24 @@ func (r *Rejections) count(column, reason string, n int64) {
 			}
 		}
 	}
-	r.Counts = append(r.Counts, RejectCount{Column: column, Reason: reason, Rows: n})
+	r.Counts = append(r.Counts, rejectCount{Column: column, Reason: reason, Rows: n})
 }
 
 // merge adds o, keeping the first rows in input order (split, then
 // offset), so that the result does not depend on the order of reports.
-func (r *Rejections) merge(o *Rejections) {
+func (r *rejectSummary) merge(o *rejectSummary) {
 	for _, c := range o.Counts {
 		r.count(c.Column, c.Reason, c.Rows)
 	}
 	r.First = append(r.First, o.First...)
-	slices.SortStableFunc(r.First, func(a, b RejectedLine) int {
+	slices.SortStableFunc(r.First, func(a, b rejectedLine) int {
 		if a.Split != b.Split {
 			return a.Split - b.Split
 		}
 		return int(min(max(a.Offset-b.Offset, -1), 1))
 	})
 	r.First = r.First[:min(len(r.First), maxRejectedLines)]
-	slices.SortStableFunc(r.Counts, func(a, b RejectCount) int {
+	slices.SortStableFunc(r.Counts, func(a, b rejectCount) int {
 		if a.Rows != b.Rows {
 			return int(min(max(b.Rows-a.Rows, -1), 1))
 		}
@@ -127,7 +127,7 @@ func (r *Rejections) merge(o *Rejections) {
 }
 
 // check checks a task's rejections against its count of rejected rows.
-func (r *Rejections) check(rejected int64) error {
+func (r *rejectSummary) check(rejected int64) error {
 	var sum int64
 	for _, c := range r.Counts {
 		if c.Rows <= 0 {
@@ -168,7 +168,7 @@ func checkColumns(cs *features.ColumnStats, r *taskResult) error {
 // leased records the start of an attempt at t by worker; mu must be held.
 func (c *Coordinator) leased(t *taskState, worker string, now time.Time) {
 	t.attempt = len(c.attempts)
-	c.attempts = append(c.attempts, TaskAttempt{Split: t.task.Split, Phase: t.task.Phase, Attempt: t.task.Attempt,
+	c.attempts = append(c.attempts, taskAttempt{Split: t.task.Split, Phase: t.task.Phase, Attempt: t.task.Attempt,
 		Worker: worker, StartMS: now.Sub(c.started).Milliseconds(), EndMS: -1, Outcome: attemptRunning})
 }
 
@@ -234,15 +234,15 @@ func checkDescription(r *taskResult) error {
 func (c *Coordinator) describeLocked(m *Manifest) {
 	m.Attempts = slices.Clone(c.attempts)
 	if m.Attempts == nil {
-		m.Attempts = []TaskAttempt{}
+		m.Attempts = []taskAttempt{}
 	}
 	m.Columns = c.columns
-	m.Rejections = Rejections{Counts: slices.Clone(c.rejections.Counts), First: slices.Clone(c.rejections.First)}
+	m.Rejections = rejectSummary{Counts: slices.Clone(c.rejections.Counts), First: slices.Clone(c.rejections.First)}
 	if m.Rejections.Counts == nil {
-		m.Rejections.Counts = []RejectCount{}
+		m.Rejections.Counts = []rejectCount{}
 	}
 	if m.Rejections.First == nil {
-		m.Rejections.First = []RejectedLine{}
+		m.Rejections.First = []rejectedLine{}
 	}
 	if c.opts.GrantCalls != nil {
 		m.GrantCalls = c.opts.GrantCalls()
@@ -299,7 +299,7 @@ func RebuildReport(ctx context.Context, out Output) ([]byte, error) {
 		failure = "the output is not committed (no _SUCCESS markers)"
 	}
 	var b bytes.Buffer
-	if err := WriteReport(&b, m, failure); err != nil {
+	if err := writeReport(&b, m, failure); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

@@ -49,16 +49,22 @@ const (
 	rejectedShown = maxRejectedLines
 )
 
-// WriteReport writes the report of the job m describes. failure, if not
-// empty, says why the job failed: the report then shows how far it got.
-func WriteReport(w io.Writer, m *Manifest, failure string) error {
+// WriteReport writes the report of c's job as far as it got (see
+// Manifest). failure, if not empty, says why the job failed: the report
+// then shows how far it got.
+func (c *Coordinator) WriteReport(w io.Writer, failure string) error {
+	return writeReport(w, c.Manifest(), failure)
+}
+
+// writeReport writes the report of the job m describes.
+func writeReport(w io.Writer, m *Manifest, failure string) error {
 	return reportTmpl.Execute(w, newReportView(m, failure))
 }
 
 // putReport writes the report of a committing job to its output.
 func (c *Coordinator) putReport(ctx context.Context, m *Manifest) error {
 	var b bytes.Buffer
-	if err := WriteReport(&b, m, ""); err != nil {
+	if err := writeReport(&b, m, ""); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return c.put(ctx, ReportKey, b.Bytes())
@@ -75,7 +81,7 @@ type reportView struct {
 	Cats     []catView
 	Nums     []numView
 	Label    labelView
-	Rejected *Rejections
+	Rejected *rejectSummary
 }
 
 type kv struct{ K, V string }

@@ -19,25 +19,25 @@ func TestReportOf100kSplits(t *testing.T) {
 		t.Fatal(err)
 	}
 	const splits = 100_000
-	m := &Manifest{Layout: ManifestVersion, Job: "big", RunID: "r", Spec: spec, Started: time.Now(),
-		Totals:  Totals{RowsIn: splits * 1000, RowsOut: map[string]int64{"train": splits * 800, "validation": splits * 200}},
-		Timings: Timings{FitMS: 400_000, TransformMS: 600_000, CommitMS: 5000, TotalMS: 1_005_000}}
+	m := &Manifest{Layout: manifestVersion, Job: "big", RunID: "r", Spec: spec, Started: time.Now(),
+		Totals:  totals{RowsIn: splits * 1000, RowsOut: map[string]int64{"train": splits * 800, "validation": splits * 200}},
+		Timings: phaseTimings{FitMS: 400_000, TransformMS: 600_000, CommitMS: 5000, TotalMS: 1_005_000}}
 	for i := range splits {
-		m.Parts = append(m.Parts, PartSummary{Split: i, Length: 32 << 20, RowsIn: 1000 + int64(i%7),
+		m.Parts = append(m.Parts, partSummary{Split: i, Length: 32 << 20, RowsIn: 1000 + int64(i%7),
 			RowsOut: map[string]int64{"train": 800, "validation": 200 + int64(i%7)}})
 		for _, ph := range []Phase{PhaseFit, PhaseTransform} {
 			start := int64(i) * 4 * int64(phaseIndex(ph)+1)
-			m.Attempts = append(m.Attempts, TaskAttempt{Split: i, Phase: ph, Attempt: 1, Worker: fmt.Sprintf("worker-%03d", i%100),
+			m.Attempts = append(m.Attempts, taskAttempt{Split: i, Phase: ph, Attempt: 1, Worker: fmt.Sprintf("worker-%03d", i%100),
 				StartMS: start, EndMS: start + 3000, Outcome: attemptDone})
 			if i%1000 == 0 {
 				m.Attempts[len(m.Attempts)-1].Outcome = attemptExpired
-				m.Attempts = append(m.Attempts, TaskAttempt{Split: i, Phase: ph, Attempt: 2, Worker: "worker-000",
+				m.Attempts = append(m.Attempts, taskAttempt{Split: i, Phase: ph, Attempt: 2, Worker: "worker-000",
 					StartMS: start + 3000, EndMS: start + 6000, Outcome: attemptDone})
 			}
 		}
 	}
 	var b bytes.Buffer
-	if err := WriteReport(&b, m, ""); err != nil {
+	if err := writeReport(&b, m, ""); err != nil {
 		t.Fatal(err)
 	}
 	if b.Len() > 1<<20 {

@@ -100,7 +100,7 @@ func phaseIndex(p Phase) int {
 
 // busy sums each worker's attempts' time per phase into timeBuckets and
 // draws each bucket with an opacity class by how busy it was.
-func busy(attempts []TaskAttempt, workers map[string]int, n int, total int64) [][]bar {
+func busy(attempts []taskAttempt, workers map[string]int, n int, total int64) [][]bar {
 	step := float64(total) / timeBuckets
 	load := make([][2][timeBuckets]float64, n)
 	for _, a := range attempts {

@@ -8,20 +8,12 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Run runs job in this process: a coordinator and its own worker with
-// opts.Workers slots (default 1) reading src, talking through the same
-// protocol as between hosts. It returns the manifest once the output is
-// committed, and only after a failure has been cleaned up.
-func Run(ctx context.Context, job *Job, src Source, sink Sink, opts *CoordinatorOptions) (*Manifest, error) {
-	c, err := NewRun(job, src, sink, opts)
-	if err != nil {
-		return nil, err
-	}
-	return c.Run(ctx)
-}
-
-// NewRun returns the coordinator that Run runs, for a caller that wants
-// to watch it (its metrics, its manifest after a failure) while it runs.
+// NewRun returns the coordinator of job run in this process: its own
+// worker, with opts.Workers slots (default 1), reads src and talks to it
+// through the same protocol as between hosts. Its Run returns the
+// manifest once the output is committed, and only after a failure has
+// been cleaned up; meanwhile the caller may watch it (its metrics, its
+// manifest after a failure).
 func NewRun(job *Job, src Source, sink Sink, opts *CoordinatorOptions) (*Coordinator, error) {
 	var o CoordinatorOptions
 	if opts != nil {

@@ -86,7 +86,7 @@ type taskResult struct {
 	BytesRead int64           `json:"bytes_read"` // input bytes
 	// Columns and Rejects describe a transform task's rows (record.go).
 	Columns *features.ColumnStats `json:"columns,omitempty"`
-	Rejects *Rejections           `json:"rejects,omitempty"`
+	Rejects *rejectSummary        `json:"rejects,omitempty"`
 }
 
 // splitTask is a task over one split of a job, with what it reads from
@@ -102,12 +102,13 @@ type splitTask struct {
 
 func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 
-// runFit runs the fit pass over the split.
-func (t *splitTask) runFit(ctx context.Context) (taskResult, error) {
+// runFit runs the fit pass over the split; with validate, every column
+// of its rows is validated as the transform pass does.
+func (t *splitTask) runFit(ctx context.Context, validate bool) (taskResult, error) {
 	t, release := t.recycling()
 	defer release()
 	st := features.NewStats(t.job.Spec)
-	fitOnly := t.job.OnInvalid != PolicySkip
+	fitOnly := t.job.OnInvalid != PolicySkip && !validate
 	res, err := t.scan(ctx, scanOptions{
 		// With the skip policy every column is validated, so rows that
 		// the transform pass will drop do not count towards the model.

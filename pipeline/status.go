@@ -43,9 +43,9 @@ func (c *Coordinator) snapshot() Snapshot {
 	return s
 }
 
-// WorkerStatus is one worker's share of a job. The manifest records the
+// workerShare is one worker's share of a job. The manifest records the
 // fields with a JSON name, as of the commit.
-type WorkerStatus struct {
+type workerShare struct {
 	Worker string `json:"worker"`
 	Tasks  int    `json:"tasks"`          // tasks completed, both phases
 	Rows   int64  `json:"rows"`           // valid rows transformed
@@ -59,17 +59,17 @@ type WorkerStatus struct {
 }
 
 // Workers returns every worker's status, by name.
-func (c *Coordinator) Workers() []WorkerStatus {
+func (c *Coordinator) Workers() []workerShare {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.workerStatus()
 }
 
 // workerStatus returns every worker's status, by name; mu must be held.
-func (c *Coordinator) workerStatus() []WorkerStatus {
-	out := make([]WorkerStatus, 0, len(c.workers))
+func (c *Coordinator) workerStatus() []workerShare {
+	out := make([]workerShare, 0, len(c.workers))
 	for _, w := range c.workers {
-		s := WorkerStatus{Worker: w.id, Tasks: w.done, Rows: w.doneRows, Bytes: w.doneBytes, Running: len(w.tasks), Lost: w.lost, Gone: w.gone}
+		s := workerShare{Worker: w.id, Tasks: w.done, Rows: w.doneRows, Bytes: w.doneBytes, Running: len(w.tasks), Lost: w.lost, Gone: w.gone}
 		if w.done > 0 {
 			s.Active = w.lastDone.Sub(w.joined)
 		}

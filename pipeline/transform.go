@@ -32,7 +32,7 @@ type transformTask struct {
 	rows    [][]int // per split of the spec: rows of the batch drawn into it
 	rowsOut []int64
 	cols    *features.ColumnStats
-	rejects Rejections
+	rejects rejectSummary
 	// adj collects rows that decoded but that the model rejects; the
 	// scan's counts are corrected by it at the end.
 	adj taskResult

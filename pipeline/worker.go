@@ -29,7 +29,7 @@ type WorkerOptions struct {
 
 // Worker leases tasks from a coordinator and runs them.
 type Worker struct {
-	t        Transport
+	t        transport
 	open     func(ctx context.Context, job *Job) (Source, Sink, error)
 	opts     WorkerOptions
 	log      *slog.Logger
@@ -41,10 +41,17 @@ type Worker struct {
 	ctr     map[Phase]*counters
 }
 
-// NewWorker returns a worker that talks to t. Once it has joined, open
-// gives it its own view of the job's storage: the input objects and the
-// output root, with credentials obtained where it runs.
-func NewWorker(t Transport, open func(ctx context.Context, job *Job) (Source, Sink, error), opts *WorkerOptions) *Worker {
+// NewWorker returns a worker of the coordinator at the base URL
+// coordinator (see CoordinatorURL), signing its requests with secret.
+// Once it has joined, open gives it its own view of the job's storage:
+// the input objects and the output root, with credentials obtained where
+// it runs.
+func NewWorker(coordinator string, secret []byte, open func(ctx context.Context, job *Job) (Source, Sink, error), opts *WorkerOptions) *Worker {
+	return newWorker(newClient(coordinator, secret, nil), open, opts)
+}
+
+// newWorker returns a worker that talks to t.
+func newWorker(t transport, open func(ctx context.Context, job *Job) (Source, Sink, error), opts *WorkerOptions) *Worker {
 	w := &Worker{t: t, open: open, running: map[taskID]context.CancelFunc{}, ctr: map[Phase]*counters{}}
 	if opts != nil {
 		w.opts = *opts
@@ -342,7 +349,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	var err error
 	switch {
 	case task.Phase == PhaseFit:
-		res, err = t.runFit(tctx)
+		res, err = t.runFit(tctx, task.Validate)
 	case task.Phase == PhaseTransform && fit == nil:
 		err = errors.New("transform task without a model")
 	case task.Phase == PhaseTransform:
@@ -364,6 +371,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	if err != nil {
 		req.Error = truncate(err.Error(), maxReportError)
 		req.DataError = isDataError(err)
+		req.InvalidRow = errors.As(err, new(*parseError))
 		w.log.Warn("task failed", "task", task.String(), "error", err)
 	} else {
 		req.Result, req.Parts = &res, parts

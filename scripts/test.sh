@@ -28,5 +28,7 @@ source "$state/minio.env"
 
 go vet "${pkgs[@]}"
 status=0
-go test -count=1 "${pkgs[@]}" "$@" || status=$?
+# The command tests run real processes and builds; on a busy machine they
+# outlast go test's default 10 minutes.
+go test -count=1 -timeout 30m "${pkgs[@]}" "$@" || status=$?
 exit "$status"

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 )
@@ -155,7 +156,7 @@ func emptyTransformReport(worker, run string, task wireTask) map[string]any {
 	}
 	return map[string]any{"worker": worker, "task": task, "parts": parts,
 		"result": map[string]any{"lines": 0, "rows_in": 0, "rejected": 0, "rows_out": []int64{0, 0}, "bytes_read": 0,
-			"columns": features.NewColumnStats(defaultSpec())}}
+			"columns": features.NewColumnStats(sample.Spec())}}
 }
 
 // randomLease is a lease id the coordinator never issued.
@@ -331,7 +332,7 @@ func TestAttackFakeCoordinator(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(strings.Repeat(text, 100)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	job, err := pipeline.NewJob(defaultSpec(), []pipeline.Object{{URL: secretFile, Name: "private.csv", Size: int64(100 * len(text)), Root: dir + "/"}},
+	job, err := pipeline.NewJob(sample.Spec(), []pipeline.Object{{URL: secretFile, Name: "private.csv", Size: int64(100 * len(text)), Root: dir + "/"}},
 		&pipeline.Settings{Name: "fake", Output: filepath.Join(dir, "out") + "/", Seed: 1})
 	if err != nil {
 		t.Fatal(err)

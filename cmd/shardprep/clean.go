@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
+	"github.com/shardprep/shardprep/cmd/internal/stores"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
@@ -13,24 +15,24 @@ import (
 type cleanConfig struct {
 	output    string
 	yes       bool
-	logFormat logFormat
-	store     storeFlags
+	logFormat cli.LogFormat
+	store     storage.S3Config
 }
 
 func parseClean(args []string, _ func(string) string, stderr io.Writer) (*cleanConfig, error) {
 	var cfg cleanConfig
-	fs := newFlagSet("clean", cleanUsage, stderr)
+	fs := cli.NewFlagSet("clean", cleanUsage, stderr)
 	fs.BoolVar(&cfg.yes, "yes", false, "remove what it finds (default: only print it)")
-	logFormatVar(fs, &cfg.logFormat, "log `FORMAT`: text, json, or auto (json without a terminal)")
-	cfg.store.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	cli.LogFormatVar(fs, &cfg.logFormat)
+	registerStore(fs, &cfg.store)
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() != 1 {
-		return nil, usagef("clean needs exactly one OUTPUT")
+		return nil, cli.Usagef("clean needs exactly one OUTPUT")
 	}
 	cfg.output = fs.Arg(0)
-	return &cfg, cfg.store.check()
+	return &cfg, stores.Check(cfg.store)
 }
 
 // runClean finds an uncommitted job's leftovers in the output of cfg,
@@ -38,10 +40,10 @@ func parseClean(args []string, _ func(string) string, stderr io.Writer) (*cleanC
 func runClean(ctx context.Context, cfg *cleanConfig, env func(string) string, stdout, stderr io.Writer) error {
 	root := storage.Root(cfg.output)
 	if root == "" {
-		return usagef("clean: %s is not a local folder or s3://bucket/prefix", cfg.output)
+		return cli.Usagef("clean: %s is not a local folder or s3://bucket/prefix", cfg.output)
 	}
-	log := newLogger(stderr, cfg.logFormat, env)
-	out, err := newStores(cfg.store, env, log).Bucket(ctx, root, true)
+	log := cli.NewLogger(stderr, cfg.logFormat, env)
+	out, err := stores.New(cfg.store, env, log).Bucket(ctx, root, true)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", cfg.output, err)
 	}
@@ -49,7 +51,7 @@ func runClean(ctx context.Context, cfg *cleanConfig, env func(string) string, st
 	if err != nil {
 		return err
 	}
-	name := displayRoot(root)
+	name := stores.Display(root)
 	printLeftovers(stdout, l, name)
 	if !cfg.yes {
 		fmt.Fprintf(stdout, "shardprep: dry run, nothing removed; run again with --yes to remove these\n")
@@ -60,8 +62,8 @@ func runClean(ctx context.Context, cfg *cleanConfig, env func(string) string, st
 
 // printLeftovers says what clean finds.
 func printLeftovers(w io.Writer, l *pipeline.Leftovers, name string) {
-	if l.Claim != nil {
-		fmt.Fprintf(w, "shardprep: %s is claimed by %s\n", name, l.Claim)
+	if l.Holder != nil {
+		fmt.Fprintf(w, "shardprep: %s is claimed by %s\n", name, l.Holder)
 	} else {
 		fmt.Fprintf(w, "shardprep: %s holds no claim\n", name)
 	}
@@ -74,9 +76,9 @@ func printLeftovers(w io.Writer, l *pipeline.Leftovers, name string) {
 		}
 		fmt.Fprintf(w, "    %s\n", k)
 	}
-	fmt.Fprintf(w, "  staged and unfinished writes of %s to abort\n", plural(len(l.Keys), "key"))
+	fmt.Fprintf(w, "  staged and unfinished writes of %s to abort\n", cli.Plural(len(l.Keys), "key"))
 	if len(l.Foreign) > 0 {
-		fmt.Fprintf(w, "  left alone, not shardprep's: %s\n", plural(len(l.Foreign), "object"))
+		fmt.Fprintf(w, "  left alone, not shardprep's: %s\n", cli.Plural(len(l.Foreign), "object"))
 	}
 }
 
@@ -98,7 +100,7 @@ func removeLeftovers(ctx context.Context, out *storage.Bucket, l *pipeline.Lefto
 	if err := l.Remove(ctx, out, name); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "shardprep: removed %s, %s, %s and %s from %s\n", plural(len(l.Objects), "object"),
-		plural(stages, "staged write"), plural(uploads, "open upload"), plural(temps, "temporary file"), name)
+	fmt.Fprintf(w, "shardprep: removed %s, %s, %s and %s from %s\n", cli.Plural(len(l.Objects), "object"),
+		cli.Plural(stages, "staged write"), cli.Plural(uploads, "open upload"), cli.Plural(temps, "temporary file"), name)
 	return nil
 }

@@ -418,13 +418,22 @@ func noSuccess(t *testing.T, dir string) {
 	})
 }
 
-func workerSummary(m *pipeline.Manifest, name string) (pipeline.WorkerStatus, bool) {
+// workerRecord is a worker's record in a manifest.
+type workerRecord struct {
+	Worker      string
+	Tasks       int
+	Rows, Bytes int64
+	Lost        bool
+}
+
+// workerSummary returns the record of the worker name in m, if any.
+func workerSummary(m *pipeline.Manifest, name string) (workerRecord, bool) {
 	for _, w := range m.Workers {
 		if w.Worker == name {
-			return w, true
+			return workerRecord{w.Worker, w.Tasks, w.Rows, w.Bytes, w.Lost}, true
 		}
 	}
-	return pipeline.WorkerStatus{}, false
+	return workerRecord{}, false
 }
 
 func countMsg(recs []logRecord, msg string) int {

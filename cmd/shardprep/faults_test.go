@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage/storagetest"
 )
@@ -195,7 +196,7 @@ func TestS3PersistentFailureLeavesNothing(t *testing.T) {
 				t.Fatalf("the job succeeded:\n%s", stdout)
 			}
 			var line bytes.Buffer
-			code := exitCode(err, &line)
+			code := cli.ExitCode(err, &line)
 			if code == 0 || strings.Count(line.String(), "\n") != 1 {
 				t.Errorf("exit %d, error output %q: want non-zero and one line", code, line.String())
 			}

@@ -1,41 +1,31 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"path/filepath"
-	"strconv"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 	"github.com/shardprep/shardprep/storage"
 )
 
-type sampleRow struct {
-	sex   string
-	nums  [7]float64
-	rings int
-}
-
+// runGen writes deterministic Abalone-like CSV (sample.Generate) to a
+// file, published whole or not at all, or to standard output.
 func runGen(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gen", genUsage, stderr)
+	fs := cli.NewFlagSet("gen", genUsage, stderr)
 	rows := fs.Int64("rows", 0, "rows to write (required)")
 	out := fs.String("out", "", "output `FILE` (required; - for standard output)")
 	seed := fs.Uint64("seed", 1, "generator seed")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *rows <= 0 || *out == "" {
-		return usagef("gen needs --rows N (N > 0) and --out FILE")
-	}
-	base, err := parseSample(bundledCSV)
-	if err != nil {
-		return err
+		return cli.Usagef("gen needs --rows N (N > 0) and --out FILE")
 	}
 	if *out == "-" {
-		return generate(ctx, stdout, base, *rows, *seed)
+		return sample.Generate(ctx, stdout, *rows, *seed)
 	}
 	dir, err := storage.OpenLocal(filepath.Dir(*out))
 	if err != nil {
@@ -47,7 +37,7 @@ func runGen(ctx context.Context, args []string, env func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if err := generate(ctx, w, base, *rows, *seed); err != nil {
+	if err := sample.Generate(ctx, w, *rows, *seed); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
@@ -55,62 +45,4 @@ func runGen(ctx context.Context, args []string, env func(string) string, stdout,
 	}
 	fmt.Fprintf(stderr, "shardprep: wrote %d rows to %s\n", *rows, *out)
 	return nil
-}
-
-// generate writes rows rows resampled from base to w.
-func generate(ctx context.Context, w io.Writer, base []sampleRow, rows int64, seed uint64) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	rng := rand.New(rand.NewPCG(seed, 0x5ba7d9e3c1))
-	buf := make([]byte, 0, 256)
-	for i := int64(0); i < rows; i++ {
-		if i%65536 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r := &base[rng.IntN(len(base))]
-		buf = append(buf[:0], r.sex...)
-		for _, v := range r.nums {
-			v *= 1 + 0.02*rng.NormFloat64()
-			if v < 0 {
-				v = 0
-			}
-			buf = append(buf, ',')
-			buf = strconv.AppendFloat(buf, v, 'f', 4, 64)
-		}
-		rings := r.rings + rng.IntN(3) - 1
-		if rings < 1 {
-			rings = 1
-		}
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(rings), 10)
-		buf = append(buf, '\n')
-		if _, err := bw.Write(buf); err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
-}
-
-func parseSample(data []byte) ([]sampleRow, error) {
-	var rows []sampleRow
-	for n, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
-		f := bytes.Split(bytes.TrimSpace(line), []byte(","))
-		if len(f) != 9 {
-			return nil, fmt.Errorf("bundled sample line %d: %d fields", n+1, len(f))
-		}
-		r := sampleRow{sex: string(f[0])}
-		for i := range 7 {
-			v, err := strconv.ParseFloat(string(f[i+1]), 64)
-			if err != nil {
-				return nil, fmt.Errorf("bundled sample line %d: %w", n+1, err)
-			}
-			r.nums[i] = v
-		}
-		rings, err := strconv.Atoi(string(f[8]))
-		if err != nil {
-			return nil, fmt.Errorf("bundled sample line %d: %w", n+1, err)
-		}
-		r.rings = rings
-		rows = append(rows, r)
-	}
-	return rows, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
@@ -28,7 +29,7 @@ func noParts(location string, infos []storage.ObjectInfo) error {
 }
 
 func runHead(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("head", headUsage, stderr)
+	fs := cli.NewFlagSet("head", headUsage, stderr)
 	n := fs.Int("n", 5, "rows to print")
 	b, _, err := openLocation(ctx, fs, args, env, stderr, func() bool { return false })
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 )
 
 // TestInputForms: a header row with --header, CRLF line ends, a gzip
@@ -15,17 +17,17 @@ import (
 func TestInputForms(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain.csv")
-	os.WriteFile(plain, bundledCSV, 0o644)
+	os.WriteFile(plain, sample.CSV, 0o644)
 	ref := filepath.Join(dir, "ref")
 	mustRun(t, "run", "--input", plain, "--output", ref, "--seed", "9", "--quiet")
 	want := len(lines(readSplit(t, ref, "train"))) + len(lines(readSplit(t, ref, "validation")))
 
 	header := filepath.Join(dir, "header.csv")
 	os.WriteFile(header, append([]byte("sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings\r\n"),
-		bytes.ReplaceAll(bundledCSV, []byte("\n"), []byte("\r\n"))...), 0o644)
+		bytes.ReplaceAll(sample.CSV, []byte("\n"), []byte("\r\n"))...), 0o644)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(bundledCSV)
+	zw.Write(sample.CSV)
 	zw.Close()
 	folder := filepath.Join(dir, "folder")
 	os.MkdirAll(filepath.Join(folder, "_temporary"), 0o755)
@@ -56,28 +58,5 @@ func TestInputForms(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestProgressLogLines: without a terminal, progress and the plan are JSON
-// log lines on stderr, and the summary goes to stdout.
-func TestProgressLogLines(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "out")
-	stdout, stderr, err := runCLI(t, "run", "--output", out, "--seed", "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lines([]byte(stderr)) {
-		if !strings.HasPrefix(l, "{") {
-			t.Errorf("stderr line is not JSON: %q", l)
-		}
-	}
-	if !strings.Contains(stderr, `"msg":"job planned"`) || !strings.Contains(stderr, `"msg":"progress"`) {
-		t.Errorf("stderr lacks the plan or progress lines:\n%s", stderr)
-	}
-	for _, w := range []string{"rows read   4177", "train", "validation", "rejected    0", "MB/s", "wall time"} {
-		if !strings.Contains(stdout, w) {
-			t.Errorf("summary lacks %q:\n%s", w, stdout)
-		}
 	}
 }

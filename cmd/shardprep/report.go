@@ -5,13 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
+	"github.com/shardprep/shardprep/cmd/internal/stores"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
@@ -21,29 +18,29 @@ import (
 // and opens its bucket, for writing if write says so once the flags are
 // parsed.
 func openLocation(ctx context.Context, fs *flag.FlagSet, args []string, env func(string) string, stderr io.Writer, write func() bool) (*storage.Bucket, string, error) {
-	var sf storeFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	var sf storage.S3Config
+	registerStore(fs, &sf)
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, "", err
 	}
 	if fs.NArg() != 1 {
-		return nil, "", usagef("%s needs exactly one %s", fs.Name(), locationWord[fs.Name()])
+		return nil, "", cli.Usagef("%s needs exactly one %s", fs.Name(), locationWord[fs.Name()])
 	}
 	root := storage.Root(fs.Arg(0))
 	if root == "" {
-		return nil, "", usagef("%s: %s is not a local folder or s3://bucket/prefix", fs.Name(), fs.Arg(0))
+		return nil, "", cli.Usagef("%s: %s is not a local folder or s3://bucket/prefix", fs.Name(), fs.Arg(0))
 	}
-	if err := sf.check(); err != nil {
+	if err := stores.Check(sf); err != nil {
 		return nil, "", err
 	}
-	st := newStores(sf, env, newLogger(stderr, "auto", env))
+	st := stores.New(sf, env, cli.NewLogger(stderr, "auto", env))
 	b, err := st.Bucket(ctx, root, write())
 	return b, root, err
 }
 
 // runReport (re)builds the report of an output from its manifest.
 func runReport(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("report", reportUsage, stderr)
+	fs := cli.NewFlagSet("report", reportUsage, stderr)
 	to := fs.String("o", "", "write the report to `FILE` instead of OUTPUT's _shardprep/report.html")
 	b, root, err := openLocation(ctx, fs, args, env, stderr, func() bool { return *to == "" })
 	if err != nil {
@@ -51,7 +48,7 @@ func runReport(ctx context.Context, args []string, env func(string) string, stdo
 	}
 	html, err := pipeline.RebuildReport(ctx, b)
 	if err != nil {
-		return fmt.Errorf("%s: %w", displayRoot(root), err)
+		return fmt.Errorf("%s: %w", stores.Display(root), err)
 	}
 	where := *to
 	if where == "" {
@@ -68,42 +65,3 @@ func runReport(ctx context.Context, args []string, env func(string) string, stdo
 
 // locationWord names the location argument of the commands that take one.
 var locationWord = map[string]string{"head": "LOCATION", "report": "OUTPUT"}
-
-// writeFailedReport writes the report of a job that failed, as far as it
-// got, beside the system's temporary files: not in the output, which a
-// later run must find empty. It prints where.
-func writeFailedReport(c *pipeline.Coordinator, cause error, stdout io.Writer) {
-	m := c.Manifest()
-	name := "shardprep-report-" + m.RunID + ".html"
-	if m.Job != "" {
-		name = m.Job + "-" + m.RunID + "-report.html"
-	}
-	path := filepath.Join(os.TempDir(), strings.ReplaceAll(name, "/", "_"))
-	f, err := os.Create(path)
-	if err != nil {
-		return
-	}
-	err = pipeline.WriteReport(f, m, cause.Error())
-	if cerr := f.Close(); err == nil && cerr == nil {
-		fmt.Fprintf(stdout, "shardprep: the failed job's report: %s\n", path)
-	}
-}
-
-// serveMetrics serves c's metrics on addr until the returned stop is
-// called.
-func serveMetrics(c *pipeline.Coordinator, addr string, stdout io.Writer) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", pipeline.MetricsHandler(c))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	fmt.Fprintf(stdout, "shardprep: metrics on http://%s/metrics\n", ln.Addr())
-	return func() { srv.Close(); <-done }, nil
-}

@@ -6,16 +6,18 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/html"
 
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 	"github.com/shardprep/shardprep/features"
 	"github.com/shardprep/shardprep/pipeline"
 )
@@ -192,7 +194,7 @@ func TestReportSample(t *testing.T) {
 	path := filepath.Join(out, "_shardprep", "report.html")
 	text, _ := reportText(t, path)
 	m := readManifest(t, out)
-	if m.Layout != pipeline.ManifestVersion || len(m.Attempts) != 2*len(m.Parts) || m.Columns == nil { // a fit and a transform per split
+	if m.Layout != 2 || len(m.Attempts) != 2*len(m.Parts) || m.Columns == nil { // a fit and a transform per split
 		t.Fatalf("manifest version %d, %d attempts, columns %v", m.Layout, len(m.Attempts), m.Columns != nil)
 	}
 	checkReportNumbers(t, text, m)
@@ -279,7 +281,7 @@ func checkColumnsReference(t *testing.T, input, out string, cs *features.ColumnS
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := defaultSpec()
+	spec := sample.Spec()
 	refs := make([]*exactRef, len(spec.Numeric))
 	for i := range refs {
 		refs[i] = newExactRef()
@@ -303,8 +305,10 @@ func checkColumnsReference(t *testing.T, input, out string, cs *features.ColumnS
 	}
 }
 
-// TestReportFailedJob: a job that fails on a bad row leaves its output
-// empty and writes its report, as far as it got, where it says.
+// TestReportFailedJob: a job that fails on a bad row commits nothing and
+// leaves its report, as far as it got, under the report's usual name in
+// its local output, and says where; a later job to that output replaces
+// it without --overwrite.
 func TestReportFailedJob(t *testing.T) {
 	dir := t.TempDir()
 	input := filepath.Join(dir, "bad.csv")
@@ -316,15 +320,36 @@ func TestReportFailedJob(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
 	}
-	m := regexp.MustCompile(`the failed job's report: (\S+)`).FindStringSubmatch(stdout)
-	if m == nil || filepath.Dir(m[1]) != dir {
-		t.Fatalf("no report path under %s in\n%s", dir, stdout)
+	report := filepath.Join(out, "_shardprep", "report.html")
+	if !strings.Contains(stdout, "the failed job's report: "+report+"\n") {
+		t.Fatalf("stdout does not name %s:\n%s", report, stdout)
 	}
-	text, _ := reportText(t, m[1])
+	text, _ := reportText(t, report)
 	if !strings.Contains(text, "Failed:") || !strings.Contains(text, `not a number: "0.1o5"`) {
 		t.Errorf("the failed job's report does not say why it failed:\n%.2000s", text)
 	}
-	if left, _ := filepath.Glob(filepath.Join(out, "*", "*")); len(left) > 0 {
-		t.Errorf("the failed job left %v in its output", left)
+	var left []string
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if !slices.Equal(left, []string{report}) {
+		t.Errorf("the failed job left %v in its output, want only its report", left)
+	}
+	if err := os.WriteFile(input, []byte(sample.CSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runBin(t, baseEnv(), "run", "--input", input, "--output", out, "--quiet"); code != 0 {
+		t.Fatalf("a job after the failed one: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "_SUCCESS")); err != nil {
+		if m, _ := filepath.Glob(filepath.Join(out, "*", "_SUCCESS")); len(m) == 0 {
+			t.Errorf("the job after the failed one did not commit: %v", err)
+		}
+	}
+	if text, _ := reportText(t, report); strings.Contains(text, "Failed:") {
+		t.Errorf("the committed job's report is still the failed one's")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/pipeline"
 )
 
@@ -230,7 +231,7 @@ func TestHelp(t *testing.T) {
 		t.Errorf("help: %v\n%s", err, out)
 	}
 	_, _, err = runCLI(t, "frobnicate")
-	if code := exitCode(err, new(bytes.Buffer)); code != 2 {
+	if code := cli.ExitCode(err, new(bytes.Buffer)); code != 2 {
 		t.Errorf("unknown command exits %d, want 2", code)
 	}
 }

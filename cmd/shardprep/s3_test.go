@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage/storagetest"
 )
@@ -266,7 +267,7 @@ func TestS3GrantsScenario(t *testing.T) {
 		var r cliResult
 		r.stdout, r.stderr, r.err = e.run(context.Background(), e.userEnv(user), full...)
 		var line bytes.Buffer
-		r.code = exitCode(r.err, &line)
+		r.code = cli.ExitCode(r.err, &line)
 		r.line = line.String()
 		transcript.WriteString(r.stdout + r.stderr + r.line)
 		return r

@@ -2,13 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardprep/shardprep/cmd/shardprep/sample"
 )
 
 // The tests in this file run the built binary as a new user types it and
@@ -68,7 +72,7 @@ func TestSubmitMaxRuntimeDaysBinary(t *testing.T) {
 		t.Errorf("--max-runtime 2d12h: exit %d, %v, %d s\n%s", code, err, req.StoppingCondition.MaxRuntimeInSeconds, stderr)
 	}
 	_, stderr, code = runBin(t, baseEnv(), append(append(args, "--max-runtime", "10d"), jobArgs...)...)
-	if lines := stderrLines(stderr); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "--max-runtime 240h0m0s: must be whole seconds from 1s to 216h0m0s") {
+	if lines := stderrLines(stderr); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "--max-runtime 10d: must be whole seconds from 1s to 9d (SageMaker's limit, 777600 seconds)") {
 		t.Errorf("--max-runtime 10d: exit %d\n%s", code, stderr)
 	}
 }
@@ -337,7 +341,7 @@ func TestHeaderMismatchBinary(t *testing.T) {
 // category on line 8, after a bad number on line 6).
 func TestFirstBadLineBinary(t *testing.T) {
 	dir := t.TempDir()
-	good := strings.Join(lines(bundledCSV)[:5], "\n") + "\n"
+	good := strings.Join(lines(sample.CSV)[:5], "\n") + "\n"
 	in := filepath.Join(dir, "bad.csv")
 	writeFiles(t, dir, map[string]string{"bad.csv": good +
 		"M,0.4,0.3,0.1o5,0.5,0.2,0.1,0.15,9\n" +
@@ -356,4 +360,73 @@ func TestGenHelpPercentBinary(t *testing.T) {
 	if !strings.Contains(stderr, "by about 2%\n") || strings.Contains(stderr, "%%") {
 		t.Errorf("gen -h:\n%s", stderr)
 	}
+}
+
+// TestFirstBadLineAcrossSplitsBinary: with --on-invalid error and many
+// splits, the line reported is the first invalid line of the input,
+// whichever split and pass meets an invalid line first.
+func TestFirstBadLineAcrossSplitsBinary(t *testing.T) {
+	base := lines(sample.CSV)
+	base = append(append(append([]string{}, base...), base...), base...) // about 9 splits of 64KiB
+	badNumber := func(l string) string { f := strings.Split(l, ","); f[3] = "0.1o5"; return strings.Join(f, ",") }
+	noCategory := func(l string) string { return l[strings.IndexByte(l, ','):] }
+	for _, tc := range []struct {
+		name string
+		bad  map[int]func(string) string // by line number, from 1
+		want int
+	}{
+		{"number in the first split, category in the last", map[int]func(string) string{10: badNumber, 12000: noCategory}, 10},
+		{"number in a middle split, categories after it", map[int]func(string) string{6000: badNumber, 6001: noCategory, 9000: noCategory}, 6000},
+		{"two numbers, the later one in an earlier pass order", map[int]func(string) string{1500: badNumber, 11000: badNumber, 11001: noCategory}, 1500},
+		{"category only", map[int]func(string) string{7000: noCategory, 12400: noCategory}, 7000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			rows := append([]string{}, base...)
+			for n, f := range tc.bad {
+				rows[n-1] = f(rows[n-1])
+			}
+			in := filepath.Join(dir, "bad.csv")
+			writeFiles(t, dir, map[string]string{"bad.csv": strings.Join(rows, "\n") + "\n"})
+			for _, workers := range []string{"1", "2", "3"} {
+				out := filepath.Join(dir, "out"+workers)
+				_, stderr, code := runBin(t, baseEnv(), "run", "--input", in, "--output", out,
+					"--workers", workers, "--split-size", "64KiB", "--quiet")
+				want := fmt.Sprintf("shardprep: %s: line %d, column ", in, tc.want)
+				if code != 1 || !strings.HasPrefix(errorLine(t, stderr), want) {
+					t.Errorf("--workers %s: exit %d\n%s\nwant exit 1 and\n%s", workers, code, stderr, want)
+				}
+				if _, err := os.Stat(filepath.Join(out, "_SUCCESS")); err == nil {
+					t.Errorf("--workers %s: a failed job committed", workers)
+				}
+			}
+		})
+	}
+}
+
+// TestFirstBadLineClusterBinary: the same in a cluster, where the fit
+// tasks that check every column of the splits before a bad category go
+// to worker processes: the bad number before it is the line reported.
+func TestFirstBadLineClusterBinary(t *testing.T) {
+	base := lines(sample.CSV)
+	rows := append(append(append([]string{}, base...), base...), base...)
+	f := strings.Split(rows[99], ",")
+	f[3] = "0.1o5"
+	rows[99] = strings.Join(f, ",")                                 // a bad number on line 100
+	rows[11999] = rows[11999][strings.IndexByte(rows[11999], ','):] // no category on line 12000
+	dir := t.TempDir()
+	in := filepath.Join(dir, "bad.csv")
+	writeFiles(t, dir, map[string]string{"bad.csv": strings.Join(rows, "\n") + "\n"})
+	out := filepath.Join(dir, "out")
+	coord, addr := startCoordinator(t, clusterEnv(), nil, "--listen", "127.0.0.1:0", "--input", in, "--output", out,
+		"--split-size", "64KiB", "--workers", "0", "--lease", "5s")
+	for i := 1; i <= 2; i++ {
+		startWorker(t, clusterEnv(), nil, "http://"+addr, fmt.Sprintf("w%d", i))
+	}
+	code := coord.wait(t, 2*time.Minute)
+	want := fmt.Sprintf("%s: line 100, column \"height\": not a number: \"0.1o5\"", in)
+	if code != 1 || !strings.Contains(coord.errText(), want) || strings.Contains(lastLines(coord.errText(), 1), "line 12000") {
+		t.Errorf("coordinator exit %d, want 1 and %s\n%s", code, want, lastLines(coord.errText(), 5))
+	}
+	noSuccess(t, out)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"runtime/debug"
+
+	"github.com/shardprep/shardprep/pipeline"
 )
 
 // commit is the revision the binary was built from when the build could
@@ -27,9 +29,9 @@ func versionLine() string {
 	}
 	switch {
 	case rev == "":
-		return fmt.Sprintf("shardprep %s (commit unknown)", version)
+		return fmt.Sprintf("shardprep %s (commit unknown)", pipeline.Version)
 	case modified:
-		return fmt.Sprintf("shardprep %s (commit %s, modified)", version, rev)
+		return fmt.Sprintf("shardprep %s (commit %s, modified)", pipeline.Version, rev)
 	}
-	return fmt.Sprintf("shardprep %s (commit %s)", version, rev)
+	return fmt.Sprintf("shardprep %s (commit %s)", pipeline.Version, rev)
 }

@@ -1,4 +1,4 @@
-package main
+package stores
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"github.com/shardprep/shardprep/storage"
 )
 
-// outputSink is an output bucket as the pipeline's Sink: staged objects
+// Sink is the output bucket b as the pipeline's Sink: staged objects
 // cross the pipeline as the JSON of their storage.Staged description.
-type outputSink struct{ *storage.Bucket }
+func Sink(b *storage.Bucket) pipeline.Sink { return outputSink{b} }
 
-var _ pipeline.Sink = outputSink{}
+type outputSink struct{ *storage.Bucket }
 
 func (s outputSink) NewStagedWriter(ctx context.Context, key, stage string) (pipeline.StagedWriter, error) {
 	w, err := s.Bucket.NewStagedWriter(ctx, key, stage)

@@ -1,4 +1,4 @@
-package main
+package sagemaker
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// submitLogGroup is where SageMaker Processing sends its containers'
+// logGroup is where SageMaker Processing sends its containers'
 // stdout and stderr, one stream per instance: JOB/algo-1-TIMESTAMP, ...
-const submitLogGroup = "/aws/sagemaker/ProcessingJobs"
+const logGroup = "/aws/sagemaker/ProcessingJobs"
 
-// submitLogs follows the CloudWatch log streams of a processing job for
+// logFollower follows the CloudWatch log streams of a processing job for
 // "submit --wait", printing each new line as "algo-1: LINE".
-type submitLogs struct {
+type logFollower struct {
 	client *cloudwatchlogs.Client
 	job    string
 	out    io.Writer
@@ -27,15 +27,15 @@ type submitLogs struct {
 	off    bool               // reading failed: status only
 }
 
-func newSubmitLogs(client *cloudwatchlogs.Client, job string, out io.Writer) *submitLogs {
-	return &submitLogs{client: client, job: job, out: out, next: map[string]*string{}}
+func newLogFollower(client *cloudwatchlogs.Client, job string, out io.Writer) *logFollower {
+	return &logFollower{client: client, job: job, out: out, next: map[string]*string{}}
 }
 
 // follow prints the lines that the job's streams gained since the last
 // call. A group or stream that is not there yet is no error; any other
 // error (a caller without logs:DescribeLogStreams or logs:GetLogEvents)
 // turns the follower off, with one line that says so.
-func (l *submitLogs) follow(ctx context.Context) {
+func (l *logFollower) follow(ctx context.Context) {
 	if l == nil || l.off {
 		return
 	}
@@ -56,10 +56,10 @@ func (l *submitLogs) follow(ctx context.Context) {
 }
 
 // streams lists the job's log streams.
-func (l *submitLogs) streams(ctx context.Context) ([]string, error) {
+func (l *logFollower) streams(ctx context.Context) ([]string, error) {
 	var names []string
 	p := cloudwatchlogs.NewDescribeLogStreamsPaginator(l.client, &cloudwatchlogs.DescribeLogStreamsInput{
-		LogGroupName: aws.String(submitLogGroup), LogStreamNamePrefix: aws.String(l.job + "/")})
+		LogGroupName: aws.String(logGroup), LogStreamNamePrefix: aws.String(l.job + "/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		var notFound *cwtypes.ResourceNotFoundException
@@ -78,14 +78,14 @@ func (l *submitLogs) streams(ctx context.Context) ([]string, error) {
 
 // stream prints the new events of one stream, a bounded number of pages
 // at a time.
-func (l *submitLogs) stream(ctx context.Context, name string) error {
+func (l *logFollower) stream(ctx context.Context, name string) error {
 	host := strings.TrimPrefix(name, l.job+"/") // algo-1-1767312000
 	if i := strings.LastIndexByte(host, '-'); i > 0 && strings.Trim(host[i+1:], "0123456789") == "" {
 		host = host[:i]
 	}
 	for range 20 {
 		prev := l.next[name]
-		out, err := l.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(submitLogGroup),
+		out, err := l.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(logGroup),
 			LogStreamName: aws.String(name), StartFromHead: aws.Bool(true), NextToken: prev})
 		if err != nil {
 			return err
