@@ -80,10 +80,11 @@ func newWorker(t transport, open func(ctx context.Context, job *Job) (Source, Si
 
 // retry calls f until it succeeds, fails with a *permanentError, ctx
 // ends, or the calls have failed for longer than giveUp. It backs off
-// from 100ms to 2s between calls, logging each failure.
+// from 25ms to 2s between calls, logging each failure: a worker started
+// with its coordinator joins soon after the coordinator listens.
 func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
 	start := time.Now()
-	delay := 100 * time.Millisecond
+	delay := 25 * time.Millisecond
 	for {
 		v, err := f(ctx)
 		if err == nil {
@@ -296,8 +297,10 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 			}
 			fit := fit
 			g.Go(func() error {
-				defer func() { free <- struct{}{} }()
-				return s.runTask(ctx, fit, task)
+				var once sync.Once
+				release := func() { once.Do(func() { free <- struct{}{} }) }
+				defer release()
+				return s.runTask(ctx, fit, task, release)
 			})
 		}
 	}
@@ -327,10 +330,11 @@ func (w *Worker) heartbeatRequest(id string) *heartbeatRequest {
 	return req
 }
 
-// runTask runs one task and reports it. Only a failed report (the
-// coordinator is gone) is returned as an error: task failures are the
-// coordinator's to decide on.
-func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) error {
+// runTask runs one task and reports it. Once the task's work is done it
+// calls release, which frees its slot: the next lease need not wait for
+// the report. Only a failed report (the coordinator is gone) is returned
+// as an error: task failures are the coordinator's to decide on.
+func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, release func()) error {
 	w := s.w
 	tctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
@@ -357,6 +361,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID) erro
 	default:
 		err = fmt.Errorf("unknown task phase %q", task.Phase)
 	}
+	release()
 	if ctx.Err() != nil {
 		// The job is ending or this worker is stopping: tell the
 		// coordinator the task is dropped, so that it need not wait for
