@@ -143,7 +143,9 @@ func (n *NumberStats) addValue(col *array.Float64, r int) {
 // values (e >= 1), the signed sum of their 53-bit integer mantissas and
 // the sum of their squares, each a 128-bit integer. A value is
 // m·2^(e-1075) and its square m²·2^(2e-2150), so these sums hold the
-// exact totals until they are folded into NumberStats' big integers.
+// exact totals until they are folded into NumberStats' big integers. (A
+// sum at exponent index i may also hold mantissas of higher exponents
+// shifted to i, and a sum of squares carries into index i+64.)
 type accumulator struct {
 	sum    [exponents][2]uint64 // lo, hi of a two's complement int128
 	sq     [exponents][2]uint64 // lo, hi of a uint128
@@ -169,44 +171,116 @@ func (n *NumberStats) accumulate(k int) *accumulator {
 	return n.acc
 }
 
-// addValues adds vals, none of them null. Finite values of positive sign,
-// by far the most common, take a path that keeps its state in locals;
-// the others go through add.
+// window is how many binary exponents, from a base up, addValues sums in
+// registers: a mantissa (< 2^53) shifted left by up to window-1 bits
+// stays below 2^63, and its square below 2^126.
+const window = 11
+
+// maxBase is the largest base exponent of addValues: its squares' sums
+// carry into the exponent 64 above, which must exist, and infinities and
+// NaNs (exponent 0x7ff) must fall outside the window.
+const maxBase = exponents - 64
+
+// addValues adds vals, none of them null. Finite values of positive sign
+// whose exponents lie in a window of a few exponents, by far the most
+// common, go through sumWindow, which keeps its state in registers; the
+// others go through add.
 func (a *accumulator) addValues(n *NumberStats, vals []float64) {
-	lo, h := n.pos.lo, n.pos.n
-	mn, mx, count := n.min, n.max, n.count
+	base := 0
 	for _, v := range vals {
-		b := math.Float64bits(v)
-		e := int(b >> 52)
-		if e == 0 || e >= 0x7ff { // zero, subnormal, negative, infinite or NaN
-			n.pos.lo, n.pos.n, n.min, n.max, n.count = lo, h, mn, mx, count
-			a.add(n, v)
-			lo, h, mn, mx, count = n.pos.lo, n.pos.n, n.min, n.max, n.count
-			continue
+		if e := int(math.Float64bits(v) >> 52); e >= 1 && e < 0x7ff {
+			base = min(max(e-window/2, 1), maxBase)
+			break
 		}
-		count++
-		if v < mn {
-			mn = v
-		}
-		if v > mx {
-			mx = v
-		}
-		if i := int(b>>histShift) - lo; uint(i) < uint(len(h)) {
-			h[i]++
-		} else {
-			n.pos.grow(int(b>>histShift), 1)
-			lo, h = n.pos.lo, n.pos.n
-		}
-		m := b&(1<<52-1) | 1<<52
-		s, q := &a.sum[e-1], &a.sq[e-1]
-		var carry uint64
-		s[0], carry = bits.Add64(s[0], m, 0)
-		s[1] += carry
-		hi, l := bits.Mul64(m, m)
-		q[0], carry = bits.Add64(q[0], l, 0)
-		q[1] += hi + carry
 	}
-	n.pos.lo, n.pos.n, n.min, n.max, n.count = lo, h, mn, mx, count
+	if base == 0 {
+		for _, v := range vals {
+			a.add(n, v)
+		}
+		return
+	}
+	w := windowSums{mn: math.MaxUint64}
+	for len(vals) > 0 {
+		k := w.add(vals, base, n.pos.n, n.pos.lo)
+		if k == len(vals) {
+			break
+		}
+		a.add(n, vals[k]) // outside the window, or a new histogram bin
+		vals = vals[k+1:]
+	}
+	if w.count == 0 {
+		return
+	}
+	n.count += w.count
+	n.min = min(n.min, math.Float64frombits(w.mn))
+	n.max = max(n.max, math.Float64frombits(w.mx))
+	s := &a.sum[base-1]
+	var c uint64
+	s[0], c = bits.Add64(s[0], w.sLo, 0)
+	s[1] += w.sHi + c
+	a.addSquares(base-1, w.qMid, w.qLo)
+	a.addSquares(base-1+64, 0, w.qHi) // 2^128 at exponent index i is 1 at i+64
+}
+
+// windowSums are the sums of addValues over the values of a window of
+// exponents: their mantissas shifted to the window's base exponent, and
+// their squares (128 and 192 bits); their count, and the least and
+// greatest of their bits (for positive values, the order of the bits is
+// the order of the values).
+type windowSums struct {
+	sLo, sHi, qLo, qMid, qHi uint64
+	count                    int64
+	mn, mx                   uint64
+}
+
+// add adds values from the start of vals while each is positive, normal,
+// has an exponent from base to base+window-1 and falls in a bin of the
+// histogram h (bins from lo), which it counts; it returns how many it
+// added. It makes no call, so its state stays in registers.
+func (w *windowSums) add(vals []float64, base int, h []int64, lo int) int {
+	sLo, sHi, qLo, qMid, qHi := w.sLo, w.sHi, w.qLo, w.qMid, w.qHi
+	mn, mx := w.mn, w.mx
+	n := len(vals)
+	for i, v := range vals {
+		b := math.Float64bits(v)
+		d := int(b>>52) - base
+		k := int(b>>histShift) - lo
+		if uint(d) >= window || uint(k) >= uint(len(h)) {
+			n = i
+			break
+		}
+		h[k]++
+		mn, mx = min(mn, b), max(mx, b)
+		m := (b&(1<<52-1) | 1<<52) << d
+		var c uint64
+		sLo, c = bits.Add64(sLo, m, 0)
+		sHi += c
+		hi, l := bits.Mul64(m, m)
+		qLo, c = bits.Add64(qLo, l, 0)
+		qMid, c = bits.Add64(qMid, hi, c)
+		qHi += c
+	}
+	w.sLo, w.sHi, w.qLo, w.qMid, w.qHi = sLo, sHi, qLo, qMid, qHi
+	w.mn, w.mx = mn, mx
+	w.count += int64(n)
+	return n
+}
+
+// addSquares adds the 128-bit hi, lo to the sum of squares of exponent
+// index i; a carry out of it goes on, as 1, to index i+64, which stands
+// for 2^128 times as much, when there is one. (Above that, the sums stay
+// below 2^128 by maxPendingSquares.)
+func (a *accumulator) addSquares(i int, hi, lo uint64) {
+	for {
+		q := &a.sq[i]
+		var c uint64
+		q[0], c = bits.Add64(q[0], lo, 0)
+		q[1], c = bits.Add64(q[1], hi, c)
+		if c == 0 || i+64 >= exponents {
+			return
+		}
+		i, hi, lo = i+64, 0, 1
+	}
 }
 
 // add adds one value, which is not null.
@@ -252,10 +326,7 @@ func (a *accumulator) add(n *NumberStats, v float64) {
 		s[1] += carry
 	}
 	hi, lo := bits.Mul64(m, m)
-	q := &a.sq[i]
-	var carry uint64
-	q[0], carry = bits.Add64(q[0], lo, 0)
-	q[1] += hi + carry
+	a.addSquares(i, hi, lo)
 }
 
 // fold moves the accumulator's sums into the big integers.
@@ -293,10 +364,13 @@ func int128(hi, lo uint64) *big.Int {
 	return uint128(hi, lo).Neg(uint128(hi, lo))
 }
 
-// histWindow counts values by bin key over the keys lo..lo+len(n)-1.
+// histWindow counts values by bin key over the keys lo..lo+len(n)-1,
+// and zeros (key 0) apart: a window from zero to the keys of common
+// values would be some 2^17 bins wide.
 type histWindow struct {
-	lo int
-	n  []int64
+	lo   int
+	n    []int64
+	zero int64
 }
 
 func (h *histWindow) add(key int) {
@@ -310,6 +384,10 @@ func (h *histWindow) add(key int) {
 // grow adds c to the count of key, widening the window to reach it by
 // at least half its size, so that a task's window grows a few times only.
 func (h *histWindow) grow(key int, c int64) {
+	if key == 0 {
+		h.zero += c
+		return
+	}
 	if len(h.n) == 0 {
 		h.lo, h.n = key, make([]int64, 1, 64)
 	}
@@ -385,6 +463,8 @@ func (n *NumberStats) merge(o *NumberStats) {
 			n.neg.grow(o.neg.lo+i, c)
 		}
 	}
+	n.pos.zero += o.pos.zero
+	n.neg.zero += o.neg.zero
 }
 
 // Numeric returns the stats of the numeric columns, in spec order.

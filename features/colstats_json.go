@@ -73,17 +73,19 @@ func (n *NumberStats) summary(name string) ColumnSummary {
 			c.Std = finite(math.Sqrt(f))
 		}
 	}
-	for i := len(n.neg.n) - 1; i >= 0; i-- {
-		if k := n.neg.n[i]; k != 0 {
-			c.Histogram.Lo = append(c.Histogram.Lo, -math.Float64frombits(uint64(n.neg.lo+i)<<histShift))
+	bin := func(lo float64, k int64) {
+		if k != 0 {
+			c.Histogram.Lo = append(c.Histogram.Lo, lo)
 			c.Histogram.Count = append(c.Histogram.Count, k)
 		}
 	}
+	for i := len(n.neg.n) - 1; i >= 0; i-- {
+		bin(-math.Float64frombits(uint64(n.neg.lo+i)<<histShift), n.neg.n[i])
+	}
+	bin(math.Copysign(0, -1), n.neg.zero)
+	bin(0, n.pos.zero)
 	for i, k := range n.pos.n {
-		if k != 0 {
-			c.Histogram.Lo = append(c.Histogram.Lo, math.Float64frombits(uint64(n.pos.lo+i)<<histShift))
-			c.Histogram.Count = append(c.Histogram.Count, k)
-		}
+		bin(math.Float64frombits(uint64(n.pos.lo+i)<<histShift), k)
 	}
 	return c
 }

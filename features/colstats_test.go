@@ -247,6 +247,58 @@ func TestColumnStatsExactOverExtremes(t *testing.T) {
 	}
 }
 
+// TestColumnStatsExactInAWindow sums many values near the top of the
+// window of exponents that is summed in registers, the largest mantissas
+// and squares it takes, in batches: the sums of squares of one exponent
+// overflow 128 bits and carry. Values just outside the window, of the
+// other sign and at the top of the exponent range are mixed in.
+func TestColumnStatsExactInAWindow(t *testing.T) {
+	spec, err := ParseSpec([]byte(`{"columns":[{"name":"x","type":"double"},{"name":"y","type":"double"}],
+	  "categorical":[],"numeric":["x"],"label":"y","splits":[{"name":"all","weight":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	ref := newRef()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s := NewColumnStats(spec)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Float64}, {Name: "y", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	for batch := range 12 {
+		b := array.NewFloat64Builder(mem)
+		first := 1.0 // the batch's base is 5 exponents below 1
+		if batch%4 == 3 {
+			first = 0x1p+1000 // and here 5 below 2^1000, where the carries go nowhere
+		}
+		vals := []float64{first}
+		for range 3000 {
+			v := first * (32 + 32*rng.Float64()) // the window's top exponent, 5 above the first
+			switch rng.IntN(50) {
+			case 0:
+				v *= 2 // just above the window
+			case 1:
+				v = -v
+			case 2:
+				v = first / 64 // just below
+			}
+			vals = append(vals, v)
+		}
+		for _, v := range vals {
+			ref.add(v)
+			b.Append(v)
+		}
+		col := b.NewFloat64Array()
+		b.Release()
+		rec := array.NewRecord(schema, []arrow.Array{col, col}, int64(len(vals)))
+		if err := s.Add(rec, [][]int{nil}); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		col.Release()
+	}
+	ref.check(t, "x", s.Numeric()[0])
+}
+
 func TestColumnStatsRejectsBadJSON(t *testing.T) {
 	s := NewColumnStats(abaloneSpec(t))
 	good := string(mustJSON(t, s))

@@ -17,6 +17,20 @@
 // missing, min, max, exact sums, a histogram on a fixed grid) exactly, so
 // that the merged stats are the same bytes for any cut of the rows.
 //
+// A spec may instead list Spark ML stages (Spec.Stages: StringIndexer,
+// OneHotEncoder, VectorAssembler, Imputer, StandardScaler, MinMaxScaler,
+// MaxAbsScaler, Bucketizer, Binarizer, with PySpark's params). ParseSpec
+// checks them as a graph of column names and assigns each stage that
+// learns from the data a fit pass: one more than the deepest pass its
+// inputs (or an earlier stage that drops rows) need. NewStats gives the
+// statistics of the first pass; a Model whose Passes are not all done is
+// partial, and its NextStats those of the next pass, whose Add runs the
+// stages fitted so far first. Values flow between stages as Arrow arrays
+// (float64, fixed_size_list<float64> vectors, utf8), with nulls; the
+// transform's result has the same shape as the flat form's. Its bad
+// rows, every one of a batch, come back as RowErrors (those a stage drops
+// by handleInvalid "skip" marked Dropped).
+//
 // Bad data is reported as a *RowError naming the first bad row of the batch
 // (its index in the batch), the column, the offending value and the reason;
 // malformed specs, models and stats are plain errors naming the bad field.

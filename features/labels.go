@@ -53,6 +53,9 @@ type wireFit struct {
 	Numeric     []string     `json:"numeric"`
 	Rows        int64        `json:"rows"`
 	Categorical []wireColumn `json:"categorical"`
+	// Spec is the spec a model was fitted for (models only; absent in
+	// models written before it was added).
+	Spec *Spec `json:"spec,omitempty"`
 }
 
 type wireColumn struct {

@@ -37,6 +37,8 @@ type Model struct {
 	cats    []catModel
 	width   int
 	schema  *arrow.Schema
+	pipe    *pipe // a spec with stages; nil for the flat form
+	spec    *Spec // the flat form's spec, when known
 }
 
 type catModel struct {
@@ -89,10 +91,13 @@ func ReadModel(data []byte) (*Model, error) {
 // MarshalJSON encodes the model (see Model). ReadModel of the result gives
 // an equal model, which encodes to the same bytes.
 func (m *Model) MarshalJSON() ([]byte, error) {
+	if m != nil && m.pipe != nil {
+		return m.pipe.marshal()
+	}
 	if m == nil || m.schema == nil {
 		return nil, errors.New("model: not initialised")
 	}
-	w := wireFit{Version: ModelVersion, Label: m.label, Numeric: m.numeric, Rows: m.rows, Categorical: make([]wireColumn, len(m.cats))}
+	w := wireFit{Version: ModelVersion, Label: m.label, Numeric: m.numeric, Rows: m.rows, Categorical: make([]wireColumn, len(m.cats)), Spec: m.spec}
 	for i, c := range m.cats {
 		w.Categorical[i] = wireColumnOf(c.column, c.labels, c.counts)
 	}
@@ -102,6 +107,18 @@ func (m *Model) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON replaces m with the decoded, validated model (see ReadModel).
 // A Model must not be unmarshalled into while it is in use.
 func (m *Model) UnmarshalJSON(data []byte) error {
+	if hasStages(data) {
+		p, err := unmarshalPipe(data)
+		if err != nil {
+			return err
+		}
+		n, err := modelOfPipe(p)
+		if err != nil {
+			return err
+		}
+		*m = *n
+		return nil
+	}
 	w, cols, err := decodeFit(data, "model", ModelVersion, 0)
 	if err != nil {
 		return err
@@ -110,12 +127,55 @@ func (m *Model) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
+	if w.Spec != nil {
+		if err := w.Spec.Validate(); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		if err := n.Check(w.Spec); err != nil {
+			return fmt.Errorf("model: its spec: %w", err)
+		}
+		n.spec = w.Spec
+	}
 	*m = *n
 	return nil
 }
 
-// Version is the model format version (ModelVersion).
-func (m *Model) Version() int { return ModelVersion }
+// Version is the model format version (ModelVersion, or
+// stagesModelVersion for a spec with stages).
+func (m *Model) Version() int {
+	if m.pipe != nil {
+		return stagesModelVersion
+	}
+	return ModelVersion
+}
+
+// Spec is the spec the model was fitted for, which its JSON carries; nil
+// for a model written without one.
+func (m *Model) Spec() *Spec {
+	if m.pipe == nil {
+		return m.spec
+	}
+	return m.pipe.spec
+}
+
+// Passes returns the fit passes the model's spec needs and those done:
+// a model with done < total is partial, and NextStats gives the
+// statistics of its next pass. The flat form needs one.
+func (m *Model) Passes() (total, done int) {
+	if m.pipe == nil {
+		return 1, 1
+	}
+	return m.pipe.g.passes, m.pipe.passes
+}
+
+// NextStats returns empty statistics for the next fit pass of a partial
+// model (see Passes), nil when the model is complete.
+func (m *Model) NextStats() *Stats {
+	if m.pipe == nil || m.pipe.passes >= m.pipe.g.passes {
+		return nil
+	}
+	return &Stats{label: m.label, gen: newStageStats(m.pipe, m.pipe.passes+1)}
+}
 
 // LabelColumn is the name of the label column.
 func (m *Model) LabelColumn() string { return m.label }
@@ -123,8 +183,18 @@ func (m *Model) LabelColumn() string { return m.label }
 // NumericColumns are the numeric feature columns, in vector order.
 func (m *Model) NumericColumns() []string { return slices.Clone(m.numeric) }
 
-// CategoricalColumns are the categorical columns, in vector order.
+// CategoricalColumns are the categorical columns, in vector order (for
+// a spec with stages: the input columns of its StringIndexers).
 func (m *Model) CategoricalColumns() []string {
+	if p := m.pipe; p != nil {
+		var names []string
+		for i, d := range p.g.stages {
+			if d.class == "StringIndexer" && p.fits[i] != nil {
+				names = append(names, d.in...)
+			}
+		}
+		return names
+	}
 	names := make([]string, len(m.cats))
 	for i, c := range m.cats {
 		names[i] = c.column
@@ -136,12 +206,39 @@ func (m *Model) CategoricalColumns() []string {
 // counts they were fitted from, or nil, nil if the model has no such
 // column. The slices are copies.
 func (m *Model) Labels(column string) (labels []string, counts []int64) {
+	if p := m.pipe; p != nil {
+		for i, d := range p.g.stages {
+			if j := slices.Index(d.in, column); d.class == "StringIndexer" && j >= 0 && p.fits[i] != nil {
+				return slices.Clone(p.fits[i].labels[j]), slices.Clone(p.fits[i].counts[j])
+			}
+		}
+		return nil, nil
+	}
 	for _, c := range m.cats {
 		if c.column == column {
 			return slices.Clone(c.labels), slices.Clone(c.counts)
 		}
 	}
 	return nil, nil
+}
+
+// SlotNames names the slots of the feature vector, in vector order, by
+// Spark's attribute rule: a one-hot slot is "<vectorCol>_<label>" and a
+// scalar slot is its column's name. The flat form means
+// StringIndexer(c -> c_idx), OneHotEncoder(c_idx -> c_vec) and a
+// VectorAssembler, so its one-hot slots are "<c>_vec_<label>" (labels in
+// index order, the last dropped), followed by the numeric columns.
+func (m *Model) SlotNames() []string {
+	if m.pipe != nil {
+		return m.pipe.featureNames()
+	}
+	names := make([]string, 0, m.width)
+	for _, c := range m.cats {
+		for _, l := range c.labels[:len(c.labels)-1] {
+			names = append(names, c.column+"_vec_"+l)
+		}
+	}
+	return append(names, m.numeric...)
 }
 
 // Rows is the number of rows the model was fitted on.
@@ -163,6 +260,9 @@ func (m *Model) Check(spec *Spec) error {
 	if m == nil || m.schema == nil {
 		return errors.New("model: not initialised")
 	}
+	if m.pipe != nil || spec.HasStages() {
+		return m.checkStages(spec)
+	}
 	if cats := m.CategoricalColumns(); !slices.Equal(cats, spec.Categorical) {
 		return fmt.Errorf("model does not fit the spec: model categorical columns [%s], spec categorical [%s]", quoted(cats), quoted(spec.Categorical))
 	}
@@ -181,4 +281,40 @@ func quoted(names []string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// checkStages checks that a model and a spec, one of them with stages,
+// are of the same pipeline: the same columns, stages, label and features.
+func (m *Model) checkStages(spec *Spec) error {
+	if m.pipe == nil || !spec.HasStages() {
+		return errors.New("model does not fit the spec: one is of a spec with stages, the other of the categorical/numeric form")
+	}
+	ms := m.pipe.spec
+	if !slices.Equal(ms.Columns, spec.Columns) {
+		return fmt.Errorf("model does not fit the spec: model columns %s, spec columns %s", columnList(ms.Columns), columnList(spec.Columns))
+	}
+	a, _ := json.Marshal(ms.Stages)
+	b, _ := json.Marshal(spec.Stages)
+	if string(a) != string(b) {
+		return fmt.Errorf("model does not fit the spec: its stages differ: model %s, spec %s", a, b)
+	}
+	if ms.Label != spec.Label || m.pipe.g.feats != cmpOr(spec.Features, FeaturesField) {
+		return fmt.Errorf("model does not fit the spec: model label %q and features %q, spec %q and %q", ms.Label, m.pipe.g.feats, spec.Label, spec.Features)
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func columnList(cols []Column) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = c.Name + " " + string(c.Type)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }

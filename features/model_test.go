@@ -26,8 +26,13 @@ func TestModelJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(b) != abaloneModelJSON {
-		t.Errorf("model JSON\n%s\nwant\n%s", b, abaloneModelJSON)
+	// The model carries the spec it was fitted for.
+	want := strings.TrimSuffix(abaloneModelJSON, "}") + `,"spec":` + string(mustMarshal(t, spec)) + "}"
+	if string(b) != want {
+		t.Errorf("model JSON\n%s\nwant\n%s", b, want)
+	}
+	if m.Spec() != spec {
+		t.Errorf("model spec %v", m.Spec())
 	}
 	back, err := ReadModel(b)
 	if err != nil {
@@ -80,7 +85,8 @@ func TestReadModelErrors(t *testing.T) {
 		{`"column":"sex"`, `"column":"rings"`, `"rings" is already label`},
 		{`"column":"sex"`, `"column":"height"`, `"height" is already numeric`},
 		{`"column":"sex"`, `"column":""`, "column is empty"},
-		{`"rows":4177`, `"rows":4177,"spec":{}`, `unknown field "spec"`},
+		{`"rows":4177`, `"rows":4177,"specs":{}`, `unknown field "specs"`},
+		{`"rows":4177`, `"rows":4177,"spec":{}`, `model: spec: columns: at least one column is required`},
 		{`}]}]}`, `}]}]}]`, "after the JSON value"},
 	} {
 		if !strings.Contains(abaloneModelJSON, tc.old) {
@@ -130,4 +136,42 @@ func TestModelCheck(t *testing.T) {
 	if _, err := zero.MarshalJSON(); err == nil {
 		t.Error("zero Model marshalled")
 	}
+}
+
+func TestSlotNamesFlat(t *testing.T) {
+	m, err := ReadModel([]byte(abaloneModelJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(m.SlotNames(), ",")
+	want := "sex_vec_M,sex_vec_I,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight"
+	if got != want || len(m.SlotNames()) != m.Width() {
+		t.Errorf("slot names %s, want %s", got, want)
+	}
+}
+
+func TestSpecOutputFormat(t *testing.T) {
+	spec := abaloneSpec(t)
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"output"`) {
+		t.Errorf("an empty output is written: %s", b)
+	}
+	spec.Output.Format = "csv"
+	b, _ = json.Marshal(spec)
+	back, err := ParseSpec(b)
+	if err != nil || back.Output.Format != "csv" {
+		t.Fatalf("%v %+v (%s)", err, back, b)
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

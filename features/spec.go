@@ -50,6 +50,22 @@ type Spec struct {
 	Numeric     []string `json:"numeric"`     // double columns appended after the one-hot slots
 	Label       string   `json:"label"`       // double column printed first on each output line
 	Splits      []Split  `json:"splits"`      // e.g. train 0.8, validation 0.2
+	// Header says that the first non-blank line of each object names the
+	// columns (checked against Columns).
+	Header bool `json:"header,omitempty"`
+	// Stages are Spark ML stages, in order (instead of Categorical and
+	// Numeric); Features names the column of the feature vector, made by
+	// one of them (default "features").
+	Stages   []Stage `json:"stages,omitempty"`
+	Features string  `json:"features,omitempty"`
+	// Output says how the parts are written.
+	Output OutputSpec `json:"output,omitzero"`
+}
+
+// OutputSpec is the spec's "output" object: {"format": "csv"}. An empty
+// Format means the text lines.
+type OutputSpec struct {
+	Format string `json:"format,omitempty"`
 }
 
 // ReservedPrefix starts names that a Spec may not give its columns: the
@@ -100,6 +116,18 @@ func (s *Spec) Validate() error {
 	types, err := s.columnTypes()
 	if err != nil {
 		return err
+	}
+	if len(s.Stages) > 0 {
+		if len(s.Categorical)+len(s.Numeric) > 0 {
+			return errors.New("spec: stages and categorical/numeric are two forms of the pipeline: use one")
+		}
+		if _, err := buildGraph(s); err != nil {
+			return err
+		}
+		return s.checkSplits()
+	}
+	if s.Features != "" {
+		return errors.New("spec: features names the output of a stage: it needs stages")
 	}
 	if err := s.checkFeatures(types); err != nil {
 		return err
@@ -250,6 +278,38 @@ func (s *Spec) Schema() *arrow.Schema {
 		fields[i] = arrow.Field{Name: c.Name, Type: c.Type.arrowType(), Nullable: true}
 	}
 	return arrow.NewSchema(fields, nil)
+}
+
+// HasStages reports whether the spec lists stages (rather than the flat
+// categorical and numeric form).
+func (s *Spec) HasStages() bool { return len(s.Stages) > 0 }
+
+// FitPasses is the number of fit passes over the input the spec needs:
+// one for the flat form; for stages, the depth of the chain of stages
+// whose fit needs an earlier stage fitted (a scaler after an imputer, a
+// stage after one that drops rows), at least one.
+func (s *Spec) FitPasses() int {
+	if !s.HasStages() {
+		return 1
+	}
+	g, err := buildGraph(s)
+	if err != nil {
+		return 1
+	}
+	return g.passes
+}
+
+// StagePlan describes the stages in order with the fit pass of each that
+// learns from the data ("" for the flat form), for a job's plan.
+func (s *Spec) StagePlan() string {
+	if !s.HasStages() {
+		return ""
+	}
+	p, err := newPipe(s)
+	if err != nil {
+		return ""
+	}
+	return p.describeStages()
 }
 
 // FitSchema is the schema the fit pass needs: the categorical columns only,

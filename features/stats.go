@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
 )
 
 // StatsVersion is the version written in Stats JSON.
@@ -27,6 +28,8 @@ type Stats struct {
 	label       string
 	rows        int64
 	cols        []labelCounts // one per categorical column, in spec order
+	gen         *stageStats   // a spec with stages: one fit pass's statistics
+	spec        *Spec         // the spec of NewStats, which the model carries; nil from JSON
 }
 
 // labelCounts counts the labels of one column in first-seen order.
@@ -39,19 +42,51 @@ type labelCounts struct {
 // add counts label n times. label may alias Arrow memory: it is only
 // stored (copied) when first seen.
 func (c *labelCounts) add(label string, n int64) {
-	if i, ok := c.index[label]; ok {
-		c.counts[i] += n
-		return
+	c.counts[c.find(label)] += n
+}
+
+// find returns the position of label, which it adds with a count of 0
+// when it is new. A few labels are compared in turn, which beats hashing.
+func (c *labelCounts) find(label string) int {
+	if len(c.labels) <= 8 {
+		for i, l := range c.labels {
+			if l == label {
+				return i
+			}
+		}
+	} else if i, ok := c.index[label]; ok {
+		return i
 	}
 	label = strings.Clone(label)
 	c.index[label] = len(c.labels)
 	c.labels = append(c.labels, label)
-	c.counts = append(c.counts, n)
+	c.counts = append(c.counts, 0)
+	return len(c.labels) - 1
+}
+
+// addStrings counts the labels of col, looking up only those that differ
+// from the row before.
+func (c *labelCounts) addStrings(col *array.String) {
+	last, k := "", -1
+	for r := range col.Len() {
+		if v := col.Value(r); k < 0 || v != last {
+			last, k = v, c.find(v)
+		}
+		c.counts[k]++
+	}
 }
 
 // NewStats returns empty stats for spec, which must be valid.
 func NewStats(spec *Spec) *Stats {
+	if spec.HasStages() {
+		p, err := newPipe(spec)
+		if err != nil {
+			return &Stats{label: spec.Label, gen: &stageStats{err: err}}
+		}
+		return &Stats{label: spec.Label, gen: newStageStats(p, 1)}
+	}
 	s := &Stats{
+		spec:        spec,
 		categorical: slices.Clone(spec.Categorical),
 		numeric:     slices.Clone(spec.Numeric),
 		label:       spec.Label,
@@ -71,16 +106,42 @@ func (s *Stats) ready() error {
 }
 
 // Rows is the number of rows counted.
-func (s *Stats) Rows() int64 { return s.rows }
+func (s *Stats) Rows() int64 {
+	if s.gen != nil {
+		return s.gen.rows
+	}
+	return s.rows
+}
+
+// DecodeColumns are the CSV columns this fit pass reads, in file order,
+// for a spec with stages; nil for the flat form.
+func (s *Stats) DecodeColumns() []string {
+	if s.gen == nil || s.gen.p == nil {
+		return nil
+	}
+	return s.gen.p.decodeColumns(s.gen.pass)
+}
 
 // Add counts the rows of rec. It finds the categorical columns in rec by
 // name (rec may hold other columns too, which are ignored); each must be a
 // string column (utf8, large_utf8 or string_view). A null label is a
 // *RowError naming the first such row; on any error nothing is counted.
 // rec is only read, never retained.
+//
+// For a spec with stages, rec goes through the stages fitted in earlier
+// passes; every row a stage refuses is left out and the rows refused come
+// back as RowErrors (rows a stage drops by handleInvalid "skip" are left
+// out silently, as Spark drops them). Its scratch memory comes from the
+// default allocator.
 func (s *Stats) Add(rec arrow.Record) error {
 	if err := s.ready(); err != nil {
 		return err
+	}
+	if s.gen != nil {
+		if s.gen.err != nil {
+			return s.gen.err
+		}
+		return s.gen.add(rec, memory.DefaultAllocator)
 	}
 	cols := make([]array.StringLike, len(s.categorical))
 	for i, name := range s.categorical {
@@ -101,6 +162,10 @@ func (s *Stats) Add(rec arrow.Record) error {
 		c := &s.cols[i]
 		n := col.Len()
 		if n == 0 {
+			continue
+		}
+		if sc, ok := col.(*array.String); ok {
+			c.addStrings(sc)
 			continue
 		}
 		// Runs of the same label are common in sorted or grouped input;
@@ -178,6 +243,12 @@ func (s *Stats) Merge(o *Stats) error {
 	if err := o.ready(); err != nil {
 		return err
 	}
+	if (s.gen == nil) != (o.gen == nil) {
+		return errors.New("features: stats of a spec with stages and of a flat spec")
+	}
+	if s.gen != nil {
+		return s.gen.merge(o.gen)
+	}
 	if err := s.sameSpec(o); err != nil {
 		return err
 	}
@@ -210,6 +281,12 @@ func (s *Stats) Model() (*Model, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
+	if s.gen != nil {
+		if s.gen.p == nil {
+			return nil, errors.New("features: stats read from JSON cannot fit; merge them into stats from NewStats")
+		}
+		return s.gen.model()
+	}
 	cols := make([]fitColumn, len(s.cols))
 	for i := range s.cols {
 		c := &s.cols[i]
@@ -233,7 +310,12 @@ func (s *Stats) Model() (*Model, error) {
 		}
 		cols[i] = fc
 	}
-	return newModel(s.label, s.numeric, s.rows, cols)
+	m, err := newModel(s.label, s.numeric, s.rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	m.spec = s.spec
+	return m, nil
 }
 
 // MarshalJSON encodes the stats as
@@ -247,6 +329,9 @@ func (s *Stats) Model() (*Model, error) {
 func (s *Stats) MarshalJSON() ([]byte, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
+	}
+	if s.gen != nil {
+		return s.gen.marshal()
 	}
 	w := wireFit{Version: StatsVersion, Label: s.label, Numeric: nonNil(s.numeric), Rows: s.rows, Categorical: make([]wireColumn, len(s.cols))}
 	for i := range s.cols {
@@ -270,6 +355,14 @@ func (s *Stats) MarshalJSON() ([]byte, error) {
 // is checked: unknown fields, duplicate labels or columns, counts < 1 and
 // per-column counts that do not add up to rows are errors.
 func (s *Stats) UnmarshalJSON(data []byte) error {
+	if hasStages(data) {
+		g, err := unmarshalStageStats(data)
+		if err != nil {
+			return err
+		}
+		*s = Stats{label: "-", gen: g}
+		return nil
+	}
 	w, cols, err := decodeFit(data, "stats", StatsVersion, 1)
 	if err != nil {
 		return err

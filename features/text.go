@@ -168,8 +168,7 @@ func (t text) appendLine(dst []byte, r int) []byte {
 	}
 	dst = AppendPyFloat(dst, t.labels[r])
 	for _, v := range t.values[start:end] {
-		dst = append(dst, ',')
-		dst = AppendPyFloat(dst, v)
+		dst = appendNumber(dst, v)
 	}
 	return append(dst, '\n')
 }
@@ -185,12 +184,24 @@ func (t text) appendLineText(dst []byte, r int, values []float64) []byte {
 		dst = AppendPyFloat(dst, t.labels[r])
 	}
 	for j, v := range values {
-		dst = append(dst, ',')
 		if s := t.spans[1+j]; s != nil && s[r] != 0 {
+			dst = append(dst, ',')
 			dst = appendSpan(dst, data, base, s[r])
 		} else {
-			dst = AppendPyFloat(dst, v)
+			dst = appendNumber(dst, v)
 		}
 	}
 	return append(dst, '\n')
+}
+
+// appendNumber appends ',' and v as AppendPyFloat writes it; the one-hot
+// slots' 0 and 1 take no call.
+func appendNumber(dst []byte, v float64) []byte {
+	switch math.Float64bits(v) {
+	case 0:
+		return append(dst, ",0.0"...)
+	case 0x3ff0000000000000: // 1
+		return append(dst, ",1.0"...)
+	}
+	return AppendPyFloat(append(dst, ','), v)
 }

@@ -26,7 +26,9 @@ import (
 // fixed_size_list<float64>[Width()], with rec's rows in rec's order and no
 // nulls; when rec carries the source text of its numbers (see LineColumn),
 // the result carries it on in further columns, which share (retain) rec's
-// arrays. Its memory comes from mem (nil: memory.DefaultAllocator); the
+// arrays. For a spec with stages, the stages run in order and every row
+// refused or dropped by one (or with a null label or features) is listed
+// in a RowErrors error; the other rows transform alone. Its memory comes from mem (nil: memory.DefaultAllocator); the
 // caller owns it and must Release it. rec is only read, never retained.
 func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record, error) {
 	if m == nil || m.schema == nil {
@@ -34,6 +36,9 @@ func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record,
 	}
 	if mem == nil {
 		mem = memory.DefaultAllocator
+	}
+	if m.pipe != nil {
+		return m.pipe.transform(rec, mem, m.schema)
 	}
 	labelCol, err := float64Column(rec, m.label)
 	if err != nil {
@@ -156,10 +161,13 @@ func (c *catModel) oneHot(dst []float64, off, stride int, col array.StringLike, 
 		}
 		row := dst[r*stride+off : r*stride+off+slots]
 		for j := range row {
-			row[j] = 0
-		}
-		if k < slots {
-			row[k] = 1
+			// Not a loop of zeros, which would call memclr for a few
+			// bytes per row.
+			v := 0.0
+			if j == k {
+				v = 1
+			}
+			row[j] = v
 		}
 	}
 	return nil

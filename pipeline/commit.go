@@ -36,11 +36,14 @@ type Manifest struct {
 	ModelKey   string          `json:"model"`
 	Model      *features.Model `json:"fitted_model"`
 	ModelGiven bool            `json:"model_given"`
-	Totals     totals          `json:"totals"`
-	Parts      []partSummary   `json:"parts"`
-	Workers    []workerShare   `json:"workers"`
-	Reassigned []reassignment  `json:"reassigned"`
-	Timings    phaseTimings    `json:"timings"`
+	// FitPasses is the number of fit passes the job ran over its input
+	// (0 with a model given).
+	FitPasses  int            `json:"fit_passes"`
+	Totals     totals         `json:"totals"`
+	Parts      []partSummary  `json:"parts"`
+	Workers    []workerShare  `json:"workers"`
+	Reassigned []reassignment `json:"reassigned"`
+	Timings    phaseTimings   `json:"timings"`
 	// Attempts are every attempt at every task, in the order leased.
 	Attempts []taskAttempt `json:"attempts"`
 	// Columns describe the numbers of the rows written (nil when no
@@ -206,7 +209,7 @@ func (c *Coordinator) manifestLocked() *Manifest {
 	m := &Manifest{
 		Layout: manifestVersion, Version: Version, Job: j.Name, RunID: j.RunID, Output: j.Output, Started: c.started,
 		Seed: j.Seed, SplitMode: j.SplitMode, OnInvalid: j.OnInvalid, Header: j.Header, SplitSize: j.SplitSize,
-		Inputs: j.Objects, Spec: j.Spec, ModelKey: ModelKey, Model: c.fitModel(), ModelGiven: c.modelGiven,
+		Inputs: j.Objects, Spec: j.Spec, ModelKey: ModelKey, Model: c.fitModel(), ModelGiven: c.modelGiven, FitPasses: c.fitPasses(),
 		Totals:     totals{RowsOut: map[string]int64{}},
 		Workers:    c.workerStatus(),
 		Reassigned: c.reassigned,

@@ -130,6 +130,7 @@ type Coordinator struct {
 	doneBytes  int64      // input bytes and rows of the phase's done tasks
 	doneRows   int64
 	stats      *features.Stats
+	fitPass    int // the fit pass running, from 2 on; 0 for the first
 	results    []taskResult
 	workers    map[string]*workerState
 	reassigned []reassignment
@@ -217,7 +218,7 @@ func (c *Coordinator) startPhase(p Phase) {
 	now := c.opts.Now()
 	switch c.phase {
 	case PhaseFit:
-		c.timings.FitMS = now.Sub(c.phaseStart).Milliseconds()
+		c.timings.FitMS += now.Sub(c.phaseStart).Milliseconds()
 	case PhaseTransform:
 		c.timings.TransformMS = now.Sub(c.phaseStart).Milliseconds()
 	}
@@ -231,6 +232,9 @@ func (c *Coordinator) startPhase(p Phase) {
 		c.queue = make(splitQueue, len(c.job.Splits))
 		for i := range c.tasks {
 			c.tasks[i] = &taskState{task: taskID{Phase: p, Split: i}, attempt: -1}
+			if p == PhaseFit {
+				c.tasks[i].task.Pass = c.fitPass
+			}
 			c.queue[i] = i // sorted: already a heap
 		}
 	}
@@ -422,7 +426,7 @@ func (c *Coordinator) tryLease(req *leaseRequest) (*leaseResponse, <-chan struct
 			resp.Tasks = append(resp.Tasks, t.task)
 			c.log.Debug("task leased", "task", t.task.String(), "worker", req.Worker)
 		}
-		if len(resp.Tasks) > 0 && c.phase == PhaseTransform && !req.HaveModel {
+		if len(resp.Tasks) > 0 && (c.phase == PhaseTransform && !req.HaveModel || c.phase == PhaseFit && c.fit != nil) {
 			resp.Model, resp.FirstLines = c.fit.model, c.fit.firstLines
 		}
 	}
@@ -482,6 +486,8 @@ func (c *Coordinator) refusal(t *taskState, req *reportRequest) string {
 	switch {
 	case t.task.Phase != req.Task.Phase:
 		return fmt.Sprintf("the %s phase is over", req.Task.Phase)
+	case t.task.Pass != req.Task.Pass:
+		return fmt.Sprintf("fit pass %d is over", max(req.Task.Pass, 1))
 	case t.worker != req.Worker || t.task.Lease != req.Task.Lease || t.task.Attempt != req.Task.Attempt:
 		return "the worker holds no live lease " + req.Task.Lease + " on " + req.Task.String()
 	case t.state == done && req.Error == "":
@@ -603,6 +609,12 @@ func (c *Coordinator) advance() {
 			return
 		}
 		c.fit = &fitResult{model: m, firstLines: firstLines(c.job.Splits, results)}
+		if total, done := m.Passes(); done < total {
+			// The next pass fits the stages that need the ones fitted.
+			c.stats, c.fitPass = m.NextStats(), done+1
+			c.startPhase(PhaseFit)
+			return
+		}
 		c.startPhase(PhaseTransform)
 	case PhaseTransform:
 		c.results = results

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -53,6 +54,17 @@ type decodeOptions struct {
 	// and a features.TextColumn per double column), for the text writer to
 	// copy the numbers already written as their repr. Not with FitOnly.
 	Text bool
+	// Columns, for a spec with stages, are the columns to parse (nil:
+	// all); the label is always parsed.
+	Columns []string
+	// Rows is how many rows a batch is expected to hold (0: no guess): the
+	// first batch's buffers are made that large.
+	Rows int
+	// Bytes is how many bytes of lines one batch is to hold, when it holds
+	// a whole split (0: unknown): once the first rows show how long a
+	// line is, the buffers are made large enough for all, rather than
+	// grown (and copied) again and again.
+	Bytes int64
 }
 
 // colKind is what a decoder does with one field of a line.
@@ -77,58 +89,112 @@ const (
 // Records hold the decoded columns in file order with the types of
 // spec.Schema() (or spec.FitSchema() with FitOnly), no nulls, followed by an
 // int64 column "__offset". A decoder is not safe for concurrent use.
+//
+// The decoder writes each row's values in place into the buffers of the
+// batch's columns, taken from its allocator, and Flush hands those
+// buffers to the record: no builder, and no copy of a value. A row that
+// turns out bad leaves what it wrote past the batch's length, where the
+// next row overwrites it.
 type decoder struct {
 	spec   *features.Spec
-	schema *arrow.Schema // of the records: bld's, with the text columns before the offsets
-	bld    *array.RecordBuilder
+	schema *arrow.Schema // of the records: the decoded columns, the text columns, the offsets
 	mem    memory.Allocator
 	kinds  []colKind // per spec column
-	out    []int     // per spec column: builder field index, -1 when skipped
+	out    []int     // per spec column: field index in the records, -1 when skipped
 
-	strs    []*array.BinaryBuilder // per spec column, nil unless colString
-	doubles [][]float64            // per spec column, pending values of colDouble
-	offsets []int64                // pending offsets
-	n       int
+	n, cap int   // rows of the batch, and the rows its buffers hold
+	hint   int   // decodeOptions.Rows
+	bytes  int64 // decodeOptions.Bytes
+	seen   int64 // bytes of the batch's lines, terminators counted
 
-	fields   [][]byte  // reused field slices of the current line
-	spans    []span    // per spec column: the current line's string fields (addPlain)
-	skipFrom int       // the columns from here on are all colSkip
-	vals     []float64 // reused parsed doubles of the current line
+	dbl    []colBuf    // per spec column, colDouble: the values
+	dvals  [][]float64 // per spec column: dbl's values
+	sdata  []colBuf    // per spec column, colString: the bytes
+	soffs  []colBuf    // per spec column, colString: the int32 offsets
+	soffv  [][]int32   // per spec column: soffs's values
+	offs   colBuf      // the rows' offsets
+	offv   []int64
+	fields [][]byte // reused field slices of the current line
+	spans  []span   // per spec column: the current line's string fields (addPlain)
+	// the columns from here on are all colSkip
+	skipFrom int
+	vals     []float64 // reused parsed doubles of the current line (addGeneral)
 	scratch  []byte    // reused buffer for unquoted fields
 
-	// With decodeOptions.Text: the source text of the pending rows.
+	// With decodeOptions.Text: the source text of the batch's rows.
 	text     bool
-	texts    []uint32   // per spec column: the current line's Span (addPlain), 0 otherwise
-	lines    []byte     // pending lines, one after the other
-	lineEnds []int32    // pending: the end of each line in lines
-	spanCols [][]uint32 // per spec column: pending Spans of colDouble
+	lines    colBuf     // the lines, one after the other
+	lineOffs colBuf     // int32 offsets of the lines
+	lineOffv []int32    // lineOffs's values
+	spanB    []colBuf   // per spec column, colDouble: the Spans
+	spanv    [][]uint32 // per spec column: spanB's values
+}
+
+// colBuf is the buffer of one column of the batch being decoded. raw is
+// the whole buffer, beyond its length.
+type colBuf struct {
+	buf  *memory.Buffer
+	raw  []byte
+	want int // the size the last batch's buffer reached
+}
+
+// reserve makes the buffer hold at least size bytes, keeping its content.
+// Sizes are rounded up to a power of two, so that batches ask for the same
+// sizes, which a recycler then hands out again.
+func (c *colBuf) reserve(mem memory.Allocator, size int) {
+	if c.buf == nil {
+		c.buf = memory.NewResizableBuffer(mem)
+	}
+	if size > len(c.raw) {
+		c.buf.Reserve(1 << bits.Len(uint(size-1)))
+		c.raw = c.buf.Buf()
+	}
+}
+
+// take hands the buffer over with its first size bytes as its content;
+// the next batch gets a new one, of the size this one reached (want).
+func (c *colBuf) take(mem memory.Allocator, size int) *memory.Buffer {
+	c.reserve(mem, size)
+	b := c.buf
+	b.ResizeNoShrink(size)
+	c.want = len(c.raw)
+	c.buf, c.raw = nil, nil
+	return b
+}
+
+func (c *colBuf) release() {
+	if c.buf != nil {
+		c.buf.Release()
+		c.buf, c.raw = nil, nil
+	}
 }
 
 // newDecoder returns a decoder for lines of spec's columns; record buffers
 // come from mem. opts may be nil. The spec must be valid.
 func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) *decoder {
-	fitOnly := opts != nil && opts.FitOnly
+	var o decodeOptions
+	if opts != nil {
+		o = *opts
+	}
 	base := spec.Schema()
-	if fitOnly {
+	if o.FitOnly {
 		base = spec.FitSchema()
 	}
 	offsetField := arrow.Field{Name: offsetColumn, Type: arrow.PrimitiveTypes.Int64}
-	bldSchema := arrow.NewSchema(append(base.Fields(), offsetField), nil)
-	text := opts != nil && opts.Text && !fitOnly
-
+	k := len(spec.Columns)
 	d := &decoder{
-		spec:    spec,
-		schema:  bldSchema,
-		bld:     array.NewRecordBuilder(mem, bldSchema),
-		kinds:   make([]colKind, len(spec.Columns)),
-		out:     make([]int, len(spec.Columns)),
-		strs:    make([]*array.BinaryBuilder, len(spec.Columns)),
-		doubles: make([][]float64, len(spec.Columns)),
-		fields:  make([][]byte, 0, len(spec.Columns)),
-		spans:   make([]span, len(spec.Columns)),
-		vals:    make([]float64, len(spec.Columns)),
-		texts:   make([]uint32, len(spec.Columns)),
-		mem:     mem,
+		spec:   spec,
+		schema: arrow.NewSchema(append(base.Fields(), offsetField), nil),
+		mem:    mem,
+		hint:   o.Rows,
+		bytes:  o.Bytes,
+		kinds:  make([]colKind, k),
+		out:    make([]int, k),
+		dbl:    make([]colBuf, k), dvals: make([][]float64, k),
+		sdata: make([]colBuf, k), soffs: make([]colBuf, k), soffv: make([][]int32, k),
+		fields: make([][]byte, 0, k),
+		spans:  make([]span, k),
+		vals:   make([]float64, k),
 	}
 	for i, c := range spec.Columns {
 		d.out[i] = -1
@@ -139,7 +205,6 @@ func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) 
 		d.out[i] = idx[0]
 		if c.Type == features.ColumnString {
 			d.kinds[i] = colString
-			d.strs[i] = d.bld.Field(idx[0]).(*array.StringBuilder).BinaryBuilder
 		} else {
 			d.kinds[i] = colDouble
 		}
@@ -148,7 +213,7 @@ func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) 
 	for d.skipFrom > 0 && d.kinds[d.skipFrom-1] == colSkip {
 		d.skipFrom--
 	}
-	if text {
+	if o.Text && !o.FitOnly {
 		d.withText(base, offsetField)
 	}
 	return d
@@ -158,7 +223,8 @@ func newDecoder(spec *features.Spec, mem memory.Allocator, opts *decodeOptions) 
 // decoded columns of base and before offsetField.
 func (d *decoder) withText(base *arrow.Schema, offsetField arrow.Field) {
 	d.text = true
-	d.spanCols = make([][]uint32, len(d.kinds))
+	d.spanB = make([]colBuf, len(d.kinds))
+	d.spanv = make([][]uint32, len(d.kinds))
 	fields := append(base.Fields(), arrow.Field{Name: features.LineColumn, Type: arrow.BinaryTypes.Binary})
 	for i, c := range d.spec.Columns {
 		if d.kinds[i] == colDouble {
@@ -174,6 +240,65 @@ func (d *decoder) Schema() *arrow.Schema { return d.schema }
 // Len returns the number of rows added since the last Flush.
 func (d *decoder) Len() int { return d.n }
 
+// grow makes the batch's buffers hold at least one more row: the hinted
+// batch size at first, then twice as many rows each time.
+func (d *decoder) grow() {
+	c := max(2*d.cap, d.hint, 1024)
+	if d.bytes > 0 && d.n > 0 && d.seen > 0 {
+		c = max(c, int(float64(d.n)*float64(d.bytes)/float64(d.seen)*1.05))
+	}
+	for i, k := range d.kinds {
+		switch k {
+		case colDouble:
+			d.dbl[i].reserve(d.mem, c*arrow.Float64SizeBytes)
+			d.dvals[i] = arrow.Float64Traits.CastFromBytes(d.dbl[i].raw)[:c]
+			if d.text {
+				d.spanB[i].reserve(d.mem, c*arrow.Uint32SizeBytes)
+				d.spanv[i] = arrow.Uint32Traits.CastFromBytes(d.spanB[i].raw)[:c]
+			}
+		case colString:
+			d.soffv[i] = growOffsets(d.mem, &d.soffs[i], c, d.cap)
+		}
+	}
+	d.offs.reserve(d.mem, c*arrow.Int64SizeBytes)
+	d.offv = arrow.Int64Traits.CastFromBytes(d.offs.raw)[:c]
+	if d.text {
+		d.lineOffv = growOffsets(d.mem, &d.lineOffs, c, d.cap)
+	}
+	d.cap = c
+}
+
+// growOffsets makes c hold the int32 offsets of rows rows and returns
+// them; a new buffer (old == 0) starts at offset 0.
+func growOffsets(mem memory.Allocator, c *colBuf, rows, old int) []int32 {
+	c.reserve(mem, (rows+1)*arrow.Int32SizeBytes)
+	v := arrow.Int32Traits.CastFromBytes(c.raw)[:rows+1]
+	if old == 0 {
+		v[0] = 0
+	}
+	return v
+}
+
+// appendVar appends p to the variable-length column of data and offs
+// (values offv) as the value of row n. It reports false, appending
+// nothing, when the column would pass the 2 GiB that int32 offsets reach.
+func (d *decoder) appendVar(data *colBuf, offv []int32, p []byte) bool {
+	end := int(offv[d.n])
+	if end+len(p) > math.MaxInt32 {
+		return false
+	}
+	if end+len(p) > len(data.raw) {
+		size := max(2*len(data.raw), end+len(p), data.want, 64<<10)
+		if data == &d.lines && d.bytes > 0 && d.bytes < math.MaxInt32 {
+			size = max(size, int(d.bytes)+len(p)) // the split's lines, and the last one's end
+		}
+		data.reserve(d.mem, size)
+	}
+	copy(data.raw[end:], p)
+	offv[d.n+1] = int32(end + len(p))
+	return true
+}
+
 // Add decodes one line, without its terminator, found at offset in its
 // object. On a bad line it returns a *fieldError and adds nothing; the
 // decoder stays usable.
@@ -186,6 +311,9 @@ func (d *decoder) Add(line []byte, offset int64) *fieldError {
 
 // addGeneral is Add by the general rules, for any line.
 func (d *decoder) addGeneral(line []byte, offset int64) *fieldError {
+	if d.n == d.cap {
+		d.grow()
+	}
 	if !utf8.Valid(line) {
 		return &fieldError{Value: shorten(line), Reason: "invalid UTF-8"}
 	}
@@ -196,7 +324,7 @@ func (d *decoder) addGeneral(line []byte, offset int64) *fieldError {
 	if len(fields) != len(d.kinds) {
 		return &fieldError{Value: shorten(line), Reason: fmt.Sprintf("expected %d fields, found %d", len(d.kinds), len(fields))}
 	}
-	// Check every field before appending any, so a bad line adds nothing.
+	// Check every field before adding any, so a bad line adds nothing.
 	for i, f := range fields {
 		switch d.kinds[i] {
 		case colString:
@@ -214,10 +342,14 @@ func (d *decoder) addGeneral(line []byte, offset int64) *fieldError {
 	for i, f := range fields {
 		switch d.kinds[i] {
 		case colString:
-			d.strs[i].Append(f)
+			if !d.appendVar(&d.sdata[i], d.soffv[i], f) {
+				return d.fieldError(i, f, "the batch's text is over 2 GiB")
+			}
 		case colDouble:
-			d.doubles[i] = append(d.doubles[i], d.vals[i])
-			d.texts[i] = 0 // formatted from the value
+			d.dvals[i][d.n] = d.vals[i]
+			if d.text {
+				d.spanv[i][d.n] = 0 // formatted from the value
+			}
 		}
 	}
 	d.addRow(line, offset)
@@ -225,24 +357,21 @@ func (d *decoder) addGeneral(line []byte, offset int64) *fieldError {
 }
 
 // addRow ends a row whose fields are added: its offset and, with text,
-// its line and the Spans of its doubles in d.texts.
+// its line (the Spans of its doubles are in place).
 func (d *decoder) addRow(line []byte, offset int64) {
-	d.offsets = append(d.offsets, offset)
-	d.n++
-	if !d.text {
-		return
-	}
-	if len(d.lines)+len(line) > math.MaxInt32 { // past the offsets of a binary array
-		line = nil
-		clear(d.texts)
-	}
-	d.lines = append(d.lines, line...)
-	d.lineEnds = append(d.lineEnds, int32(len(d.lines)))
-	for i, k := range d.kinds {
-		if k == colDouble {
-			d.spanCols[i] = append(d.spanCols[i], d.texts[i])
+	d.offv[d.n] = offset
+	d.seen += int64(len(line)) + 1
+	if d.text && !d.appendVar(&d.lines, d.lineOffv, line) {
+		// Past the offsets of a binary array: the row's numbers are
+		// formatted from their values.
+		d.appendVar(&d.lines, d.lineOffv, nil)
+		for i, k := range d.kinds {
+			if k == colDouble {
+				d.spanv[i][d.n] = 0
+			}
 		}
 	}
+	d.n++
 }
 
 func (d *decoder) fieldError(i int, f []byte, reason string) *fieldError {
@@ -289,75 +418,72 @@ func trimBlanks(f []byte) []byte {
 // batch. The record has zero rows when nothing was added. The caller owns
 // the record and must Release it; it does not depend on the decoder.
 func (d *decoder) Flush() arrow.Record {
-	for i, k := range d.kinds {
-		if k == colDouble {
-			d.bld.Field(d.out[i]).(*array.Float64Builder).AppendValues(d.doubles[i], nil)
-			d.doubles[i] = d.doubles[i][:0]
-		}
+	if d.cap == 0 {
+		d.grow()
 	}
-	d.bld.Field(len(d.bld.Schema().Fields())-1).(*array.Int64Builder).AppendValues(d.offsets, nil)
-	d.offsets = d.offsets[:0]
 	n := d.n
-	d.n = 0
-	rec := d.bld.NewRecord()
-	if !d.text {
-		return rec
-	}
-	defer rec.Release()
-	cols := rec.Columns()
-	all := append(make([]arrow.Array, 0, len(d.schema.Fields())), cols[:len(cols)-1]...)
-	all = append(all, newBinary(d.mem, d.lines, d.lineEnds))
+	fields := d.schema.Fields()
+	cols := make([]arrow.Array, 0, len(fields))
 	for i, k := range d.kinds {
-		if k == colDouble {
-			all = append(all, newUint32s(d.mem, d.spanCols[i]))
-			d.spanCols[i] = d.spanCols[i][:0]
+		switch k {
+		case colDouble:
+			cols = append(cols, d.fixedArray(fields[len(cols)].Type, &d.dbl[i], n*arrow.Float64SizeBytes))
+		case colString:
+			cols = append(cols, d.varArray(fields[len(cols)].Type, &d.soffs[i], &d.sdata[i], d.soffv[i][n]))
 		}
 	}
-	d.lines, d.lineEnds = d.lines[:0], d.lineEnds[:0]
-	out := array.NewRecord(d.schema, append(all, cols[len(cols)-1]), int64(n))
-	for _, a := range all[len(cols)-1:] {
-		a.Release()
+	if d.text {
+		cols = append(cols, d.varArray(arrow.BinaryTypes.Binary, &d.lineOffs, &d.lines, d.lineOffv[n]))
+		for i, k := range d.kinds {
+			if k == colDouble {
+				cols = append(cols, d.fixedArray(arrow.PrimitiveTypes.Uint32, &d.spanB[i], n*arrow.Uint32SizeBytes))
+			}
+		}
 	}
-	return out
+	cols = append(cols, d.fixedArray(arrow.PrimitiveTypes.Int64, &d.offs, n*arrow.Int64SizeBytes))
+	rec := array.NewRecord(d.schema, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	d.n, d.cap, d.seen = 0, 0, 0
+	return rec
 }
 
-// newBinary returns a binary array of the values data[ends[i-1]:ends[i]]
-// (from 0 for the first), in buffers from mem.
-func newBinary(mem memory.Allocator, data []byte, ends []int32) arrow.Array {
-	offs := memory.NewResizableBuffer(mem)
-	defer offs.Release()
-	offs.Resize((len(ends) + 1) * arrow.Int32SizeBytes)
-	o := arrow.Int32Traits.CastFromBytes(offs.Bytes())
-	o[0] = 0
-	copy(o[1:], ends)
-	vals := memory.NewResizableBuffer(mem)
-	defer vals.Release()
-	vals.Resize(len(data))
-	copy(vals.Bytes(), data)
-	d := array.NewData(arrow.BinaryTypes.Binary, len(ends), []*memory.Buffer{nil, offs, vals}, nil, 0, 0)
-	defer d.Release()
-	return array.NewBinaryData(d)
-}
-
-// newUint32s returns a uint32 array of vals, in a buffer from mem.
-func newUint32s(mem memory.Allocator, vals []uint32) arrow.Array {
-	buf := memory.NewResizableBuffer(mem)
+// fixedArray returns the array of type dt over the first size bytes of
+// c's buffer, which it takes.
+func (d *decoder) fixedArray(dt arrow.DataType, c *colBuf, size int) arrow.Array {
+	buf := c.take(d.mem, size)
 	defer buf.Release()
-	buf.Resize(len(vals) * arrow.Uint32SizeBytes)
-	copy(arrow.Uint32Traits.CastFromBytes(buf.Bytes()), vals)
-	d := array.NewData(arrow.PrimitiveTypes.Uint32, len(vals), []*memory.Buffer{nil, buf}, nil, 0, 0)
-	defer d.Release()
-	return array.NewUint32Data(d)
+	data := array.NewData(dt, size/(dt.(arrow.FixedWidthDataType).BitWidth()/8), []*memory.Buffer{nil, buf}, nil, 0, 0)
+	defer data.Release()
+	return array.MakeFromData(data)
 }
 
-// Release frees the decoder's builders, dropping rows not yet flushed.
-// Records returned by Flush are not affected. The decoder must not be used
-// afterwards.
+// varArray returns the array of type dt (string or binary) of the
+// batch's rows over the offsets in offs and the first size bytes of
+// data, whose buffers it takes.
+func (d *decoder) varArray(dt arrow.DataType, offs, data *colBuf, size int32) arrow.Array {
+	ob := offs.take(d.mem, (d.n+1)*arrow.Int32SizeBytes)
+	defer ob.Release()
+	db := data.take(d.mem, int(size))
+	defer db.Release()
+	ad := array.NewData(dt, d.n, []*memory.Buffer{nil, ob, db}, nil, 0, 0)
+	defer ad.Release()
+	return array.MakeFromData(ad)
+}
+
+// Release frees the buffers of the rows not yet flushed. Records returned
+// by Flush are not affected. The decoder must not be used afterwards.
 func (d *decoder) Release() {
-	if d.bld != nil {
-		d.bld.Release()
-		d.bld = nil
+	for _, cs := range [][]colBuf{d.dbl, d.sdata, d.soffs, d.spanB} {
+		for i := range cs {
+			cs[i].release()
+		}
 	}
+	d.offs.release()
+	d.lines.release()
+	d.lineOffs.release()
+	d.n, d.cap = 0, 0
 }
 
 // split cuts line into fields, unquoting quoted ones. The returned slices

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 
 	"github.com/shardprep/shardprep/features"
@@ -30,6 +32,9 @@ var pow10 = [...]float64{
 // text is the features.Span of the number's text in b when that text is
 // already v's Python repr (see reprSpan), else 0.
 func scanPlain(b []byte) (v float64, n int, text uint32, ok bool) {
+	if v, n, text, ok := scanShort(b); ok {
+		return v, n, text, true
+	}
 	i := 0
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
 		i++
@@ -75,6 +80,87 @@ func scanPlain(b []byte) (v float64, n int, text uint32, ok bool) {
 		text = reprSpan(b, begin, end, m, frac)
 	}
 	return v, i, text, true
+}
+
+// scanShort is scanPlain for the common number: no blank, no sign, 1 to
+// 7 digits, and when there is a '.', 1 to 7 digits after it, then the end
+// of b or a ','. It reads 8 bytes at a time and reports !ok for anything
+// else, which scanPlain then reads byte by byte.
+//
+// The value is computed as scanPlain does (m < 10^14 < 2^53, divided by
+// the power of ten of the fraction digits), and the text is the repr
+// under reprSpan's rules: an integer without a leading zero (or "0"); a
+// decimal without a trailing zero, without a leading zero unless it is
+// "0." and not below 1e-4 ("0.0000" starts the fraction of those below).
+func scanShort(b []byte) (v float64, n int, text uint32, ok bool) {
+	x, past := load8(b)
+	k := bits.TrailingZeros64(nonDigits(x)|past) >> 3 // digits before the point
+	if k == 0 || k == 8 {
+		return 0, 0, 0, false
+	}
+	ip := digitsValue(x, k)
+	if k == len(b) || b[k] == ',' {
+		if b[0] != '0' || k == 1 {
+			text = features.Span(0, k, true)
+		}
+		return float64(int64(ip)), k, text, true
+	}
+	if b[k] != '.' {
+		return 0, 0, 0, false
+	}
+	f := b[k+1:]
+	y, past := load8(f)
+	j := bits.TrailingZeros64(nonDigits(y)|past) >> 3 // digits after the point
+	if j == 0 || j == 8 || (j < len(f) && f[j] != ',') {
+		return 0, 0, 0, false
+	}
+	n = k + 1 + j
+	v = float64(int64(ip*pow10u[j]+digitsValue(y, j))) / pow10[j]
+	if f[j-1] != '0' && (b[0] != '0' || (k == 1 && (j < 4 || uint32(y) != 0x30303030))) {
+		text = features.Span(0, n, false)
+	}
+	return v, n, text, true
+}
+
+// pow10u holds the powers of ten below 10^8.
+var pow10u = [8]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7}
+
+// load8 returns b's first 8 bytes as a little-endian word, and a mask
+// with the high bit of each of those 8 bytes that b does not have. Past
+// len(b) the word holds what b's array holds there when its capacity
+// reaches (a line's last field is followed by the rest of the read
+// buffer), which the mask tells apart.
+func load8(b []byte) (x, past uint64) {
+	if len(b) >= 8 {
+		return binary.LittleEndian.Uint64(b), 0
+	}
+	past = 0x8080808080808080 << (8 * len(b))
+	if cap(b) >= 8 {
+		return binary.LittleEndian.Uint64(b[:8]), past
+	}
+	var t [8]byte
+	copy(t[:], b)
+	return binary.LittleEndian.Uint64(t[:]), past
+}
+
+// nonDigits returns the high bit of each byte of x that is not an ASCII
+// digit. Each byte is tested on its own: no carry crosses bytes.
+func nonDigits(x uint64) uint64 {
+	const low7, high = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	l := x & low7
+	above := l + 0x4646464646464646   // high bit: byte >= '9'+1
+	atLeast := l + 0x5050505050505050 // high bit: byte >= '0'
+	return (above | ^atLeast | x) & high
+}
+
+// digitsValue returns the number that the first k (1 to 8) bytes of x,
+// ASCII digits, the first the most significant, spell: the k digits are
+// moved to the top of an 8-digit word, below zeros, and combined in pairs,
+// fours and eights by multiplication.
+func digitsValue(x uint64, k int) uint64 {
+	x = (x - 0x3030303030303030) << (64 - 8*uint(k)) // no borrow out of the k digits
+	x = x*10 + x>>8
+	return ((x&0x000000ff000000ff)*(100+1000000<<32) + (x>>16&0x000000ff000000ff)*(1+10000<<32)) >> 32
 }
 
 // reprSpan returns the features.Span of b[begin:end], a number scanPlain
@@ -132,34 +218,40 @@ type span struct{ start, end int }
 // general rules; when it reports true the row is exactly what the general
 // path would add. Columns from d.skipFrom on are all skipped (the fit
 // pass's numbers): for them it only counts the commas, in a line with no
-// quote at all.
+// quote at all. The row's values go in place, at row d.n of the batch's
+// buffers; they count only once addRow has ended the row.
 func (d *decoder) addPlain(line []byte, offset int64) bool {
 	if !utf8.Valid(line) {
 		return false
 	}
+	if d.n == d.cap {
+		d.grow()
+	}
 	p := 0
 	last := len(d.kinds) - 1
+	row := d.n
 	for i, kind := range d.kinds[:d.skipFrom] {
 		var end int
 		if kind == colDouble {
-			v, n, text, ok := scanPlain(line[p:])
+			v, n, text, ok := scanShort(line[p:])
 			if !ok {
-				return false
+				if v, n, text, ok = scanPlain(line[p:]); !ok {
+					return false
+				}
 			}
-			d.vals[i] = v
-			if text != 0 {
-				text += uint32(p) << 6 // the Span's start, from the field's to the line's
+			d.dvals[i][row] = v
+			if d.text {
+				if text != 0 {
+					text += uint32(p) << 6 // the Span's start, from the field's to the line's
+				}
+				d.spanv[i][row] = text
 			}
-			d.texts[i] = text
 			end = p + n
 		} else {
 			if p < len(line) && line[p] == '"' {
 				return false
 			}
-			end = p
-			for end < len(line) && line[end] != ',' {
-				end++
-			}
+			end = p + fieldEnd(line[p:])
 			if kind == colString {
 				if end == p {
 					return false
@@ -185,15 +277,28 @@ func (d *decoder) addPlain(line []byte, offset int64) bool {
 		}
 	}
 	for i, kind := range d.kinds[:d.skipFrom] {
-		switch kind {
-		case colString:
-			d.strs[i].Append(line[d.spans[i].start:d.spans[i].end])
-		case colDouble:
-			d.doubles[i] = append(d.doubles[i], d.vals[i])
+		if kind == colString && !d.appendVar(&d.sdata[i], d.soffv[i], line[d.spans[i].start:d.spans[i].end]) {
+			return false
 		}
 	}
 	d.addRow(line, offset)
 	return true
+}
+
+// fieldEnd returns the length of the unquoted field at the start of b: the
+// index of the first ',', or len(b).
+func fieldEnd(b []byte) int {
+	// Short fields (a label) are the rule: look at a few bytes before
+	// calling IndexByte.
+	for i := 0; i < 4; i++ {
+		if i == len(b) || b[i] == ',' {
+			return i
+		}
+	}
+	if j := bytes.IndexByte(b[4:], ','); j >= 0 {
+		return 4 + j
+	}
+	return len(b)
 }
 
 var comma = []byte{','}

@@ -44,6 +44,14 @@ func checkParse(t *testing.T, s string) {
 		t.Fatalf("parseDouble(%q) = %v %q [%#x], want %v %q [%#x]", s, got, reason, math.Float64bits(got), want, wantReason, math.Float64bits(want))
 	}
 	v, n, text, ok := scanPlain([]byte(s))
+	// Digits past the end of the field, in its array (the rest of a read
+	// buffer), change nothing.
+	for _, pad := range []string{"7", "7,", "7.5", "00000000"} {
+		padded := append([]byte(s), pad...)[:len(s)]
+		if v2, n2, text2, ok2 := scanPlain(padded); math.Float64bits(v2) != math.Float64bits(v) || n2 != n || text2 != text || ok2 != ok {
+			t.Fatalf("scanPlain(%q) with %q past its end = %v %d %d %v, without %v %d %d %v", s, pad, v2, n2, text2, ok2, v, n, text, ok)
+		}
+	}
 	if !ok {
 		return
 	}

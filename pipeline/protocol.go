@@ -15,7 +15,7 @@ import (
 // version, recorded in manifests.
 const (
 	Version         = "0.1.0"
-	ProtocolVersion = 2
+	ProtocolVersion = 3
 )
 
 // Phase is the state of a job.
@@ -34,7 +34,10 @@ const (
 // coordinator draws at random for each lease, so that only the worker it
 // was given to can report the attempt.
 type taskID struct {
-	Phase   Phase  `json:"phase"`
+	Phase Phase `json:"phase"`
+	// Pass numbers the fit passes of a spec whose stages need more than
+	// one (from 2 on; 0 otherwise).
+	Pass    int    `json:"pass,omitempty"`
 	Split   int    `json:"split"`
 	Attempt int    `json:"attempt"`
 	Lease   string `json:"lease"`
@@ -45,6 +48,9 @@ type taskID struct {
 }
 
 func (t taskID) String() string {
+	if t.Pass > 0 {
+		return fmt.Sprintf("%s pass %d split %d (attempt %d)", t.Phase, t.Pass, t.Split, t.Attempt)
+	}
 	return fmt.Sprintf("%s split %d (attempt %d)", t.Phase, t.Split, t.Attempt)
 }
 
@@ -85,7 +91,8 @@ type (
 		Error string   `json:"error,omitempty"` // why the job failed
 		Tasks []taskID `json:"tasks,omitempty"`
 		// Model and FirstLines (the fit result) come with transform
-		// tasks, unless the request said HaveModel.
+		// tasks, unless the request said HaveModel, and with the fit
+		// tasks of a pass after the first (the model fitted so far).
 		Model      *features.Model `json:"model,omitempty"`
 		FirstLines []int64         `json:"first_lines,omitempty"`
 	}

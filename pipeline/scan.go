@@ -98,6 +98,9 @@ type splitTask struct {
 	src   Source
 	mem   memory.Allocator
 	ctr   *counters
+	// computed, if set, is called once the task has done its computing
+	// and only writes out what it made.
+	computed func()
 }
 
 func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
@@ -107,14 +110,18 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 func (t *splitTask) runFit(ctx context.Context, validate bool) (taskResult, error) {
 	t, release := t.recycling()
 	defer release()
-	st := features.NewStats(t.job.Spec)
+	st := t.fitStats()
 	fitOnly := t.job.OnInvalid != PolicySkip && !validate
+	decode := decodeOptions{FitOnly: fitOnly}
+	if fitOnly {
+		decode.Columns = st.DecodeColumns()
+	}
 	res, err := t.scan(ctx, scanOptions{
 		// With the skip policy every column is validated, so rows that
 		// the transform pass will drop do not count towards the model.
-		decode:    decodeOptions{FitOnly: fitOnly},
+		decode:    decode,
 		batchRows: t.job.BatchRows,
-		rows:      func(_ context.Context, rec arrow.Record) error { return st.Add(rec) },
+		rows:      func(ctx context.Context, rec arrow.Record) error { return t.fitRows(ctx, st, rec) },
 		reject:    func(context.Context, []byte, *parseError) error { return nil },
 	})
 	if pe := (*parseError)(nil); fitOnly && errors.As(err, &pe) {
@@ -159,7 +166,7 @@ type scanner struct {
 	*splitTask
 	scanOptions
 	in        *splitInput
-	dec       *decoder
+	dec       rowDecoder
 	res       taskResult
 	lastBytes int64 // bytes read already added to the counters
 }
@@ -172,7 +179,10 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 		return taskResult{}, err
 	}
 	defer in.close()
-	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newDecoder(t.job.Spec, t.mem, &o.decode)}
+	if o.decode.Rows == 0 {
+		o.decode.Rows = o.batchRows
+	}
+	s := &scanner{splitTask: t, scanOptions: o, in: in, dec: newRowDecoder(t.job.Spec, t.mem, &o.decode)}
 	defer s.dec.Release()
 	err = s.run(ctx)
 	return s.res, err
@@ -180,9 +190,15 @@ func (t *splitTask) scan(ctx context.Context, o scanOptions) (taskResult, error)
 
 func (s *scanner) run(ctx context.Context) error {
 	first := true
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if b := s.in.lr.BytesRead(); b-s.lastBytes > 64<<10 {
+				s.ctr.bytes.Add(b - s.lastBytes)
+				s.lastBytes = b
+			}
 		}
 		line, off, err := s.in.next()
 		if err == io.EOF {
@@ -191,10 +207,6 @@ func (s *scanner) run(ctx context.Context) error {
 		long, _ := err.(*lineTooLongError)
 		if err != nil && long == nil {
 			return err
-		}
-		if b := s.in.lr.BytesRead(); b-s.lastBytes > 64<<10 {
-			s.ctr.bytes.Add(b - s.lastBytes)
-			s.lastBytes = b
 		}
 		if first {
 			first = false
@@ -573,6 +585,9 @@ func (t *splitTask) rowError(ctx context.Context, rec arrow.Record, re *features
 	obj := t.object()
 	off := offsets(rec).Value(re.Row)
 	pe := &parseError{Object: obj.URL, Offset: off, Column: re.Column, Value: re.Value, Reason: re.Reason, Err: re}
+	if re.Stage != "" {
+		pe.Reason = re.Stage + ": " + re.Reason
+	}
 	if n, err := countLinesBefore(ctx, t.src, obj, off); err == nil {
 		pe.Line = n + 1
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -104,68 +105,163 @@ func murmur3BytesHash(data []byte, seed uint32) uint32 {
 // the types of spec.Schema(); other columns (such as "__offset") are
 // ignored. It panics if a column is missing or mistyped, which is a
 // programming error: the decoder's records always have them.
+//
+// Each column has an unsigned key per row whose order is the column's
+// order (a string's rank among the column's values, a double's doubleKey,
+// 0 for a null). The rows are sorted by the first 128 bits of their keys
+// laid end to end (a string's key takes as many bits as its ranks need,
+// a double's 64), which decide most comparisons, then by the keys of every
+// column, then by row index, which makes the unstable sort (O(n log n))
+// give the stable order.
 func sparkOrder(spec *features.Spec, rec arrow.Record) []int {
-	n, k := int(rec.NumRows()), len(spec.Columns)
-	// Each row's sort key, one uint64 per column, row after row: the
-	// order of the keys is the order of the values.
-	keys := make([]uint64, n*k)
+	n := int(rec.NumRows())
+	cols := make([]sortColumn, len(spec.Columns))
 	for i, c := range spec.Columns {
 		idx := rec.Schema().FieldIndices(c.Name)
 		if len(idx) == 0 {
 			panic("pipeline.sparkOrder: record has no column " + c.Name)
 		}
-		col := rec.Column(idx[0])
-		switch arr := col.(type) {
+		switch arr := rec.Column(idx[0]).(type) {
 		case *array.String:
-			stringKeys(keys[i:], k, arr)
+			cols[i].ranks, cols[i].width = stringRanks(arr)
 		case *array.Float64:
-			for r := range n {
-				if !arr.IsNull(r) {
-					keys[r*k+i] = doubleKey(arr.Value(r))
-				}
-			}
+			cols[i].doubles, cols[i].width = arr, 64
 		default:
-			panic("pipeline.sparkOrder: column " + c.Name + " has type " + col.DataType().String())
+			panic("pipeline.sparkOrder: column " + c.Name + " has type " + arr.DataType().String())
 		}
 	}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
+	rows := make([]sortRow, n)
+	for r := range rows {
+		rows[r].hi, rows[r].lo = sortPrefix(cols, r)
+		rows[r].row = r
 	}
-	// Equal rows keep their order: the row index breaks ties, which
-	// makes an unstable sort (O(n log n)) give the stable order.
-	slices.SortFunc(order, func(a, b int) int {
-		if c := slices.Compare(keys[a*k:a*k+k], keys[b*k:b*k+k]); c != 0 {
-			return c
+	slices.SortFunc(rows, func(a, b sortRow) int {
+		if a.hi != b.hi {
+			return cmp.Compare(a.hi, b.hi)
 		}
-		return a - b
+		if a.lo != b.lo {
+			return cmp.Compare(a.lo, b.lo)
+		}
+		for i := range cols {
+			if c := cmp.Compare(cols[i].key(a.row), cols[i].key(b.row)); c != 0 {
+				return c
+			}
+		}
+		return a.row - b.row
 	})
+	order := make([]int, n)
+	for i, r := range rows {
+		order[i] = r.row
+	}
 	return order
 }
 
-// stringKeys writes the sort key of each row of arr to dst[r*stride]: 0
-// for a null (nulls first), else 1 + the rank of the value among the
-// column's distinct values in unsigned byte order.
-func stringKeys(dst []uint64, stride int, arr *array.String) {
-	rank := map[string]uint64{}
-	for r := range arr.Len() {
-		if !arr.IsNull(r) {
-			rank[arr.Value(r)] = 0
+// sortRow is a row to sort: the first 128 bits of its keys, and its
+// index.
+type sortRow struct {
+	hi, lo uint64
+	row    int
+}
+
+// sortColumn gives the sort keys of one column: ranks of a string
+// column, or the doubles of a double column; width is how many bits its
+// keys need.
+type sortColumn struct {
+	ranks   []uint32
+	doubles *array.Float64
+	width   int
+}
+
+func (c *sortColumn) key(r int) uint64 {
+	if c.doubles == nil {
+		return uint64(c.ranks[r])
+	}
+	if c.doubles.IsNull(r) {
+		return 0
+	}
+	return doubleKey(c.doubles.Value(r))
+}
+
+// sortPrefix returns the first 128 bits of row r's keys laid end to end,
+// each in its column's width, most significant first.
+func sortPrefix(cols []sortColumn, r int) (hi, lo uint64) {
+	used := 0
+	for i := range cols {
+		k, w := cols[i].key(r), cols[i].width
+		if used+w > 128 {
+			k >>= w - (128 - used)
+			w = 128 - used
+		}
+		switch {
+		case w == 64:
+			hi, lo = lo, k
+		case w > 0:
+			hi, lo = hi<<w|lo>>(64-w), lo<<w|k
+		}
+		if used += w; used == 128 {
+			return hi, lo
 		}
 	}
-	distinct := make([]string, 0, len(rank))
-	for v := range rank {
-		distinct = append(distinct, v)
+	switch s := 128 - used; {
+	case s >= 64:
+		return lo << (s - 64), 0
+	default:
+		return hi<<s | lo>>(64-s), lo << s
 	}
-	slices.SortFunc(distinct, strings.Compare) // unsigned bytes
-	for i, v := range distinct {
-		rank[v] = uint64(i) + 1
-	}
-	for r := range arr.Len() {
-		if !arr.IsNull(r) {
-			dst[r*stride] = rank[arr.Value(r)]
+}
+
+// stringRanks returns the sort key of each row of arr: 0 for a null
+// (nulls first), else 1 + the rank of the value among the column's
+// distinct values in unsigned byte order; and how many bits the keys
+// need. Each row's value is looked up only when it differs from the row
+// before, and among few distinct values by comparing them in turn.
+func stringRanks(arr *array.String) ([]uint32, int) {
+	ids := make([]uint32, arr.Len()) // 1 + the value's place in distinct
+	var distinct []string
+	index := map[string]uint32{}
+	last, lastID := "", uint32(0)
+	for r := range ids {
+		if arr.IsNull(r) {
+			continue
 		}
+		v := arr.Value(r)
+		if lastID == 0 || v != last {
+			last, lastID = v, findString(&distinct, index, v)
+		}
+		ids[r] = lastID
 	}
+	order := make([]int, len(distinct))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(distinct[a], distinct[b]) }) // unsigned bytes
+	rank := make([]uint32, len(distinct)+1)
+	for i, d := range order {
+		rank[d+1] = uint32(i) + 1
+	}
+	for r, id := range ids {
+		ids[r] = rank[id]
+	}
+	return ids, bits.Len(uint(len(distinct)))
+}
+
+// findString returns 1 + the place of v in distinct, adding it when new
+// (v aliases the record, which outlives the sort); index holds the places
+// once there are more than a few.
+func findString(distinct *[]string, index map[string]uint32, v string) uint32 {
+	if len(*distinct) <= 8 {
+		for i, d := range *distinct {
+			if d == v {
+				return uint32(i) + 1
+			}
+		}
+	} else if id, ok := index[v]; ok {
+		return id
+	}
+	*distinct = append(*distinct, v)
+	id := uint32(len(*distinct))
+	index[v] = id
+	return id
 }
 
 // doubleKey maps a double to a key whose unsigned order is

@@ -3,7 +3,10 @@ package pipeline
 import (
 	"cmp"
 	"math"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -122,6 +125,75 @@ func TestSparkOrder(t *testing.T) {
 	if compareDoubles(math.NaN(), math.Inf(1)) != 1 || compareDoubles(math.Inf(1), math.NaN()) != -1 || compareDoubles(math.NaN(), math.NaN()) != 0 {
 		t.Error("NaN ordering")
 	}
+}
+
+// TestSparkOrderMatchesStableSort compares sparkOrder with a stable sort
+// by the columns' values, on rows with few and many distinct strings,
+// nulls, equal rows and doubles that differ only in their last bits.
+func TestSparkOrderMatchesStableSort(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, labels := range []int{1, 3, 40} {
+		b := array.NewRecordBuilder(mem, sparkSpec().Schema())
+		for range 3000 {
+			sb := b.Field(0).(*array.StringBuilder)
+			if rng.IntN(20) == 0 {
+				sb.AppendNull()
+			} else {
+				sb.Append(strconv.Itoa(rng.IntN(labels)))
+			}
+			for f := 1; f <= 2; f++ {
+				fb := b.Field(f).(*array.Float64Builder)
+				switch rng.IntN(10) {
+				case 0:
+					fb.AppendNull()
+				case 1:
+					fb.Append(math.NaN())
+				case 2:
+					fb.Append(math.Nextafter(1, 2)) // 1 and its neighbour share the prefix's top bits
+				default:
+					fb.Append(float64(rng.IntN(3)))
+				}
+			}
+		}
+		rec := b.NewRecord()
+		b.Release()
+		want := make([]int, rec.NumRows())
+		for i := range want {
+			want[i] = i
+		}
+		sex, x, rings := rec.Column(0).(*array.String), rec.Column(1).(*array.Float64), rec.Column(2).(*array.Float64)
+		// byColumn compares rows i and j by col, nulls first, values by cmpValue.
+		byColumn := func(col arrow.Array, i, j int, cmpValue func() int) int {
+			if col.IsNull(i) || col.IsNull(j) {
+				return cmp.Compare(b2i(col.IsValid(i)), b2i(col.IsValid(j)))
+			}
+			return cmpValue()
+		}
+		slices.SortStableFunc(want, func(i, j int) int {
+			if c := byColumn(sex, i, j, func() int { return strings.Compare(sex.Value(i), sex.Value(j)) }); c != 0 {
+				return c
+			}
+			for _, col := range []*array.Float64{x, rings} {
+				if c := byColumn(col, i, j, func() int { return compareDoubles(col.Value(i), col.Value(j)) }); c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
+		if got := sparkOrder(sparkSpec(), rec); !slices.Equal(got, want) {
+			t.Errorf("%d labels: the order differs from a stable sort", labels)
+		}
+		rec.Release()
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func TestSparkOrderEmpty(t *testing.T) {

@@ -35,7 +35,8 @@ type transformTask struct {
 	rejects rejectSummary
 	// adj collects rows that decoded but that the model rejects; the
 	// scan's counts are corrected by it at the end.
-	adj taskResult
+	adj   taskResult
+	lines lineCursor // numbers the rows a spec's stages refuse
 }
 
 // runTransform runs the transform pass over the split and stages its
@@ -67,9 +68,12 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	}
 	o := scanOptions{decode: decodeOptions{Text: true}, batchRows: t.job.BatchRows, rows: tt.transformHash, reject: tt.reject}
 	if t.job.SplitMode == SplitSpark {
-		// One batch holds the whole split: its source text would
-		// double what the mode holds in memory.
+		// One batch holds the whole split: its source text would add
+		// the split's bytes to what the mode holds in memory, and the
+		// page faults of that memory cost more than formatting the
+		// numbers saves.
 		o.decode.Text, o.batchRows, o.rows = false, 0, tt.transformSpark
+		o.decode.Bytes = t.split.Length
 	}
 	res, err = t.scan(ctx, o)
 	res.Rejected += tt.adj.Rejected
@@ -80,6 +84,9 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	res.RowsOut, res.Columns = tt.rowsOut, tt.cols
 	if res.Rejected > 0 {
 		res.Rejects = &tt.rejects
+	}
+	if t.computed != nil {
+		t.computed()
 	}
 	parts, err = tt.close(ctx, res.Rejected)
 	return res, parts, err
@@ -136,6 +143,15 @@ func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError)
 // rejects is skipped and the rows around it are transformed on their own.
 func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) error {
 	out, err := t.model.Transform(rec, t.mem)
+	if bad := rowErrors(err); bad != nil {
+		kept, derr := t.dropBad(ctx, rec, bad)
+		if derr != nil {
+			return derr
+		}
+		defer kept.Release()
+		rec = kept
+		out, err = t.model.Transform(kept, t.mem)
+	}
 	if err != nil {
 		left, right, err := t.skipRow(ctx, rec, err)
 		if err != nil {
@@ -163,6 +179,15 @@ func (t *transformTask) transformSpark(ctx context.Context, rec arrow.Record) er
 		if err == nil {
 			defer out.Release()
 			return t.emit(rec, out, sparkOrder(t.job.Spec, rec))
+		}
+		if bad := rowErrors(err); bad != nil {
+			kept, err := t.dropBad(ctx, rec, bad)
+			if err != nil {
+				return err
+			}
+			rec.Release()
+			rec = kept
+			continue
 		}
 		left, right, err := t.skipRow(ctx, rec, err)
 		if err != nil {

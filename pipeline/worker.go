@@ -262,6 +262,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 		free <- struct{}{}
 	}
 	var fit *fitResult
+	final := false // fit is the model of the transform, not of a fit pass
 	for {
 		// Wait for at least one free slot.
 		select {
@@ -274,7 +275,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 			<-free
 		}
 		resp, err := retry(ctx, s.w.log, s.w.opts.CoordinatorTimeout, "lease", func(ctx context.Context) (*leaseResponse, error) {
-			return s.w.t.lease(ctx, &leaseRequest{Worker: s.id, Slots: slots, WaitMS: 5000, HaveModel: fit != nil})
+			return s.w.t.lease(ctx, &leaseRequest{Worker: s.id, Slots: slots, WaitMS: 5000, HaveModel: final})
 		})
 		if err != nil {
 			return err
@@ -287,6 +288,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 		}
 		if resp.Model != nil {
 			fit = &fitResult{model: resp.Model, firstLines: resp.FirstLines}
+			final = len(resp.Tasks) > 0 && resp.Tasks[0].Phase == PhaseTransform
 		}
 		for range slots - len(resp.Tasks) {
 			free <- struct{}{}
@@ -297,10 +299,14 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 			}
 			fit := fit
 			g.Go(func() error {
+				// The slot is free once the task's computing is over: a
+				// transform task that is still writing out its parts
+				// (a local file's fsync waits for the disk) leaves the
+				// CPU to the next task.
 				var once sync.Once
-				release := func() { once.Do(func() { free <- struct{}{} }) }
-				defer release()
-				return s.runTask(ctx, fit, task, release)
+				computed := func() { once.Do(func() { free <- struct{}{} }) }
+				defer computed()
+				return s.runTask(ctx, fit, task, computed)
 			})
 		}
 	}
@@ -330,11 +336,12 @@ func (w *Worker) heartbeatRequest(id string) *heartbeatRequest {
 	return req
 }
 
-// runTask runs one task and reports it. Once the task's work is done it
-// calls release, which frees its slot: the next lease need not wait for
-// the report. Only a failed report (the coordinator is gone) is returned
-// as an error: task failures are the coordinator's to decide on.
-func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, release func()) error {
+// runTask runs one task and reports it. It calls computed once the
+// task's computing is over (at the latest before the report), which frees
+// its slot: the next lease need not wait for the writes or the report.
+// Only a failed report (the coordinator is gone) is returned as an error:
+// task failures are the coordinator's to decide on.
+func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, computed func()) error {
 	w := s.w
 	tctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
@@ -347,7 +354,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, rele
 		delete(w.running, task)
 		w.mu.Unlock()
 	}()
-	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, ctr: w.counters(task.Phase)}
+	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, ctr: w.counters(task.Phase), computed: computed}
 	var res taskResult
 	var parts []stagedPart
 	var err error
@@ -361,7 +368,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, rele
 	default:
 		err = fmt.Errorf("unknown task phase %q", task.Phase)
 	}
-	release()
+	computed()
 	if ctx.Err() != nil {
 		// The job is ending or this worker is stopping: tell the
 		// coordinator the task is dropped, so that it need not wait for

@@ -171,6 +171,7 @@ func prepare(ctx context.Context, cfg *Job, env func(string) string, log *slog.L
 	}
 	log.Info("job planned", "job", cfg.Name, "run", job.RunID, "objects", len(objs), "bytes", total, "splits", len(job.Splits),
 		"split_size", job.SplitSize, "seed", settings.Seed, "split_mode", settings.SplitMode, "output", outRoot)
+	logStagePlan(log, spec, model)
 	return &prepared{job: job, model: model, src: st.Source(objs), sink: sink, claim: claim,
 		output: stores.Display(outRoot), local: !strings.HasPrefix(outRoot, "s3://"), stores: st}, nil
 }
@@ -242,6 +243,7 @@ func (cfg *Job) plan() (*features.Spec, *pipeline.Settings, *features.Model, err
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	settings.Header = settings.Header || spec.Header
 	if cfg.Name == "" {
 		cfg.Name = defaultJobName(time.Now())
 	}
@@ -268,22 +270,28 @@ func (cfg *Job) settings() *pipeline.Settings {
 		OnInvalid: pipeline.Policy(cfg.OnInvalid), Header: cfg.Header}
 }
 
-// readSpecAndModel reads the job's spec, the sample's when it names none,
-// and the model it names, if any, which must fit the spec.
+// readSpecAndModel reads the job's spec (when it names none: the spec
+// its model carries, or the sample's) and the model it names, if any,
+// which must fit the spec.
 func (cfg *Job) readSpecAndModel() (*features.Spec, *features.Model, error) {
-	spec := sample.Spec()
+	var model *features.Model
 	var err error
+	if cfg.Model != "" {
+		if model, err = readJSONFile(cfg.Model, "model", features.ReadModel); err != nil {
+			return nil, nil, err
+		}
+	}
+	spec := sample.Spec()
+	if model != nil && model.Spec() != nil {
+		spec = model.Spec()
+	}
 	if cfg.Spec != "" {
 		if spec, err = readJSONFile(cfg.Spec, "spec", features.ParseSpec); err != nil {
 			return nil, nil, err
 		}
 	}
-	if cfg.Model == "" {
+	if model == nil {
 		return spec, nil, nil
-	}
-	model, err := readJSONFile(cfg.Model, "model", features.ReadModel)
-	if err != nil {
-		return nil, nil, err
 	}
 	if err := model.Check(spec); err != nil {
 		why := strings.TrimPrefix(err.Error(), "model does not fit the spec: ")
