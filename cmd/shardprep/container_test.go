@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -701,4 +702,58 @@ func TestContainerRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestContainerStagesParquet: a SageMaker Processing job whose arguments
+// name a spec with Spark ML stages, shipped in its own input channel, and
+// the parquet format writes the same parts as `run` with those arguments.
+func TestContainerStagesParquet(t *testing.T) {
+	cars, err := os.ReadFile("sample/cars.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := os.ReadFile("sample/cars.spec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDir := t.TempDir()
+	writeFiles(t, inDir, map[string]string{"cars.csv": string(cars), "cars.spec.json": string(spec)})
+	ref := ctrReference(t, filepath.Join(inDir, "cars.csv"), "--spec", filepath.Join(inDir, "cars.spec.json"),
+		"--output-format", "parquet", "--seed", "42")
+
+	root := smTree(t, "local-channels", map[string]string{"JOB": ctrName("stages-")})
+	config := filepath.Join(root, "opt/ml/config/processingjobconfig.json")
+	data, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := `["--spec", "/opt/ml/processing/input/spec/cars.spec.json", "--output-format", "parquet", "--seed", "42"]`
+	data = []byte(strings.Replace(string(data), `["--seed", "42", "--split-size", "64KiB"]`, args, 1))
+	if !strings.Contains(string(data), args) {
+		t.Fatal("the job's arguments were not replaced")
+	}
+	writeFiles(t, filepath.Dir(config), map[string]string{"processingjobconfig.json": string(data)})
+	writeFiles(t, filepath.Join(root, "opt/ml/processing/input/abalone"), map[string]string{"cars.csv": string(cars)})
+	writeFiles(t, filepath.Join(root, "opt/ml/processing/input/spec"), map[string]string{"cars.spec.json": string(spec)})
+	out := filepath.Join(root, "opt/ml/processing/output/prepared")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startCtr(t, "algo-1", baseEnv(), "container", "--sagemaker-root", root)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit status %d\n%s", code, p.tail())
+	}
+	want, got := partsOf(t, ref), partsOf(t, out)
+	parquet := 0
+	for k := range want {
+		if strings.HasSuffix(k, ".parquet") {
+			parquet++
+		}
+	}
+	if parquet == 0 {
+		t.Fatalf("the reference job wrote no parquet parts: %v", slices.Sorted(maps.Keys(want)))
+	}
+	ctrCompareParts(t, want, got)
+	ctrNoFailureMessage(t, root)
 }

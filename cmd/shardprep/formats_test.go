@@ -440,6 +440,45 @@ func TestOutputFormatsOverMinIO(t *testing.T) {
 		checkFormat(t, "csv", text, parts)
 		checkFeatures(t, features, "csv")
 	})
+	t.Run("stages, libsvm, 1+2 cluster", func(t *testing.T) {
+		// The cars pipeline (nulls, an imputer, a scaler after it: two
+		// fit passes) read from and written to MinIO by a cluster writes
+		// what a local run of the same job writes.
+		local := filepath.Join(t.TempDir(), "local")
+		common := []string{"--spec", "sample/cars.spec.json", "--seed", "5", "--split-size", "64KiB", "--output-format", "libsvm"}
+		binOut(t, append([]string{"run", "--input", "sample/cars.csv", "--output", local, "--quiet"}, common...)...)
+		want := partsOf(t, local)
+		carsKey := prefix + "cars/cars.csv"
+		cars, err := os.ReadFile("sample/cars.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(e.Bucket), Key: aws.String(carsKey), Body: bytes.NewReader(cars)}); err != nil {
+			t.Fatal(err)
+		}
+		out := prefix + "stages/"
+		coord, addr := startCoordinator(t, env, nil, append([]string{"--listen", "127.0.0.1:0", "--input", root + carsKey, "--output", root + out,
+			"--s3-endpoint", e.Endpoint, "--workers", "0"}, common...)...)
+		for i := 1; i <= 2; i++ {
+			startWorker(t, env, nil, "http://"+addr, fmt.Sprintf("w%d", i), "--s3-endpoint", e.Endpoint)
+		}
+		if code := coord.wait(t, 3*time.Minute); code != 0 {
+			t.Fatalf("coordinator exit %d\n%s", code, lastLines(coord.errText(), 5))
+		}
+		got, features := objects(t, out)
+		maps.DeleteFunc(got, func(k string, _ []byte) bool { return strings.HasPrefix(k, "_rejected/") })
+		if len(want) == 0 || len(got) != len(want) {
+			t.Fatalf("%d parts on MinIO, %d locally", len(got), len(want))
+		}
+		for k, w := range want {
+			if !bytes.Equal(got[k], w) {
+				t.Errorf("%s differs from the local run's", k)
+			}
+		}
+		if lf, err := os.ReadFile(filepath.Join(local, "_shardprep", "features.json")); err != nil || !bytes.Equal(features, lf) {
+			t.Errorf("features.json on MinIO %s, locally %s (%v)", features, lf, err)
+		}
+	})
 	t.Run("spec infer", func(t *testing.T) {
 		stdout, stderr, code := runBin(t, env, "spec", "infer", "--s3-endpoint", e.Endpoint, root+inKey)
 		var got map[string]any
