@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardprep/shardprep/features"
+	"github.com/shardprep/shardprep/format"
 )
 
 // Manifest is written to _shardprep/manifest.json at commit. Its layout
@@ -114,6 +116,9 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 	if err := c.put(ctx, ModelKey, append(modelJSON, '\n')); err != nil {
 		return nil, err
 	}
+	if err := c.putFeatures(ctx, m.Model); err != nil {
+		return nil, err
+	}
 	m.Finished = c.opts.Now()
 	m.Timings.CommitMS = m.Finished.Sub(start).Milliseconds()
 	m.Timings.TotalMS = m.Finished.Sub(m.Started).Milliseconds()
@@ -195,6 +200,29 @@ func (c *Coordinator) expectedParts() int {
 		}
 	}
 	return n
+}
+
+// featureNames is the content of FeaturesKey: the output format and the
+// names of the label column and of the feature vector's slots, in vector
+// order (slot i is libsvm index i+1), as the csv header and the parquet
+// columns name them.
+type featureNames struct {
+	Format features.OutputFormat `json:"format"`
+	Label  string                `json:"label"`
+	Slots  []string              `json:"slots"`
+}
+
+// putFeatures writes the names of model's slots.
+func (c *Coordinator) putFeatures(ctx context.Context, model *features.Model) error {
+	if model == nil {
+		return errors.New("no model to name the slots of")
+	}
+	cols := format.Columns(model.LabelColumn(), model.SlotNames())
+	data, err := json.MarshalIndent(featureNames{Format: outputFormat(c.job.Spec), Label: cols[0], Slots: cols[1:]}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return c.put(ctx, FeaturesKey, append(data, '\n'))
 }
 
 // put writes one small object of the commit.

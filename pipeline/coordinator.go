@@ -277,10 +277,12 @@ func (c *Coordinator) seen(id string) *workerState {
 	return w
 }
 
-// final marks w as told the job's state, when that state is final.
+// final marks w as told the job's state, when that state is final, and
+// notifies the change (WaitInformed waits for it).
 func (c *Coordinator) final(w *workerState, p Phase) {
-	if p == PhaseCommitted || p == PhaseFailed {
+	if (p == PhaseCommitted || p == PhaseFailed) && !w.informed {
 		w.informed = true
+		c.notify()
 	}
 }
 

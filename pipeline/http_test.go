@@ -226,8 +226,8 @@ func TestRunLeavesNoStages(t *testing.T) {
 	}
 	for i := range c.job.Splits {
 		for _, f := range []string{"train", "validation"} {
-			if _, ok := store.objects[partKey(f, i)]; !ok {
-				t.Errorf("%s missing", partKey(f, i))
+			if _, ok := store.objects[partKey(f, i, "")]; !ok {
+				t.Errorf("%s missing", partKey(f, i, ""))
 			}
 		}
 	}

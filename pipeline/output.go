@@ -17,15 +17,19 @@ import (
 	"time"
 
 	"github.com/shardprep/shardprep/features"
+	"github.com/shardprep/shardprep/format"
 )
 
 // The layout of an output root. A job writes one part per input split in
-// each split's folder (train/part-00000, ...) and, with the skip policy, in
-// _rejected/; at commit the model and the manifest under _shardprep/, then
-// last a _SUCCESS marker in each split's folder. Every name that starts
-// with "_" is shardprep's.
+// each split's folder (train/part-00000, ...; train/part-00000.parquet in
+// the parquet format) and, with the skip policy, in
+// _rejected/ (text, whatever the format); at commit the model, the slot
+// names, the manifest and the report under _shardprep/, then last a
+// _SUCCESS marker in each split's folder. Every name that starts with "_"
+// is shardprep's.
 const (
 	ModelKey    = "_shardprep/model.json"
+	FeaturesKey = "_shardprep/features.json"
 	ManifestKey = "_shardprep/manifest.json"
 	ReportKey   = "_shardprep/report.html"
 	SuccessName = "_SUCCESS"
@@ -46,9 +50,25 @@ var metaFolder = path.Dir(ManifestKey)
 // output: ClaimOutput leaves it, and clean removes one left behind.
 func ClusterSecretKey(job string) string { return metaFolder + "/cluster-secret-" + job }
 
-// partKey is the key of split i's part under the named output folder.
-func partKey(folder string, split int) string {
-	return fmt.Sprintf("%s/part-%05d", folder, split)
+// partKey is the key of split i's part under the named output folder;
+// ext is the extension of the output format's parts, which the parts of
+// rejected rows do not take.
+func partKey(folder string, split int, ext string) string {
+	if folder == rejectedFolder {
+		ext = ""
+	}
+	return fmt.Sprintf("%s/part-%05d%s", folder, split, ext)
+}
+
+// outputFormat is the output format of spec, which must be valid.
+func outputFormat(spec *features.Spec) features.OutputFormat {
+	f, _ := features.ParseOutputFormat(spec.Output.Format)
+	return f
+}
+
+// partExtension is the extension of the parts of a job of spec.
+func partExtension(spec *features.Spec) string {
+	return format.Extension(outputFormat(spec))
 }
 
 // splitNames returns the names of the spec's splits: its output folders.
@@ -64,20 +84,21 @@ func splitNames(spec *features.Spec) []string {
 // the markers first, so that a partial output stops counting as
 // committed before anything else goes.
 func outputKeys(spec *features.Spec, n int) []string {
-	return layoutKeys(append(splitNames(spec), rejectedFolder), n)
+	return layoutKeys(append(splitNames(spec), rejectedFolder), n, partExtension(spec))
 }
 
-// layoutKeys returns the keys a job with these folders and n splits may
-// write: the markers first, then the metadata, then the parts.
-func layoutKeys(folders []string, n int) []string {
+// layoutKeys returns the keys a job with these folders, n splits and
+// parts of extension ext may write: the markers first, then the metadata,
+// then the parts.
+func layoutKeys(folders []string, n int, ext string) []string {
 	var keys []string
 	for _, f := range folders {
 		keys = append(keys, f+"/"+SuccessName)
 	}
-	keys = append(keys, ManifestKey, ModelKey, ReportKey)
+	keys = append(keys, ManifestKey, ModelKey, FeaturesKey, ReportKey)
 	for _, f := range folders {
 		for i := range n {
-			keys = append(keys, partKey(f, i))
+			keys = append(keys, partKey(f, i, ext))
 		}
 	}
 	return keys
@@ -144,9 +165,12 @@ func readJSON(ctx context.Context, out Output, key string, v any) error {
 }
 
 // isPartName reports whether name is a part's: "part-" and 5 or more
-// digits.
+// digits, and ".parquet" for a parquet part.
 func isPartName(name string) bool {
 	digits, ok := strings.CutPrefix(name, "part-")
+	if ext := format.Extension(features.FormatParquet); strings.HasSuffix(digits, ext) {
+		digits = strings.TrimSuffix(digits, ext)
+	}
 	if !ok || len(digits) < 5 {
 		return false
 	}
@@ -229,9 +253,11 @@ type claimRecord struct {
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
 	// Folders are the job's split folders and _rejected; each may get
-	// part-NNNNN for every split number below Splits.
-	Folders []string `json:"folders"`
-	Splits  int      `json:"splits"`
+	// part-NNNNN for every split number below Splits, the split folders'
+	// with the extension Extension.
+	Folders   []string `json:"folders"`
+	Splits    int      `json:"splits"`
+	Extension string   `json:"part_extension,omitempty"`
 }
 
 func (c *claimRecord) String() string {
@@ -241,7 +267,7 @@ func (c *claimRecord) String() string {
 
 // keys returns every key the claiming job may write, the claim last.
 func (c *claimRecord) keys() []string {
-	return append(layoutKeys(c.Folders, c.Splits), ClaimKey)
+	return append(layoutKeys(c.Folders, c.Splits, c.Extension), ClaimKey)
 }
 
 // dead reports whether the claiming process is known to have ended: it
@@ -337,7 +363,7 @@ type Claim struct {
 func ClaimOutput(ctx context.Context, out Output, job *Job, opts *ClaimOptions) (*Claim, error) {
 	o := opts.withDefaults()
 	c := claimRecord{RunID: job.RunID, Job: job.Name, Host: o.Host, PID: os.Getpid(), Started: time.Now().UTC(),
-		Folders: append(splitNames(job.Spec), rejectedFolder), Splits: len(job.Splits)}
+		Folders: append(splitNames(job.Spec), rejectedFolder), Splits: len(job.Splits), Extension: partExtension(job.Spec)}
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return nil, err

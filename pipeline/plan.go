@@ -130,6 +130,9 @@ func NewJob(spec *features.Spec, objects []Object, s *Settings) (*Job, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if _, err := features.ParseOutputFormat(spec.Output.Format); err != nil {
+		return nil, fmt.Errorf("spec: output.format: %w", err)
+	}
 	if len(objects) == 0 {
 		return nil, errors.New("no input objects")
 	}

@@ -330,10 +330,10 @@ func (c *Coordinator) checkParts(task taskID, r *taskResult, parts []stagedPart)
 	if len(parts) != len(folders) {
 		return fmt.Errorf("%d parts staged, want %d", len(parts), len(folders))
 	}
-	stage := stageID(c.job.RunID, task.Lease)
+	stage, ext := stageID(c.job.RunID, task.Lease), partExtension(c.job.Spec)
 	for i, p := range parts {
 		var d stagedDesc
-		key := partKey(folders[i], task.Split)
+		key := partKey(folders[i], task.Split, ext)
 		switch err := json.Unmarshal(p.Staged, &d); {
 		case p.Key != key:
 			return fmt.Errorf("part %d is %q, want %q", i, p.Key, key)

@@ -107,7 +107,7 @@ func glance(m *Manifest) []kv {
 	secs := float64(m.Timings.TotalMS) / 1000
 	out := []kv{
 		{"inputs", fmt.Sprintf("%s objects, %s bytes", groupDigits(int64(len(m.Inputs))), groupDigits(m.Totals.BytesIn))},
-		{"output", m.Output},
+		{"output", m.Output + " (" + string(outputFormatOf(m)) + ")"},
 		{"job", m.Job + " (run " + m.RunID + ")"},
 		{"seed", fmt.Sprintf("%d (%s split, on invalid rows: %s)", m.Seed, m.SplitMode, m.OnInvalid)},
 		{"rows in", groupDigits(rows)},
@@ -137,6 +137,14 @@ func share(n, of int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(of))
+}
+
+// outputFormatOf is the output format of m's job.
+func outputFormatOf(m *Manifest) features.OutputFormat {
+	if m.Spec == nil {
+		return features.FormatText
+	}
+	return outputFormat(m.Spec)
 }
 
 func splitNamesOf(m *Manifest) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/shardprep/shardprep/features"
+	"github.com/shardprep/shardprep/format"
 )
 
 // transformTask is the transform pass over one split: it transforms the
@@ -92,13 +94,20 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 	return res, parts, err
 }
 
-// open starts the split's part in folder.
+// open starts the split's part in folder: in the job's output format for
+// a split folder, else (rejected rows) as text.
 func (t *transformTask) open(ctx context.Context, folder string) (*partWriter, error) {
-	w, err := newPartWriter(ctx, t.sink, partKey(folder, t.split.Index), t.stage)
+	f := outputFormat(t.job.Spec)
+	w, err := newPartWriter(ctx, t.sink, partKey(folder, t.split.Index, format.Extension(f)), t.stage)
 	if err != nil {
 		return nil, err
 	}
 	t.opened = append(t.opened, w)
+	if folder != rejectedFolder && f != features.FormatText {
+		if w.enc, err = newEncoder(f, w, t.model); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
@@ -232,7 +241,13 @@ func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
 		// batch of any length (the Spark mode's is the whole split).
 		for rows := t.rows[i]; len(rows) > 0; {
 			n := min(len(rows), emitChunk)
-			w.buf = features.AppendRows(w.buf, out, rows[:n])
+			if w.enc != nil {
+				if err := w.enc.Encode(out, rows[:n]); err != nil {
+					return err
+				}
+			} else {
+				w.buf = features.AppendRows(w.buf, out, rows[:n])
+			}
 			rows = rows[n:]
 			if err := w.flushIfFull(); err != nil {
 				return err
@@ -359,12 +374,36 @@ func appendReject(dst []byte, pe *parseError, line []byte) []byte {
 }
 
 // partWriter buffers a part and streams it to a staged object of the sink.
+// A text part's lines are appended to buf; a part of another format is
+// encoded by enc, which writes to the partWriter.
 type partWriter struct {
 	w      StagedWriter
 	key    string
 	buf    []byte
+	enc    rowEncoder
 	n      int64
 	closed bool
+}
+
+// rowEncoder writes transformed rows in an output format other than text
+// (*format.Encoder).
+type rowEncoder interface {
+	Encode(rec arrow.Record, rows []int) error
+	// Close writes the end of the part.
+	Close() error
+}
+
+// newEncoder starts a part of format f on w for the rows model
+// transforms. Its memory is the garbage collector's, which takes back
+// what an abandoned part held.
+func newEncoder(f features.OutputFormat, w io.Writer, model *features.Model) (rowEncoder, error) {
+	return format.NewEncoder(f, w, model.LabelColumn(), model.SlotNames(), nil)
+}
+
+// Write adds p to the part; an encoder writes through it.
+func (p *partWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	return len(b), p.flushIfFull()
 }
 
 const partBuffer = 1 << 20
@@ -396,6 +435,11 @@ func (p *partWriter) flush() error {
 
 // close stages the part, which holds rows rows, and describes it.
 func (p *partWriter) close(rows int64) (stagedPart, error) {
+	if p.enc != nil {
+		if err := p.enc.Close(); err != nil {
+			return stagedPart{}, err
+		}
+	}
 	if err := p.flush(); err != nil {
 		return stagedPart{}, err
 	}

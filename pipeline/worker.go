@@ -80,10 +80,11 @@ func newWorker(t transport, open func(ctx context.Context, job *Job) (Source, Si
 
 // retry calls f until it succeeds, fails with a *permanentError, ctx
 // ends, or the calls have failed for longer than giveUp. It backs off
-// from 100ms to 2s between calls, logging each failure.
+// from 25ms to 2s between calls, logging each failure: a worker started
+// with its coordinator joins soon after the coordinator listens.
 func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
 	start := time.Now()
-	delay := 100 * time.Millisecond
+	delay := 25 * time.Millisecond
 	for {
 		v, err := f(ctx)
 		if err == nil {
@@ -335,9 +336,11 @@ func (w *Worker) heartbeatRequest(id string) *heartbeatRequest {
 	return req
 }
 
-// runTask runs one task and reports it. Only a failed report (the
-// coordinator is gone) is returned as an error: task failures are the
-// coordinator's to decide on.
+// runTask runs one task and reports it. It calls computed once the
+// task's computing is over (at the latest before the report), which frees
+// its slot: the next lease need not wait for the writes or the report.
+// Only a failed report (the coordinator is gone) is returned as an error:
+// task failures are the coordinator's to decide on.
 func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, computed func()) error {
 	w := s.w
 	tctx, cancel := context.WithCancel(ctx)
@@ -365,6 +368,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, comp
 	default:
 		err = fmt.Errorf("unknown task phase %q", task.Phase)
 	}
+	computed()
 	if ctx.Err() != nil {
 		// The job is ending or this worker is stopping: tell the
 		// coordinator the task is dropped, so that it need not wait for

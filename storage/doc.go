@@ -25,6 +25,18 @@
 // of the object: a replaced object is an error wrapping ErrChanged, never a
 // mix of two versions.
 //
+// S3 overlaps its I/O with the caller's work. A reader streams its range
+// with one ranged GET (another after a dropped connection), and a
+// goroutine of its own reads the body ahead of the caller: up to 256 KiB
+// at first, so that a reader that needs only a few bytes (the end of a
+// line past a split) costs little, the window doubling as the caller reads
+// on, up to 4 MiB. A writer uploads each full part in
+// the background while it fills the next, at most 4 parts of a Bucket's
+// writers at once; a write waits for a free slot, so the memory of a
+// Bucket's writers is bounded by their number plus 4, in parts. The first
+// part that fails stops the others and fails the write, which aborts the
+// upload; so does a cancellation, once the parts in flight have stopped.
+//
 // Errors name the object's URL and the operation, on one line. A missing
 // object is reported as an error wrapping fs.ErrNotExist, a denied request
 // as one wrapping fs.ErrPermission. S3 throttling, 5xx errors and dropped

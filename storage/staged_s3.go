@@ -54,7 +54,8 @@ func (w *s3Writer) putMarker() error {
 }
 
 // s3StagedWriter uploads parts as s3Writer does, but its commit only
-// uploads the last part (or an empty one), leaving the upload open.
+// uploads the last part (or an empty one) and waits for the parts sent,
+// leaving the upload open.
 type s3StagedWriter struct {
 	*s3Writer
 	size int64
@@ -67,19 +68,18 @@ func (w *s3StagedWriter) Write(p []byte) (int, error) {
 }
 
 func (w *s3StagedWriter) commit() error {
-	if len(w.buf) > 0 || len(w.parts) == 0 {
-		if err := w.flush(); err != nil {
+	if w.buf.size > 0 || len(w.sent) == 0 {
+		if err := w.send(); err != nil {
 			return err
 		}
 	}
-	w.buf = nil
-	return nil
+	return w.wait()
 }
 
-// abort aborts the upload and removes the marker, on a context that
-// outlives the writer's, bounded by abortTimeout.
+// abort stops the uploads, then aborts the upload and removes the marker,
+// on a context that outlives the writer's, bounded by abortTimeout.
 func (w *s3StagedWriter) abort() error {
-	w.buf = nil
+	w.stop()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), abortTimeout)
 	defer cancel()
 	var errs []error

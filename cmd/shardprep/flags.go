@@ -24,6 +24,7 @@ func registerJob(fs *flag.FlagSet, j *roles.Job) {
 	fs.StringVar(&j.Spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")
 	fs.StringVar(&j.Model, "model", "", "reuse a fitted model JSON `FILE` (e.g. a previous run's _shardprep/model.json) instead of fitting")
 	fs.BoolVar(&j.Header, "header", false, "the first non-blank line of each input object is a header row")
+	fs.StringVar(&j.Format, "output-format", "", "parts in `FORMAT`: text (label,f1,...,fn lines), csv (those lines under a header row), libsvm or parquet (default: the spec's output.format, else text)")
 	fs.StringVar(&j.SplitMode, "split-mode", "hash", "`hash`: per-row hash of (seed, object, offset), stable for any worker count; spark: Spark's randomSplit for one-partition inputs")
 	fs.StringVar(&j.Name, "job-name", "", "job `NAME`, recorded in the manifest and in S3 Access Grants audit context (default: shardprep-<time>)")
 	cli.LogFormatVar(fs, &j.LogFormat)
@@ -43,7 +44,7 @@ func registerStore(fs *flag.FlagSet, c *storage.S3Config) {
 	fs.BoolVar(&c.GrantsFallback, "grants-fallback", false, "with --credentials grants: where no grant matches, use the caller's own credentials (logged)")
 	fs.DurationVar(&c.GrantsDuration, "grants-duration", time.Hour, "lifetime asked for grant credentials (15m to 12h); they are refreshed ahead of expiry")
 	fs.DurationVar(&c.GrantsRefresh, "grants-refresh", 0, "refresh grant credentials this long before they expire (default: a tenth of their lifetime, 1m to 5m; longer than the lifetime: before every use)")
-	fs.Var(&c.PartSize, "s3-part-size", "S3 multipart upload part `size` (5MiB to 5GiB; default 16MiB); each open output part holds one in memory")
+	fs.Var(&c.PartSize, "s3-part-size", "S3 multipart upload part `size` (5MiB to 5GiB; default 16MiB); each open output part fills one in memory while up to 4 per process upload")
 	fs.IntVar(&c.MaxRetries, "s3-max-retries", 9, "retries of one S3 request after throttling, a 5xx answer or a failed connection, with exponential backoff up to 20s (0: none)")
 }
 

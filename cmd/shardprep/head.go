@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
+	"github.com/shardprep/shardprep/cmd/internal/stores"
+	"github.com/shardprep/shardprep/features"
+	"github.com/shardprep/shardprep/format"
 	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
@@ -48,6 +51,13 @@ func runHead(ctx context.Context, args []string, env func(string) string, stdout
 	}
 	if first == nil {
 		return noParts(fs.Arg(0), infos)
+	}
+	if strings.HasSuffix(first.Key, format.Extension(features.FormatParquet)) {
+		// A parquet part's rows, printed as the text format's lines.
+		if err := format.ParquetLines(ctx, stores.ReaderAt(ctx, b, *first), *n, stdout); err != nil {
+			return fmt.Errorf("%s: %w", b.URL(first.Key), err)
+		}
+		return nil
 	}
 	rc, err := b.NewRangeReader(ctx, first.Key, first.ETag, 0, -1)
 	if err != nil {

@@ -26,4 +26,6 @@ var (
 	cleanUsage string
 	//go:embed help/report.txt
 	reportUsage string
+	//go:embed help/spec.txt
+	specUsage string
 )

@@ -16,7 +16,7 @@ func TestHelpTranscripts(t *testing.T) {
 	saved := defaultWorkers
 	defaultWorkers = func() int { return 4 }
 	defer func() { defaultWorkers = saved }()
-	for _, cmd := range []string{"help", "run", "coordinator", "worker", "container", "submit", "clean", "report", "head", "gen"} {
+	for _, cmd := range []string{"help", "run", "coordinator", "worker", "container", "submit", "clean", "report", "head", "gen", "spec"} {
 		t.Run(cmd, func(t *testing.T) {
 			args := []string{cmd, "-h"}
 			if cmd == "help" {

@@ -65,6 +65,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return runReport(ctx, rest, env, stdout, stderr)
 	case "gen":
 		return runGen(ctx, rest, env, stdout, stderr)
+	case "spec":
+		return runSpec(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil

@@ -128,7 +128,7 @@ func runSubmit(ctx context.Context, args []string, env func(string) string, stdo
 		return err
 	}
 	if f.dryRun {
-		body, err := sagemaker.RequestJSON(ctx, in)
+		body, err := sagemaker.RequestJSON(in)
 		if err != nil {
 			return fmt.Errorf("submit: %w", err)
 		}

@@ -50,6 +50,8 @@ type FaultProxy struct {
 
 	mu       sync.Mutex
 	ops      map[string]int  // requests seen, by Op
+	busy     map[string]int  // requests in progress, by Op
+	maxBusy  map[string]int  // the most requests in progress at once, by Op
 	attempts map[string]int  // requests seen, by Op, key, part number and range
 	injected map[string]int  // faults injected, by "Op status" or "Op cut"
 	tokens   map[string]bool // X-Amz-Security-Token values seen
@@ -88,6 +90,7 @@ func NewFaultProxy(t testing.TB, endpoint, bucket string, rule func(S3Request) F
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		defer p.done(req.Op)
 		var f Fault
 		if p.rule != nil {
 			f = p.rule(req)
@@ -198,6 +201,8 @@ func (p *FaultProxy) record(r *http.Request, req *S3Request) {
 	defer p.mu.Unlock()
 	p.ops[req.Op]++
 	req.N = p.ops[req.Op]
+	p.busy[req.Op]++
+	p.maxBusy[req.Op] = max(p.maxBusy[req.Op], p.busy[req.Op])
 	sig := req.Op + " " + req.Key + " " + r.URL.Query().Get("partNumber") + " " + r.Header.Get("Range")
 	p.attempts[sig]++
 	req.Attempt = p.attempts[sig]
@@ -211,6 +216,21 @@ func (p *FaultProxy) record(r *http.Request, req *S3Request) {
 		id, _, _ := strings.Cut(rest, "/")
 		p.signers[id] = true
 	}
+}
+
+// done records the end of a request of op.
+func (p *FaultProxy) done(op string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.busy[op]--
+}
+
+// MostAtOnce returns the most requests of op that were in progress at
+// once (from their arrival, the rule's time included, to their answer).
+func (p *FaultProxy) MostAtOnce(op string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxBusy[op]
 }
 
 func (p *FaultProxy) count(op, what string) {
@@ -264,9 +284,12 @@ func setKeys(m map[string]bool) []string {
 }
 
 // Reset forgets the requests seen and the faults injected (not the
-// tokens, signers and upload keys).
+// tokens, signers and upload keys, nor the requests in progress).
 func (p *FaultProxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.ops, p.attempts, p.injected = map[string]int{}, map[string]int{}, map[string]int{}
+	p.ops, p.attempts, p.injected, p.maxBusy = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
+	if p.busy == nil {
+		p.busy = map[string]int{}
+	}
 }

@@ -45,6 +45,7 @@ type Job struct {
 	Model     string // a fitted model's file; "": fit one
 	Header    bool
 	SplitMode string // a pipeline.SplitMode
+	Format    string // the parts' output format; "": the spec's
 	Name      string // "": shardprep-<time>
 	LogFormat cli.LogFormat
 	Quiet     bool
@@ -241,6 +242,9 @@ func (cfg *Job) plan() (*features.Spec, *pipeline.Settings, *features.Model, err
 	}
 	spec, model, err := cfg.readSpecAndModel()
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cfg.applyOutputFormat(spec); err != nil {
 		return nil, nil, nil, err
 	}
 	settings.Header = settings.Header || spec.Header

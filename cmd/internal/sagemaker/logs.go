@@ -6,11 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
-	"github.com/aws/smithy-go"
 )
 
 // logGroup is where SageMaker Processing sends its containers'
@@ -20,15 +15,15 @@ const logGroup = "/aws/sagemaker/ProcessingJobs"
 // logFollower follows the CloudWatch log streams of a processing job for
 // "submit --wait", printing each new line as "algo-1: LINE".
 type logFollower struct {
-	client *cloudwatchlogs.Client
+	client *jsonClient // of CloudWatch Logs
 	job    string
 	out    io.Writer
-	next   map[string]*string // per stream, the token after the last event printed
-	off    bool               // reading failed: status only
+	next   map[string]string // per stream, the token after the last event printed
+	off    bool              // reading failed: status only
 }
 
-func newLogFollower(client *cloudwatchlogs.Client, job string, out io.Writer) *logFollower {
-	return &logFollower{client: client, job: job, out: out, next: map[string]*string{}}
+func newLogFollower(client *jsonClient, job string, out io.Writer) *logFollower {
+	return &logFollower{client: client, job: job, out: out, next: map[string]string{}}
 }
 
 // follow prints the lines that the job's streams gained since the last
@@ -47,33 +42,44 @@ func (l *logFollower) follow(ctx context.Context) {
 	}
 	if err != nil && ctx.Err() == nil {
 		l.off = true
-		var ae smithy.APIError
+		var ae *apiError
 		if errors.As(err, &ae) {
-			err = fmt.Errorf("%s: %s", ae.ErrorCode(), ae.ErrorMessage())
+			err = fmt.Errorf("%s: %s", ae.code, ae.message)
 		}
 		fmt.Fprintf(l.out, "logs: not shown (%v); the job's status only\n", err)
 	}
 }
 
-// streams lists the job's log streams.
+// streams lists the job's log streams, page by page.
 func (l *logFollower) streams(ctx context.Context) ([]string, error) {
 	var names []string
-	p := cloudwatchlogs.NewDescribeLogStreamsPaginator(l.client, &cloudwatchlogs.DescribeLogStreamsInput{
-		LogGroupName: aws.String(logGroup), LogStreamNamePrefix: aws.String(l.job + "/")})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		var notFound *cwtypes.ResourceNotFoundException
-		if errors.As(err, &notFound) {
+	token := ""
+	for {
+		var page struct {
+			LogStreams []struct {
+				LogStreamName string `json:"logStreamName"`
+			} `json:"logStreams"`
+			NextToken string `json:"nextToken"`
+		}
+		err := l.client.call(ctx, "DescribeLogStreams", struct {
+			LogGroupName        string `json:"logGroupName"`
+			LogStreamNamePrefix string `json:"logStreamNamePrefix"`
+			NextToken           string `json:"nextToken,omitempty"`
+		}{logGroup, l.job + "/", token}, &page)
+		if isCode(err, "ResourceNotFoundException") {
 			return names, nil
 		}
 		if err != nil {
 			return nil, err
 		}
 		for _, s := range page.LogStreams {
-			names = append(names, aws.ToString(s.LogStreamName))
+			names = append(names, s.LogStreamName)
 		}
+		if page.NextToken == "" || page.NextToken == token {
+			return names, nil
+		}
+		token = page.NextToken
 	}
-	return names, nil
 }
 
 // stream prints the new events of one stream, a bounded number of pages
@@ -85,18 +91,28 @@ func (l *logFollower) stream(ctx context.Context, name string) error {
 	}
 	for range 20 {
 		prev := l.next[name]
-		out, err := l.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(logGroup),
-			LogStreamName: aws.String(name), StartFromHead: aws.Bool(true), NextToken: prev})
+		var out struct {
+			Events []struct {
+				Message string `json:"message"`
+			} `json:"events"`
+			NextForwardToken string `json:"nextForwardToken"`
+		}
+		err := l.client.call(ctx, "GetLogEvents", struct {
+			LogGroupName  string `json:"logGroupName"`
+			LogStreamName string `json:"logStreamName"`
+			StartFromHead bool   `json:"startFromHead"`
+			NextToken     string `json:"nextToken,omitempty"`
+		}{logGroup, name, true, prev}, &out)
 		if err != nil {
 			return err
 		}
 		for _, e := range out.Events {
-			fmt.Fprintf(l.out, "%s: %s\n", host, strings.TrimRight(aws.ToString(e.Message), "\r\n"))
+			fmt.Fprintf(l.out, "%s: %s\n", host, strings.TrimRight(e.Message, "\r\n"))
 		}
-		if out.NextForwardToken != nil {
+		if out.NextForwardToken != "" {
 			l.next[name] = out.NextForwardToken
 		}
-		if len(out.Events) == 0 || aws.ToString(out.NextForwardToken) == aws.ToString(prev) {
+		if len(out.Events) == 0 || out.NextForwardToken == prev {
 			return nil
 		}
 	}

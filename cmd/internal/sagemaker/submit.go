@@ -1,10 +1,12 @@
 // Package sagemaker launches shardprep as a SageMaker Processing job
-// through the AWS SDK and follows it. NewInput turns the request, which
-// package container checks against the CreateProcessingJob limits, into
-// the SDK's input; RequestJSON is the JSON body the SDK would send for it,
-// with no credentials or network needed; Submit creates the job and, if
-// asked, polls it to its end, printing its status changes and the lines
-// of its CloudWatch log streams (/aws/sagemaker/ProcessingJobs).
+// and follows it, speaking the SageMaker and CloudWatch Logs JSON APIs
+// itself (see jsonClient) with the credentials and region of the AWS SDK's
+// default chain. NewInput turns the request, which package container
+// checks against the CreateProcessingJob limits, into the API's request;
+// RequestJSON is the JSON body sent for it, with no credentials or network
+// needed; Submit creates the job and, if asked, polls it to its end,
+// printing its status changes and the lines of its CloudWatch log streams
+// (/aws/sagemaker/ProcessingJobs).
 //
 // Errors are one line. A request the limits refuse, or a missing region,
 // is a command-line error (cli.UsageError) naming the flag at fault.
@@ -25,45 +27,112 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
-	sm "github.com/aws/aws-sdk-go-v2/service/sagemaker"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/container"
 )
 
+// Input is the body of a CreateProcessingJob request, in the API's
+// member names; nil and empty members are left out, as the API wants.
+type Input struct {
+	ProcessingJobName      string
+	RoleArn                string
+	AppSpecification       appSpecification
+	ProcessingResources    processingResources
+	StoppingCondition      stoppingCondition
+	Environment            map[string]string       `json:",omitempty"`
+	NetworkConfig          *networkConfig          `json:",omitempty"`
+	ProcessingInputs       []processingInput       `json:",omitempty"`
+	ProcessingOutputConfig *processingOutputConfig `json:",omitempty"`
+	Tags                   []tag                   `json:",omitempty"`
+}
+
+type appSpecification struct {
+	ImageUri           string
+	ContainerArguments []string `json:",omitempty"` // the API wants at least one item when the list is present
+}
+
+type processingResources struct {
+	ClusterConfig clusterConfig
+}
+
+type clusterConfig struct {
+	InstanceCount  int
+	InstanceType   string
+	VolumeSizeInGB int
+	VolumeKmsKeyId string `json:",omitempty"`
+}
+
+type stoppingCondition struct {
+	MaxRuntimeInSeconds int64
+}
+
+type networkConfig struct {
+	EnableNetworkIsolation                bool       `json:",omitempty"`
+	EnableInterContainerTrafficEncryption bool       `json:",omitempty"`
+	VpcConfig                             *vpcConfig `json:",omitempty"`
+}
+
+type vpcConfig struct {
+	SecurityGroupIds []string
+	Subnets          []string
+}
+
+type processingInput struct {
+	InputName string
+	S3Input   processingS3Input
+}
+
+type processingS3Input struct {
+	S3Uri                  string
+	LocalPath              string
+	S3DataType             string
+	S3InputMode            string
+	S3DataDistributionType string
+}
+
+type processingOutputConfig struct {
+	KmsKeyId string `json:",omitempty"`
+	Outputs  []processingOutput
+}
+
+type processingOutput struct {
+	OutputName string
+	S3Output   processingS3Output
+}
+
+type processingS3Output struct {
+	S3Uri        string
+	LocalPath    string
+	S3UploadMode string
+}
+
+type tag struct {
+	Key, Value string
+}
+
 // NewInput checks r against the CreateProcessingJob limits and returns
-// the SDK's request. Errors are one-line usage errors naming the flag at
+// the API's request. Errors are one-line usage errors naming the flag at
 // fault.
-func NewInput(r container.ProcessingJobRequest) (*sm.CreateProcessingJobInput, error) {
-	if err := r.Validate(instanceTypes()); err != nil {
+func NewInput(r container.ProcessingJobRequest) (*Input, error) {
+	if err := r.Validate(processingInstanceTypes); err != nil {
 		return nil, usagef("%v", err)
 	}
-	in := &sm.CreateProcessingJobInput{
-		ProcessingJobName: aws.String(r.JobName),
-		RoleArn:           aws.String(r.Role),
-		AppSpecification:  &types.AppSpecification{ImageUri: aws.String(r.Image)},
-		ProcessingResources: &types.ProcessingResources{ClusterConfig: &types.ProcessingClusterConfig{
-			InstanceCount:  aws.Int32(int32(r.InstanceCount)),
-			InstanceType:   types.ProcessingInstanceType(r.InstanceType),
-			VolumeSizeInGB: aws.Int32(int32(r.VolumeSizeGB)),
-			VolumeKmsKeyId: optional(r.VolumeKMSKey),
+	in := &Input{
+		ProcessingJobName: r.JobName,
+		RoleArn:           r.Role,
+		AppSpecification:  appSpecification{ImageUri: r.Image, ContainerArguments: slices.Clone(r.Args)},
+		ProcessingResources: processingResources{ClusterConfig: clusterConfig{
+			InstanceCount: r.InstanceCount, InstanceType: r.InstanceType,
+			VolumeSizeInGB: r.VolumeSizeGB, VolumeKmsKeyId: r.VolumeKMSKey,
 		}},
-		StoppingCondition: &types.ProcessingStoppingCondition{
-			MaxRuntimeInSeconds: aws.Int32(int32(r.MaxRuntime / time.Second)),
-		},
-		Environment:   r.Environment(),
-		NetworkConfig: network(r),
-	}
-	if len(r.Args) > 0 { // the API wants at least one item when the list is present
-		in.AppSpecification.ContainerArguments = slices.Clone(r.Args)
+		StoppingCondition: stoppingCondition{MaxRuntimeInSeconds: int64(r.MaxRuntime / time.Second)},
+		Environment:       r.Environment(),
+		NetworkConfig:     network(r),
 	}
 	for _, kv := range r.Tags {
 		k, v, _ := strings.Cut(kv, "=")
-		in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+		in.Tags = append(in.Tags, tag{Key: k, Value: v})
 	}
 	channels(r, in)
 	return in, nil
@@ -71,22 +140,13 @@ func NewInput(r container.ProcessingJobRequest) (*sm.CreateProcessingJobInput, e
 
 // network is the request's NetworkConfig, nil when it asks for
 // nothing.
-func network(r container.ProcessingJobRequest) *types.NetworkConfig {
+func network(r container.ProcessingJobRequest) *networkConfig {
 	if len(r.Subnets) == 0 && !r.NetworkIsolation && !r.InterContainerEncryption {
 		return nil
 	}
-	nc := &types.NetworkConfig{}
-	if r.NetworkIsolation {
-		nc.EnableNetworkIsolation = aws.Bool(true)
-	}
-	if r.InterContainerEncryption {
-		nc.EnableInterContainerTrafficEncryption = aws.Bool(true)
-	}
+	nc := &networkConfig{EnableNetworkIsolation: r.NetworkIsolation, EnableInterContainerTrafficEncryption: r.InterContainerEncryption}
 	if len(r.Subnets) > 0 { // Validate saw security groups too
-		nc.VpcConfig = &types.VpcConfig{
-			Subnets:          slices.Clone(r.Subnets),
-			SecurityGroupIds: slices.Clone(r.SecurityGroups),
-		}
+		nc.VpcConfig = &vpcConfig{Subnets: slices.Clone(r.Subnets), SecurityGroupIds: slices.Clone(r.SecurityGroups)}
 	}
 	return nc
 }
@@ -94,40 +154,21 @@ func network(r container.ProcessingJobRequest) *types.NetworkConfig {
 // channels adds the request's ProcessingInputs (S3 prefixes copied
 // to every instance before the job starts) and ProcessingOutputs (uploaded
 // when it ends) to in.
-func channels(r container.ProcessingJobRequest, in *sm.CreateProcessingJobInput) {
+func channels(r container.ProcessingJobRequest, in *Input) {
 	for _, c := range r.InputChannels() {
-		in.ProcessingInputs = append(in.ProcessingInputs, types.ProcessingInput{InputName: aws.String(c.Name),
-			S3Input: &types.ProcessingS3Input{S3Uri: aws.String(c.S3URI), LocalPath: aws.String(c.LocalPath),
-				S3DataType: types.ProcessingS3DataTypeS3Prefix, S3InputMode: types.ProcessingS3InputModeFile,
-				S3DataDistributionType: types.ProcessingS3DataDistributionTypeFullyreplicated}})
+		in.ProcessingInputs = append(in.ProcessingInputs, processingInput{InputName: c.Name,
+			S3Input: processingS3Input{S3Uri: c.S3URI, LocalPath: c.LocalPath,
+				S3DataType: "S3Prefix", S3InputMode: "File", S3DataDistributionType: "FullyReplicated"}})
 	}
 	outs := r.OutputChannels()
 	if len(outs) == 0 {
 		return
 	}
-	in.ProcessingOutputConfig = &types.ProcessingOutputConfig{KmsKeyId: optional(r.OutputKMSKey)}
+	in.ProcessingOutputConfig = &processingOutputConfig{KmsKeyId: r.OutputKMSKey}
 	for _, c := range outs {
-		in.ProcessingOutputConfig.Outputs = append(in.ProcessingOutputConfig.Outputs, types.ProcessingOutput{OutputName: aws.String(c.Name),
-			S3Output: &types.ProcessingS3Output{S3Uri: aws.String(c.S3URI), LocalPath: aws.String(c.LocalPath),
-				S3UploadMode: types.ProcessingS3UploadModeEndOfJob}})
+		in.ProcessingOutputConfig.Outputs = append(in.ProcessingOutputConfig.Outputs, processingOutput{OutputName: c.Name,
+			S3Output: processingS3Output{S3Uri: c.S3URI, LocalPath: c.LocalPath, S3UploadMode: "EndOfJob"}})
 	}
-}
-
-// optional is nil for "", else a pointer to s.
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return aws.String(s)
-}
-
-// instanceTypes lists the Processing instance types the SDK knows.
-func instanceTypes() []string {
-	var names []string
-	for _, t := range types.ProcessingInstanceType("").Values() {
-		names = append(names, string(t))
-	}
-	return names
 }
 
 // usagef is cli.Usagef with the command's name in front.
@@ -153,22 +194,18 @@ type Options struct {
 // SDK's default chain (static ones from env's AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY first) and prints where to find it and, with
 // opts.Wait, its status changes and log lines to stdout.
-func Submit(ctx context.Context, in *sm.CreateProcessingJobInput, opts *Options, env func(string) string, stdout io.Writer) error {
+func Submit(ctx context.Context, in *Input, opts *Options, env func(string) string, stdout io.Writer) error {
 	cfg, err := loadConfig(ctx, opts.Region, env)
 	if err != nil {
 		return err
 	}
-	client := sm.NewFromConfig(cfg, func(o *sm.Options) {
-		if ep := endpoint(env, opts.Endpoint, "AWS_ENDPOINT_URL_SAGEMAKER"); ep != "" {
-			o.BaseEndpoint = aws.String(ep)
-		}
-	})
-	name := aws.ToString(in.ProcessingJobName)
-	out, err := client.CreateProcessingJob(ctx, in)
-	if err != nil {
+	client := newClient(cfg, sageMakerAPI, endpoint(env, opts.Endpoint, sageMakerAPI.envVar))
+	name := in.ProcessingJobName
+	var out struct{ ProcessingJobArn string }
+	if err := client.call(ctx, "CreateProcessingJob", in, &out); err != nil {
 		return fmt.Errorf("submit: creating processing job %s in %s: %w", name, cfg.Region, err)
 	}
-	arn := aws.ToString(out.ProcessingJobArn)
+	arn := out.ProcessingJobArn
 	fmt.Fprintf(stdout, "created processing job %s\n", name)
 	fmt.Fprintf(stdout, "  arn:     %s\n", arn)
 	if u := container.ConsoleURL(arn); u != "" {
@@ -178,11 +215,7 @@ func Submit(ctx context.Context, in *sm.CreateProcessingJobInput, opts *Options,
 	if !opts.Wait {
 		return nil
 	}
-	logs := newLogFollower(cloudwatchlogs.NewFromConfig(cfg, func(o *cloudwatchlogs.Options) {
-		if ep := endpoint(env, "", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"); ep != "" {
-			o.BaseEndpoint = aws.String(ep)
-		}
-	}), name, stdout)
+	logs := newLogFollower(newClient(cfg, logsAPI, endpoint(env, "", logsAPI.envVar)), name, stdout)
 	return wait(ctx, client, logs, opts.PollInterval, stdout)
 }
 
@@ -233,15 +266,24 @@ func loadConfig(ctx context.Context, region string, env func(string) string) (aw
 	return cfg, nil
 }
 
+// describeOutput is the part of a DescribeProcessingJob answer that
+// Submit reads.
+type describeOutput struct {
+	ProcessingJobStatus string
+	FailureReason       string
+	ExitMessage         string
+}
+
 // wait polls DescribeProcessingJob until the job ends, printing each
 // status change and the log lines that logs finds. It fails unless the job
 // Completed.
-func wait(ctx context.Context, client *sm.Client, logs *logFollower, every time.Duration, stdout io.Writer) error {
+func wait(ctx context.Context, client *jsonClient, logs *logFollower, every time.Duration, stdout io.Writer) error {
 	name := logs.job
-	var last types.ProcessingJobStatus
+	var last string
 	poll := container.Backoff{First: every, Max: every, Timeout: math.MaxInt64}
 	err := container.Retry(ctx, poll, func() (bool, error) {
-		d, err := client.DescribeProcessingJob(ctx, &sm.DescribeProcessingJobInput{ProcessingJobName: aws.String(name)})
+		var d describeOutput
+		err := client.call(ctx, "DescribeProcessingJob", struct{ ProcessingJobName string }{name}, &d)
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, err // Retry reports the stop
@@ -255,10 +297,10 @@ func wait(ctx context.Context, client *sm.Client, logs *logFollower, every time.
 		}
 		logs.follow(ctx)
 		switch status {
-		case types.ProcessingJobStatusCompleted:
+		case "Completed":
 			return true, nil
-		case types.ProcessingJobStatusFailed, types.ProcessingJobStatusStopped:
-			return true, failed(d, name, stdout)
+		case "Failed", "Stopped":
+			return true, failed(&d, name, stdout)
 		}
 		return false, fmt.Errorf("processing job %s is %s", name, status)
 	})
@@ -270,13 +312,13 @@ func wait(ctx context.Context, client *sm.Client, logs *logFollower, every time.
 
 // failed prints why the job name, described by d, ended Failed or
 // Stopped and returns the command's error.
-func failed(d *sm.DescribeProcessingJobOutput, name string, stdout io.Writer) error {
-	reason := aws.ToString(d.FailureReason)
+func failed(d *describeOutput, name string, stdout io.Writer) error {
+	reason := d.FailureReason
 	if reason == "" {
 		reason = "no failure reason given"
 	}
 	fmt.Fprintf(stdout, "failure reason: %s\n", reason)
-	if m := aws.ToString(d.ExitMessage); m != "" {
+	if m := d.ExitMessage; m != "" {
 		fmt.Fprintf(stdout, "exit message: %s\n", m)
 	}
 	return fmt.Errorf("submit: processing job %s ended %s: %s", name, d.ProcessingJobStatus, reason)
@@ -287,39 +329,11 @@ func stopped(ctx context.Context, name string) error {
 		name, name, ctx.Err())
 }
 
-// errCaptured ends a CreateProcessingJob call once its body is built.
-var errCaptured = errors.New("request body captured")
-
-// RequestJSON returns the JSON body the SDK would send for in, with
-// object keys sorted and indented: the SDK serializes the request, and a
-// middleware takes the body before it is signed or sent. No credentials or
-// network are needed.
-func RequestJSON(ctx context.Context, in *sm.CreateProcessingJobInput) ([]byte, error) {
-	var body []byte
-	capture := middleware.BuildMiddlewareFunc("shardprepCaptureBody", func(ctx context.Context, bin middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-		req, ok := bin.Request.(*smithyhttp.Request)
-		if !ok {
-			return middleware.BuildOutput{}, middleware.Metadata{}, fmt.Errorf("unexpected request type %T", bin.Request)
-		}
-		if s := req.GetStream(); s != nil {
-			b, err := io.ReadAll(s)
-			if err != nil {
-				return middleware.BuildOutput{}, middleware.Metadata{}, err
-			}
-			body = b
-		}
-		return middleware.BuildOutput{}, middleware.Metadata{}, errCaptured
-	})
-	client := sm.New(sm.Options{Region: "us-east-1"})
-	_, err := client.CreateProcessingJob(ctx, in, func(o *sm.Options) {
-		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
-			return s.Build.Add(capture, middleware.After)
-		})
-	})
-	if !errors.Is(err, errCaptured) {
-		if err == nil {
-			err = errors.New("the request was not captured")
-		}
+// RequestJSON returns the JSON body that Submit sends for in, with object
+// keys sorted and indented. No credentials or network are needed.
+func RequestJSON(in *Input) ([]byte, error) {
+	body, err := json.Marshal(in)
+	if err != nil {
 		return nil, fmt.Errorf("serializing the request: %w", err)
 	}
 	return canonicalJSON(body)

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/container"
@@ -53,7 +53,7 @@ func TestSubmitGoldenRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := RequestJSON(context.Background(), in)
+	got, err := RequestJSON(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +100,7 @@ func submitRun(ctx context.Context, env map[string]string, opts *Options) (stdou
 // TestSubmitValidation tests what the command adds to the request's
 // validation (container.ProcessingJobRequest.Validate, tested with every
 // limit in package container): its refusals are one-line usage errors, the
-// instance types it knows are the SDK's, and what it accepts also passes
-// the SDK's own checks.
+// instance types it knows are the API's, and what it accepts serializes.
 func TestSubmitValidation(t *testing.T) {
 	long := func(n int) string { return strings.Repeat("a", n) }
 	many := func(n int, f func(i int) string) []string {
@@ -163,8 +162,8 @@ func TestSubmitValidation(t *testing.T) {
 				if err != nil {
 					t.Fatalf("valid spec refused: %v", err)
 				}
-				// What passes here also passes the SDK's own checks.
-				if _, err := RequestJSON(context.Background(), in); err != nil {
+				// What passes here serializes.
+				if _, err := RequestJSON(in); err != nil {
 					t.Fatal(err)
 				}
 				return
@@ -184,11 +183,11 @@ func TestSubmitValidation(t *testing.T) {
 }
 
 func TestSubmitInstanceTypes(t *testing.T) {
-	for _, it := range types.ProcessingInstanceType("").Values() {
+	for _, it := range processingInstanceTypes {
 		spec := submitTwoHostRequest()
-		spec.InstanceType = string(it)
+		spec.InstanceType = it
 		if _, err := NewInput(spec); err != nil {
-			t.Errorf("the SDK's instance type %s: %v", it, err)
+			t.Errorf("the API's instance type %s: %v", it, err)
 		}
 	}
 }
@@ -442,5 +441,75 @@ func TestSubmitNoCredentials(t *testing.T) {
 	}
 	if out != "" || fake.created != nil {
 		t.Errorf("without credentials a request was sent or a job reported: %q", out)
+	}
+}
+
+// TestSubmitWireRetries: throttling and 5xx answers are tried again, as
+// the SDK's standard retryer does, up to AWS_MAX_ATTEMPTS attempts in all;
+// other errors are not.
+func TestSubmitWireRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name, attempts string
+		status         int
+		code           string
+		failures       int // answers with the error before the job is created
+		wantCalls      int
+		wantErr        string
+	}{
+		{"throttled once", "", http.StatusBadRequest, "ThrottlingException", 1, 2, ""},
+		{"unavailable", "2", http.StatusServiceUnavailable, "ServiceUnavailable", 5, 2, "exceeded maximum number of attempts, 2"},
+		{"refused", "", http.StatusBadRequest, "ValidationException", 5, 1, "ValidationException: bad request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			submitHermetic(t)
+			t.Setenv("AWS_MAX_ATTEMPTS", tc.attempts)
+			calls := 0
+			fake := &fakeSageMaker{t: t, createFn: func(w http.ResponseWriter) bool {
+				calls++
+				if calls > tc.failures {
+					return false
+				}
+				w.WriteHeader(tc.status)
+				fmt.Fprintf(w, `{"__type":"com.amazon.coral.service#%s","message":"bad request"}`, tc.code)
+				return true
+			}}
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+			out, err := submitRun(context.Background(), submitWireEnv(srv.URL), &Options{})
+			if calls != tc.wantCalls {
+				t.Errorf("%d CreateProcessingJob calls, want %d", calls, tc.wantCalls)
+			}
+			if tc.wantErr == "" {
+				if err != nil || !strings.HasPrefix(out, "created processing job abalone-prep-2\n") {
+					t.Fatalf("error %v, stdout %q", err, out)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), tc.code+": bad request") ||
+				strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %v: want one line with %q and the API error", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestEndpoints: AWS's endpoints of each service in the region, unless
+// the configuration names another.
+func TestEndpoints(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   aws.Config
+		svc   service
+		given string
+		want  string
+	}{
+		{aws.Config{Region: "eu-west-1"}, sageMakerAPI, "", "https://api.sagemaker.eu-west-1.amazonaws.com"},
+		{aws.Config{Region: "eu-west-1"}, logsAPI, "", "https://logs.eu-west-1.amazonaws.com"},
+		{aws.Config{Region: "cn-north-1"}, sageMakerAPI, "", "https://api.sagemaker.cn-north-1.amazonaws.com.cn"},
+		{aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String("http://localhost:4566")}, logsAPI, "", "http://localhost:4566"},
+		{aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String("http://localhost:4566")}, sageMakerAPI, "http://h:1", "http://h:1"},
+	} {
+		if got := newClient(tc.cfg, tc.svc, tc.given).endpoint; got != tc.want {
+			t.Errorf("%s in %s: endpoint %s, want %s", tc.svc.title, tc.cfg.Region, got, tc.want)
+		}
 	}
 }

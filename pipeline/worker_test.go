@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// guard bounds how long a test waits for something that must happen: a
+// bound against hanging, never a measure of speed.
+const guard = time.Minute
+
+// holdFirstReport passes calls to a coordinator, but holds the first
+// report until the worker asks for another lease (or guard passes).
+type holdFirstReport struct {
+	transport
+	leased   chan struct{} // signalled by each lease call
+	held     atomic.Bool
+	overlaps atomic.Bool // a lease came while the report was held
+}
+
+func (h *holdFirstReport) lease(ctx context.Context, req *leaseRequest) (*leaseResponse, error) {
+	select {
+	case h.leased <- struct{}{}:
+	default:
+	}
+	return h.transport.lease(ctx, req)
+}
+
+func (h *holdFirstReport) report(ctx context.Context, req *reportRequest) (*reportResponse, error) {
+	if h.held.CompareAndSwap(false, true) {
+		select { // forget the lease that brought this task
+		case <-h.leased:
+		default:
+		}
+		select {
+		case <-h.leased:
+			h.overlaps.Store(true)
+		case <-time.After(guard):
+		}
+	}
+	return h.transport.report(ctx, req)
+}
+
+// TestWorkerLeasesWhileReporting: a worker frees a task's slot once the
+// task's work is done, so with one slot it asks for its next task while
+// the report of the last one is still on its way; the job's output is
+// the same.
+func TestWorkerLeasesWhileReporting(t *testing.T) {
+	ref := newMemStore()
+	job := abaloneJob(t, ref, &Settings{Seed: 9, SplitSize: 15000})
+	if _, err := Run(context.Background(), job, ref, ref, &CoordinatorOptions{Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	store := newMemStore()
+	job = abaloneJob(t, store, &Settings{Seed: 9, SplitSize: 15000})
+	c := mustCoordinator(t, job, store, store, &CoordinatorOptions{LeaseTTL: 2 * guard})
+	h := &holdFirstReport{transport: c, leased: make(chan struct{}, 1)}
+	w := newWorker(h, func(context.Context, *Job) (Source, Sink, error) { return store, store, nil }, &WorkerOptions{ID: "w", Slots: 1})
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(context.Background()) }()
+	if _, err := c.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	if !h.overlaps.Load() {
+		t.Error("the worker asked for no lease while its first report was held: its slot waited for the report")
+	}
+	for _, k := range ref.keys() {
+		if strings.HasPrefix(k, "train/") || strings.HasPrefix(k, "validation/") {
+			if !bytes.Equal(ref.objects[k], store.objects[k]) {
+				t.Errorf("%s differs from the in-process run", k)
+			}
+		}
+	}
+}
