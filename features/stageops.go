@@ -79,6 +79,52 @@ func (f *frame) input(d *stageDef, name string) (numView, error) {
 	return v, nil
 }
 
+// inputs returns the numeric views of d's input columns.
+func (f *frame) inputs(d *stageDef) ([]numView, error) {
+	views := make([]numView, len(d.in))
+	for j, in := range d.in {
+		v, err := f.input(d, in)
+		if err != nil {
+			return nil, err
+		}
+		views[j] = v
+	}
+	return views, nil
+}
+
+// fill puts column name, of width slots a row (0 for a double), filled
+// by fn(r, b) for each row r not left out; a row left out stays zero.
+func (f *frame) fill(name string, width int, fn func(r int, b *numBuilder)) {
+	b := newNumBuilder(f.mem, f.n, width)
+	for r := 0; r < f.n; r++ {
+		if f.ok(r) {
+			fn(r, b)
+		}
+	}
+	f.put(name, b.finish())
+}
+
+// mapInputs puts output column d.out[j] for each input column d.in[j]:
+// col(j, v) returns its width and the function that fills row r's slots
+// from input v. A null input row gives a null output row.
+func (f *frame) mapInputs(d *stageDef, col func(j int, v numView) (int, func(r int, out []float64))) error {
+	views, err := f.inputs(d)
+	if err != nil {
+		return err
+	}
+	for j, v := range views {
+		width, fn := col(j, v)
+		f.fill(d.out[j], width, func(r int, b *numBuilder) {
+			if v.null(r) {
+				b.setNull(r)
+				return
+			}
+			fn(r, b.row(r))
+		})
+	}
+	return nil
+}
+
 // indexerKey returns the label StringIndexer looks up for row r of a,
 // and whether it is null: a string as it is, a double as Java's
 // Double.toString writes it (NaN as "NaN", which no fit counts).
@@ -132,12 +178,8 @@ func javaDouble(v float64) string {
 func applyIndexer(f *frame, d *stageDef, fit *fittedStage) error {
 	for j, in := range d.in {
 		a := f.cols[in]
-		b := newNumBuilder(f.mem, f.n, 0)
 		labels := len(fit.labels[j])
-		for r := 0; r < f.n; r++ {
-			if !f.ok(r) {
-				continue
-			}
+		f.fill(d.out[j], 0, func(r int, b *numBuilder) {
 			key, null := indexerKey(a, r)
 			k, seen := fit.index[j][key]
 			switch {
@@ -150,8 +192,7 @@ func applyIndexer(f *frame, d *stageDef, fit *fittedStage) error {
 			default:
 				f.invalid(r, d, in, key, "unseen label")
 			}
-		}
-		f.put(d.out[j], b.finish())
+		})
 	}
 	return nil
 }
@@ -170,22 +211,10 @@ func oneHotSize(d *stageDef, k int) int {
 }
 
 func applyOneHot(f *frame, d *stageDef, fit *fittedStage) error {
-	for j, in := range d.in {
-		v, err := f.input(d, in)
-		if err != nil {
-			return err
-		}
-		k := fit.sizes[j]
+	return f.mapInputs(d, func(j int, v numView) (int, func(int, []float64)) {
+		in, k := d.in[j], fit.sizes[j]
 		size := oneHotSize(d, k)
-		b := newNumBuilder(f.mem, f.n, size)
-		for r := 0; r < f.n; r++ {
-			if !f.ok(r) {
-				continue
-			}
-			if v.null(r) {
-				b.setNull(r)
-				continue
-			}
+		return size, func(r int, out []float64) {
 			x := v.scalar(r)
 			idx := k
 			switch {
@@ -193,36 +222,28 @@ func applyOneHot(f *frame, d *stageDef, fit *fittedStage) error {
 				idx = int(x)
 			case d.handleInvalid != invalidKeep && x < 0:
 				f.refuse(r, d, in, numText(x), "negative value", false)
-				continue
+				return
 			case d.handleInvalid != invalidKeep:
 				f.refuse(r, d, in, numText(x), fmt.Sprintf("unseen value (the column has %d categories)", k), false)
-				continue
+				return
 			}
 			if idx < size {
-				b.row(r)[idx] = 1
+				out[idx] = 1
 			}
 		}
-		f.put(d.out[j], b.finish())
-	}
-	return nil
+	})
 }
 
 func applyAssembler(f *frame, d *stageDef, _ *fittedStage) error {
-	views := make([]numView, len(d.in))
+	views, err := f.inputs(d)
+	if err != nil {
+		return err
+	}
 	width := 0
-	for j, in := range d.in {
-		v, err := f.input(d, in)
-		if err != nil {
-			return err
-		}
-		views[j] = v
+	for _, v := range views {
 		width += v.size()
 	}
-	b := newNumBuilder(f.mem, f.n, width)
-	for r := 0; r < f.n; r++ {
-		if !f.ok(r) {
-			continue
-		}
+	f.fill(d.out[0], width, func(r int, b *numBuilder) {
 		out := b.row(r)
 		at := 0
 		for j, v := range views {
@@ -241,28 +262,26 @@ func applyAssembler(f *frame, d *stageDef, _ *fittedStage) error {
 			}
 			at += n
 		}
-	}
-	f.put(d.out[0], b.finish())
+	})
 	return nil
 }
 
 func applyImputer(f *frame, d *stageDef, fit *fittedStage) error {
-	for j, in := range d.in {
-		v, err := f.input(d, in)
-		if err != nil {
-			return err
-		}
-		s, miss := fit.surrogates[j], d.missingValue
-		b := newNumBuilder(f.mem, f.n, 0)
-		for r := 0; r < f.n; r++ {
+	views, err := f.inputs(d)
+	if err != nil {
+		return err
+	}
+	miss := d.missingValue
+	for j, v := range views {
+		s := fit.surrogates[j]
+		f.fill(d.out[j], 0, func(r int, b *numBuilder) {
 			x := v.scalar(r)
 			// Spark's = holds for NaN = NaN.
 			if v.null(r) || x == miss || x != x && miss != miss {
 				x = s
 			}
 			b.row(r)[0] = x
-		}
-		f.put(d.out[j], b.finish())
+		})
 	}
 	return nil
 }
@@ -270,23 +289,13 @@ func applyImputer(f *frame, d *stageDef, fit *fittedStage) error {
 // applySlots maps each slot of each non-null row of d's input vector
 // with fn(slot, x).
 func applySlots(f *frame, d *stageDef, fn func(i int, x float64) float64) error {
-	v, err := f.input(d, d.in[0])
-	if err != nil {
-		return err
-	}
-	b := newNumBuilder(f.mem, f.n, v.width)
-	for r := 0; r < f.n; r++ {
-		if v.null(r) {
-			b.setNull(r)
-			continue
+	return f.mapInputs(d, func(_ int, v numView) (int, func(int, []float64)) {
+		return v.width, func(r int, out []float64) {
+			for i, x := range v.slots(r) {
+				out[i] = fn(i, x)
+			}
 		}
-		out := b.row(r)
-		for i, x := range v.slots(r) {
-			out[i] = fn(i, x)
-		}
-	}
-	f.put(d.out[0], b.finish())
-	return nil
+	})
 }
 
 func applyStandard(f *frame, d *stageDef, fit *fittedStage) error {
@@ -385,56 +394,32 @@ func bucket(splits []float64, x float64) (int, bool) {
 }
 
 func applyBucketizer(f *frame, d *stageDef, _ *fittedStage) error {
-	for j, in := range d.in {
-		v, err := f.input(d, in)
-		if err != nil {
-			return err
-		}
-		splits := d.splits[j]
-		b := newNumBuilder(f.mem, f.n, 0)
-		for r := 0; r < f.n; r++ {
-			if !f.ok(r) {
-				continue
-			}
-			if v.null(r) {
-				b.setNull(r)
-				continue
-			}
+	return f.mapInputs(d, func(j int, v numView) (int, func(int, []float64)) {
+		in, splits := d.in[j], d.splits[j]
+		return 0, func(r int, out []float64) {
 			x := v.scalar(r)
 			if x != x {
 				if d.handleInvalid == invalidKeep {
-					b.row(r)[0] = float64(len(splits) - 1)
+					out[0] = float64(len(splits) - 1)
 				} else {
 					f.invalid(r, d, in, "NaN", ReasonNaN)
 				}
-				continue
+				return
 			}
 			k, ok := bucket(splits, x)
 			if !ok {
 				f.refuse(r, d, in, numText(x), fmt.Sprintf("out of Bucketizer bounds [%v, %v]", splits[0], splits[len(splits)-1]), false)
-				continue
+				return
 			}
-			b.row(r)[0] = float64(k)
+			out[0] = float64(k)
 		}
-		f.put(d.out[j], b.finish())
-	}
-	return nil
+	})
 }
 
 func applyBinarizer(f *frame, d *stageDef, _ *fittedStage) error {
-	for j, in := range d.in {
-		v, err := f.input(d, in)
-		if err != nil {
-			return err
-		}
+	return f.mapInputs(d, func(j int, v numView) (int, func(int, []float64)) {
 		t := d.thresholds[j]
-		b := newNumBuilder(f.mem, f.n, v.width)
-		for r := 0; r < f.n; r++ {
-			if v.null(r) {
-				b.setNull(r)
-				continue
-			}
-			out := b.row(r)
+		return v.width, func(r int, out []float64) {
 			for i, x := range v.slots(r) {
 				switch {
 				case v.width > 0 && t < 0: // starts from ones: NaN stays 1
@@ -447,9 +432,7 @@ func applyBinarizer(f *frame, d *stageDef, _ *fittedStage) error {
 				}
 			}
 		}
-		f.put(d.out[j], b.finish())
-	}
-	return nil
+	})
 }
 
 // stageApply applies each class's fitted transform to a frame.
