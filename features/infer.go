@@ -140,20 +140,11 @@ func columnNames(rec []string, header bool, line int) ([]string, error) {
 	return names, nil
 }
 
-// isDouble reports whether v reads as a double: Spark's spellings of NaN
-// and the infinities, or a number strconv.ParseFloat takes (out of range
-// too) without '_' separators, spaces around it allowed.
+// isDouble reports whether v reads as a double, as the job will read it
+// (SparkDouble).
 func isDouble(v string) bool {
-	v = strings.TrimSpace(v)
-	switch v {
-	case "NaN", "Inf", "-Inf", "Infinity", "-Infinity":
-		return true
-	}
-	if strings.ContainsRune(v, '_') {
-		return false
-	}
-	_, err := strconv.ParseFloat(v, 64)
-	return err == nil || errors.Is(err, strconv.ErrRange)
+	_, err := SparkDouble([]byte(v))
+	return err == nil
 }
 
 // draftStage is one stage of a drafted spec, its params as PySpark names

@@ -113,7 +113,7 @@ func TestInferSpecColumnTypes(t *testing.T) {
 	for v, want := range map[string]bool{
 		"1": true, " 2.5\t": true, "-0": true, "1e-05": true, "NaN": true, "Inf": true, "-Inf": true, "Infinity": true,
 		"-Infinity": true, "1e400": true, "0x1p-2": true, ".5": true,
-		"1_000": false, "abc": false, "1,5": false, "M": false, "12a": false,
+		"1_000": false, "abc": false, "inf": false, "nan": false, "infinity": false, "1.5d": true, "1,5": false, "M": false, "12a": false,
 	} {
 		if got := isDouble(v); got != want {
 			t.Errorf("isDouble(%q) = %v, want %v", v, got, want)

@@ -1,12 +1,8 @@
 package pipeline
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -112,7 +108,7 @@ func (d *nullDecoder) Add(line []byte, offset int64) *fieldError {
 			return &fieldError{Column: c.Name, Field: i + 1, Reason: "null label (an empty field)"}
 		}
 		if c.Type == features.ColumnDouble && !d.nulls[i] {
-			v, err := sparkDouble(f)
+			v, err := features.SparkDouble(f)
 			if err != nil {
 				return &fieldError{Column: c.Name, Field: i + 1, Value: shorten(f), Reason: err.Error()}
 			}
@@ -142,38 +138,4 @@ func (d *nullDecoder) Add(line []byte, offset int64) *fieldError {
 	d.bld.Field(len(d.bld.Schema().Fields()) - 1).(*array.Int64Builder).Append(offset)
 	d.n++
 	return nil
-}
-
-// sparkDouble parses a double field as Spark's CSV reader does (see
-// nullDecoder).
-func sparkDouble(f []byte) (float64, error) {
-	switch string(f) {
-	case "NaN":
-		return math.NaN(), nil
-	case "Inf":
-		return math.Inf(1), nil
-	case "-Inf":
-		return math.Inf(-1), nil
-	}
-	t := bytes.TrimFunc(f, func(r rune) bool { return r <= ' ' })
-	switch string(t) {
-	case "Infinity", "+Infinity":
-		return math.Inf(1), nil
-	case "NaN":
-		return math.NaN(), nil
-	case "-Infinity":
-		return math.Inf(-1), nil
-	}
-	if n := len(t); n > 1 && bytes.IndexByte([]byte("dDfF"), t[n-1]) >= 0 {
-		t = t[:n-1]
-	}
-	// Go takes what Java does not: inf, nan, digit separators.
-	if len(t) == 0 || bytes.ContainsAny(t, "_iInN") {
-		return 0, errors.New("not a number")
-	}
-	v, err := strconv.ParseFloat(string(t), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, errors.New("not a number")
-	}
-	return v, nil
 }

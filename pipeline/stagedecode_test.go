@@ -16,13 +16,13 @@ func TestSparkDouble(t *testing.T) {
 		"Infinity": inf, "+Infinity": inf, "-Infinity": ninf, " Infinity\t": inf, "1e3": 1000, "1.5d": 1.5, "2F": 2,
 		"0x1p3": 8, "1e400": inf, "-0": math.Copysign(0, -1)}
 	for in, want := range ok {
-		got, err := sparkDouble([]byte(in))
+		got, err := features.SparkDouble([]byte(in))
 		if err != nil || math.Float64bits(got) != math.Float64bits(want) && !(got != got && want != want) {
 			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"inf", "nan", "+Inf", " Inf", "infinity", "1_000", "abc", "1.5x", "d"} {
-		if v, err := sparkDouble([]byte(in)); err == nil {
+		if v, err := features.SparkDouble([]byte(in)); err == nil {
 			t.Errorf("%q: %v, want an error", in, v)
 		}
 	}
