@@ -31,6 +31,12 @@ import (
 // in a RowErrors error; the other rows transform alone. Its memory comes from mem (nil: memory.DefaultAllocator); the
 // caller owns it and must Release it. rec is only read, never retained.
 func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record, error) {
+	return m.transform(rec, mem, nil)
+}
+
+// transform is Transform, counting each categorical column's labels in
+// t when t is set (and nothing when it fails).
+func (m *Model) transform(rec arrow.Record, mem memory.Allocator, t *Tally) (arrow.Record, error) {
 	if m == nil || m.schema == nil {
 		return nil, errors.New("features: model not initialised")
 	}
@@ -82,7 +88,11 @@ func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record,
 	}
 	off := 0
 	for i := range m.cats {
-		if e := m.cats[i].oneHot(feats, off, w, cats[i], limit); e != nil {
+		var counts []int64
+		if t != nil {
+			counts = t.scratch(i)
+		}
+		if e := m.cats[i].oneHot(feats, off, w, cats[i], limit, counts); e != nil {
 			fail(e)
 		}
 		off += len(m.cats[i].labels) - 1
@@ -96,7 +106,9 @@ func (m *Model) Transform(rec arrow.Record, mem memory.Allocator) (arrow.Record,
 	if bad != nil {
 		return nil, bad
 	}
-
+	if t != nil {
+		t.keep(int64(n))
+	}
 	return m.result(rec, labelBuf, featBuf), nil
 }
 
@@ -141,9 +153,10 @@ func copyNumbers(dst []float64, off, stride int, col *array.Float64, name string
 }
 
 // oneHot writes the one-hot slots of rows [0, limit) of col to
-// dst[r*stride+off:][:len(labels)-1]. It stops at the first null or unknown
-// label and returns it as a *RowError.
-func (c *catModel) oneHot(dst []float64, off, stride int, col array.StringLike, limit int) *RowError {
+// dst[r*stride+off:][:len(labels)-1], counting the rows of each label
+// index in counts, if set. It stops at the first null or unknown label and
+// returns it as a *RowError.
+func (c *catModel) oneHot(dst []float64, off, stride int, col array.StringLike, limit int, counts []int64) *RowError {
 	slots := len(c.labels) - 1
 	hasNulls := col.NullN() > 0
 	last, lastK := "", -1
@@ -158,6 +171,9 @@ func (c *catModel) oneHot(dst []float64, off, stride int, col array.StringLike, 
 				return &RowError{Row: r, Column: c.column, Value: strings.Clone(v), Reason: ReasonUnseen}
 			}
 			last, lastK = v, k
+		}
+		if counts != nil {
+			counts[k]++
 		}
 		row := dst[r*stride+off : r*stride+off+slots]
 		for j := range row {

@@ -40,7 +40,12 @@ type Manifest struct {
 	ModelGiven bool            `json:"model_given"`
 	// FitPasses is the number of fit passes the job ran over its input
 	// (0 with a model given).
-	FitPasses  int            `json:"fit_passes"`
+	FitPasses int `json:"fit_passes"`
+	// FitSample, present when the fit ran on a sample of the splits,
+	// tells how many and whether the whole input's label counts, which
+	// the transform counted, verified the sample's model (see
+	// speculate.go).
+	FitSample  *fitSample     `json:"fit_sample,omitempty"`
 	Totals     totals         `json:"totals"`
 	Parts      []partSummary  `json:"parts"`
 	Workers    []workerShare  `json:"workers"`
@@ -242,6 +247,10 @@ func (c *Coordinator) manifestLocked() *Manifest {
 		Workers:    c.workerStatus(),
 		Reassigned: c.reassigned,
 		Timings:    c.timings,
+	}
+	if c.sample != nil {
+		s := *c.sample
+		m.FitSample = &s
 	}
 	if m.Reassigned == nil {
 		m.Reassigned = []reassignment{}

@@ -45,6 +45,10 @@ type CoordinatorOptions struct {
 	// GrantCalls, if set, counts the credential calls made so far, for
 	// the manifest and the metrics.
 	GrantCalls func() int64
+
+	// twoPass fits on every split before the transform, never on a
+	// sample (see speculate.go): the path a sample's fit must match.
+	twoPass bool
 }
 
 // Names of the in-process worker: of a coordinator that also works, and
@@ -131,9 +135,18 @@ type Coordinator struct {
 	doneRows   int64
 	stats      *features.Stats
 	fitPass    int // the fit pass running, from 2 on; 0 for the first
-	results    []taskResult
-	workers    map[string]*workerState
-	reassigned []reassignment
+	gen        int // the transform generation running or last run (taskID.Gen)
+	stale      int // the last transform generation abandoned
+	// A fit on a sample (speculate.go): what the manifest tells of it,
+	// the fit tasks and statistics of the sample while the transform
+	// verifies it, and the sample's model.
+	sample      *fitSample
+	sampleTasks []*taskState
+	sampleStats *features.Stats
+	guess       *features.Model
+	results     []taskResult
+	workers     map[string]*workerState
+	reassigned  []reassignment
 	// written are the keys the commit wrote or began to, in order: what
 	// the cleanup of a failed commit removes. Only the goroutine of Run
 	// that commits and cleans up uses it.
@@ -202,6 +215,7 @@ func newCoordinator(job *Job, src Source, sink Sink, opts *CoordinatorOptions, s
 		c.startPhase(PhaseTransform)
 	} else {
 		c.stats = features.NewStats(job.Spec)
+		c.planSample()
 		c.startPhase(PhaseFit)
 	}
 	return c, nil
@@ -220,20 +234,29 @@ func (c *Coordinator) startPhase(p Phase) {
 	case PhaseFit:
 		c.timings.FitMS += now.Sub(c.phaseStart).Milliseconds()
 	case PhaseTransform:
-		c.timings.TransformMS = now.Sub(c.phaseStart).Milliseconds()
+		c.timings.TransformMS += now.Sub(c.phaseStart).Milliseconds()
 	}
 	c.phaseStart = now
 	c.phase = p
 	// The commit keeps the transform tasks: the manifest names the
 	// workers of each part.
 	if p == PhaseFit || p == PhaseTransform {
+		n := len(c.job.Splits)
+		if p == PhaseFit && c.sampling() {
+			n = c.sample.Splits
+		}
+		if p == PhaseTransform {
+			c.gen++
+		}
 		c.ndone, c.doneBytes, c.doneRows = 0, 0, 0
-		c.tasks = make([]*taskState, len(c.job.Splits))
-		c.queue = make(splitQueue, len(c.job.Splits))
+		c.tasks = make([]*taskState, n)
+		c.queue = make(splitQueue, n)
 		for i := range c.tasks {
 			c.tasks[i] = &taskState{task: taskID{Phase: p, Split: i}, attempt: -1}
 			if p == PhaseFit {
 				c.tasks[i].task.Pass = c.fitPass
+			} else {
+				c.tasks[i].task.Gen, c.tasks[i].task.Speculative = c.gen, c.speculating()
 			}
 			c.queue[i] = i // sorted: already a heap
 		}
@@ -426,10 +449,11 @@ func (c *Coordinator) tryLease(req *leaseRequest) (*leaseResponse, <-chan struct
 			resp.Tasks = append(resp.Tasks, t.task)
 			c.log.Debug("task leased", "task", t.task.String(), "worker", req.Worker)
 		}
-		if len(resp.Tasks) > 0 && (c.phase == PhaseTransform && !req.HaveModel || c.phase == PhaseFit && c.fit != nil) {
+		if len(resp.Tasks) > 0 && (c.phase == PhaseTransform && req.HaveModel != c.gen || c.phase == PhaseFit && c.fit != nil) {
 			resp.Model, resp.FirstLines = c.fit.model, c.fit.firstLines
 		}
 	}
+	resp.Stale = c.stale
 	c.final(w, resp.State)
 	return resp, c.changed
 }
@@ -456,8 +480,14 @@ func (c *Coordinator) report(ctx context.Context, req *reportRequest) (*reportRe
 func (c *Coordinator) reportLocked(req *reportRequest) (*reportResponse, []stagedPart) {
 	w := c.seen(req.Worker)
 	delete(w.tasks, req.Task)
-	t := c.tasks[req.Task.Split]
 	resp := &reportResponse{Accepted: true}
+	if req.Task.Split >= len(c.tasks) {
+		// Only the fit of a sample has fewer tasks than splits.
+		resp.Accepted, resp.Reason, resp.State = false, "the job runs no "+req.Task.String(), c.phase
+		c.log.Warn("report refused", "task", req.Task.String(), "worker", req.Worker, "reason", resp.Reason)
+		return resp, c.ownStages(req)
+	}
+	t := c.tasks[req.Task.Split]
 	var drop []stagedPart
 	switch reason := c.refusal(t, req); {
 	case reason != "":
@@ -488,6 +518,8 @@ func (c *Coordinator) refusal(t *taskState, req *reportRequest) string {
 		return fmt.Sprintf("the %s phase is over", req.Task.Phase)
 	case t.task.Pass != req.Task.Pass:
 		return fmt.Sprintf("fit pass %d is over", max(req.Task.Pass, 1))
+	case t.task.Gen != req.Task.Gen:
+		return fmt.Sprintf("transform generation %d is over", req.Task.Gen)
 	case t.worker != req.Worker || t.task.Lease != req.Task.Lease || t.task.Attempt != req.Task.Attempt:
 		return "the worker holds no live lease " + req.Task.Lease + " on " + req.Task.String()
 	case t.state == done && req.Error == "":
@@ -528,6 +560,10 @@ func (c *Coordinator) discard(ctx context.Context, parts []stagedPart) {
 
 // taskFailed handles a report of a failed attempt at t.
 func (c *Coordinator) taskFailed(t *taskState, req *reportRequest) {
+	if req.Mispredicted {
+		c.mispredicted(t, req)
+		return
+	}
 	if req.InvalidRow {
 		c.invalidRow(t, req)
 		return
@@ -577,7 +613,7 @@ func (c *Coordinator) taskDone(t *taskState, w *workerState, req *reportRequest)
 	if c.phase == PhaseFit {
 		c.fitDone++
 	}
-	if c.phase == PhaseFit && req.Result.Stats != nil {
+	if (c.phase == PhaseFit || t.task.Speculative) && req.Result.Stats != nil {
 		if err := c.stats.Merge(req.Result.Stats); err != nil {
 			c.fail(fmt.Errorf("merging fit statistics of split %d: %w", req.Task.Split, err))
 			return
@@ -599,6 +635,10 @@ func (c *Coordinator) advance() {
 	}
 	switch c.phase {
 	case PhaseFit:
+		if c.sampling() {
+			c.sampleFitted(results)
+			return
+		}
 		if c.stats.Rows() == 0 {
 			c.fail(c.emptyInputError(results))
 			return
@@ -617,6 +657,9 @@ func (c *Coordinator) advance() {
 		}
 		c.startPhase(PhaseTransform)
 	case PhaseTransform:
+		if c.speculating() && !c.verify(results) {
+			return
+		}
 		c.results = results
 		var rows, rejected int64
 		for _, r := range results {
@@ -675,7 +718,7 @@ func (c *Coordinator) heartbeat(ctx context.Context, req *heartbeatRequest) (*he
 		}
 	}
 	c.final(w, c.phase)
-	return &heartbeatResponse{State: c.phase, Error: c.errText()}, nil
+	return &heartbeatResponse{State: c.phase, Error: c.errText(), Stale: c.stale}, nil
 }
 
 // expire returns leased tasks whose worker went silent to the pool.

@@ -86,7 +86,7 @@ func simulate(b *testing.B, t transport, workers int) (joins time.Duration, leas
 			defer wg.Done()
 			ctx := context.Background()
 			var n int64
-			have := false
+			have := 0
 			for {
 				resp, err := t.lease(ctx, &leaseRequest{Worker: names[i], Slots: 1, WaitMS: 1000, HaveModel: have})
 				if err != nil {
@@ -99,7 +99,9 @@ func simulate(b *testing.B, t transport, workers int) (joins time.Duration, leas
 					}
 					break
 				}
-				have = have || resp.Model != nil
+				if resp.Model != nil && len(resp.Tasks) > 0 {
+					have = resp.Tasks[0].Gen
+				}
 				for _, task := range resp.Tasks {
 					n++
 					if _, err := t.report(ctx, &reportRequest{Worker: names[i], Task: task, Result: result}); err != nil {

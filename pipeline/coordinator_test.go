@@ -39,7 +39,8 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // testCoordinator returns a coordinator of the Abalone job in ~10 splits,
-// on a fake clock with a 10s lease.
+// on a fake clock with a 10s lease, that fits on every split (a sample's
+// fit leases alike; speculate_test.go tests it).
 func testCoordinator(t *testing.T, opts *Settings) (*Coordinator, *memStore, *fakeClock) {
 	t.Helper()
 	store := newMemStore()
@@ -48,7 +49,7 @@ func testCoordinator(t *testing.T, opts *Settings) (*Coordinator, *memStore, *fa
 	}
 	job := abaloneJob(t, store, opts)
 	clock := newFakeClock()
-	c := mustCoordinator(t, job, store, store, &CoordinatorOptions{LeaseTTL: 10 * time.Second, Now: clock.Now})
+	c := mustCoordinator(t, job, store, store, &CoordinatorOptions{LeaseTTL: 10 * time.Second, Now: clock.Now, twoPass: true})
 	return c, store, clock
 }
 
@@ -95,7 +96,10 @@ func execute(t *testing.T, c *Coordinator, store *memStore, worker string, task 
 	case PhaseFit:
 		res, err = st.runFit(context.Background(), false)
 	case PhaseTransform:
-		res, parts, err = st.runTransform(context.Background(), store, stageID(job.RunID, task.Lease))
+		res, parts, err = st.runTransform(context.Background(), store, stageID(job.RunID, task.Lease), task.Speculative)
+	}
+	if me := (*mispredictError)(nil); errors.As(err, &me) {
+		return &reportRequest{Worker: worker, Task: task, Error: me.Error(), Mispredicted: true}
 	}
 	if err != nil {
 		t.Fatalf("%s: %v", task, err)
@@ -446,7 +450,7 @@ func TestModelSentOnce(t *testing.T) {
 	a := join(t, c, "a")
 	finishPhase(t, c, store, a)
 	r1, _ := c.lease(context.Background(), &leaseRequest{Worker: a, Slots: 1})
-	r2, _ := c.lease(context.Background(), &leaseRequest{Worker: a, Slots: 1, HaveModel: true})
+	r2, _ := c.lease(context.Background(), &leaseRequest{Worker: a, Slots: 1, HaveModel: r1.Tasks[0].Gen})
 	if r1.Model == nil || len(r1.FirstLines) != len(c.job.Splits) {
 		t.Errorf("first transform lease: model %v, %d first lines", r1.Model != nil, len(r1.FirstLines))
 	}

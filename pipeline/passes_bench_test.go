@@ -81,7 +81,7 @@ func BenchmarkPasses(b *testing.B) {
 				j := *job
 				j.SplitMode = mode
 				t.job, t.fit = &j, &fitResult{model: model}
-				if _, _, err := t.runTransform(context.Background(), store, "bench"); err != nil {
+				if _, _, err := t.runTransform(context.Background(), store, "bench", false); err != nil {
 					b.Fatal(err)
 				}
 			}

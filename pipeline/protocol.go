@@ -15,7 +15,7 @@ import (
 // version, recorded in manifests.
 const (
 	Version         = "0.1.0"
-	ProtocolVersion = 3
+	ProtocolVersion = 4
 )
 
 // Phase is the state of a job.
@@ -37,10 +37,18 @@ type taskID struct {
 	Phase Phase `json:"phase"`
 	// Pass numbers the fit passes of a spec whose stages need more than
 	// one (from 2 on; 0 otherwise).
-	Pass    int    `json:"pass,omitempty"`
-	Split   int    `json:"split"`
-	Attempt int    `json:"attempt"`
-	Lease   string `json:"lease"`
+	Pass int `json:"pass,omitempty"`
+	// Gen numbers the transform passes (generations) of the job, from
+	// 1: each transforms every split with its own model. A speculative
+	// generation transforms with a model fitted on a sample of the
+	// splits: its tasks count the labels of their rows and stop at the
+	// first row that could make the sample's model differ from the
+	// whole input's (see speculate.go).
+	Gen         int    `json:"gen,omitempty"`
+	Speculative bool   `json:"speculative,omitempty"`
+	Split       int    `json:"split"`
+	Attempt     int    `json:"attempt"`
+	Lease       string `json:"lease"`
 	// Validate asks a fit task to validate every column of its rows, as
 	// a transform task does: to find an invalid row before one already
 	// reported (see firstbad.go).
@@ -48,8 +56,11 @@ type taskID struct {
 }
 
 func (t taskID) String() string {
-	if t.Pass > 0 {
+	switch {
+	case t.Pass > 0:
 		return fmt.Sprintf("%s pass %d split %d (attempt %d)", t.Phase, t.Pass, t.Split, t.Attempt)
+	case t.Gen > 1:
+		return fmt.Sprintf("%s %d split %d (attempt %d)", t.Phase, t.Gen, t.Split, t.Attempt)
 	}
 	return fmt.Sprintf("%s split %d (attempt %d)", t.Phase, t.Split, t.Attempt)
 }
@@ -82,9 +93,10 @@ type (
 		Worker string `json:"worker"`
 		Slots  int    `json:"slots"`   // tasks the worker can start now
 		WaitMS int64  `json:"wait_ms"` // how long the call may wait for work
-		// HaveModel says the worker already holds the fit result of an
-		// earlier transform lease, so it need not be sent again.
-		HaveModel bool `json:"have_model,omitempty"`
+		// HaveModel is the transform generation whose fit result the
+		// worker holds from an earlier lease (0: none), so it need not be
+		// sent again with tasks of that generation.
+		HaveModel int `json:"have_model,omitempty"`
 	}
 	leaseResponse struct {
 		State Phase    `json:"state"`
@@ -95,6 +107,9 @@ type (
 		// tasks of a pass after the first (the model fitted so far).
 		Model      *features.Model `json:"model,omitempty"`
 		FirstLines []int64         `json:"first_lines,omitempty"`
+		// Stale is the last transform generation abandoned: the worker
+		// cancels its tasks of that generation and earlier.
+		Stale int `json:"stale,omitempty"`
 	}
 	reportRequest struct {
 		Worker string      `json:"worker"`
@@ -110,6 +125,10 @@ type (
 		// InvalidRow marks a data error that is an invalid row of the
 		// input (see firstbad.go).
 		InvalidRow bool `json:"invalid_row,omitempty"`
+		// Mispredicted marks a speculative transform task stopped at a
+		// row that the sample's model may not fit: a label it does not
+		// hold, or an invalid row. Error says which.
+		Mispredicted bool `json:"mispredicted,omitempty"`
 	}
 	// reportResponse says whether the report was taken. A report is
 	// accepted once, from the worker holding the task's live lease (a
@@ -133,6 +152,7 @@ type (
 	heartbeatResponse struct {
 		State Phase  `json:"state"`
 		Error string `json:"error,omitempty"`
+		Stale int    `json:"stale,omitempty"` // as in leaseResponse
 	}
 )
 
@@ -251,6 +271,8 @@ func (c *Coordinator) checkReport(req *reportRequest) error {
 		return &protocolError{fmt.Sprintf("report of %s with a malformed lease id %q", task, task.Lease)}
 	case req.Error == "" && req.Result == nil:
 		return &protocolError{"report without result or error"}
+	case req.Mispredicted && (!task.Speculative || req.Error == ""):
+		return &protocolError{fmt.Sprintf("report of %s: only a failed speculative transform task is mispredicted", task)}
 	case req.Error != "":
 		return nil
 	}
@@ -300,7 +322,10 @@ func (c *Coordinator) checkCounts(task taskID, r *taskResult) error {
 			return fmt.Errorf("fit statistics missing or not of its %d rows", r.RowsIn)
 		}
 	case PhaseTransform:
-		if r.Stats != nil || len(r.RowsOut) != len(c.job.Spec.Splits) {
+		if task.Speculative != (r.Stats != nil) || r.Stats != nil && r.Stats.Rows() != r.RowsIn {
+			return fmt.Errorf("label counts missing, unasked for or not of its %d rows", r.RowsIn)
+		}
+		if len(r.RowsOut) != len(c.job.Spec.Splits) {
 			return fmt.Errorf("%d output counts for %d splits of the spec", len(r.RowsOut), len(c.job.Spec.Splits))
 		}
 		var sum int64

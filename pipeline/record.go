@@ -31,6 +31,9 @@ type taskAttempt struct {
 	StartMS int64  `json:"start_ms"`
 	EndMS   int64  `json:"end_ms"`
 	Outcome string `json:"outcome"`
+	// Gen is a transform attempt's generation, in a job that fitted on
+	// a sample (fit_sample): 1 is the speculative one.
+	Gen int `json:"gen,omitempty"`
 }
 
 // Outcomes of a taskAttempt.
@@ -40,6 +43,9 @@ const (
 	attemptFailed  = "failed"
 	attemptExpired = "expired"
 	attemptDropped = "dropped"
+	// attemptAbandoned: a task of a transform generation that was
+	// abandoned (see speculate.go) before it ended.
+	attemptAbandoned = "abandoned"
 )
 
 // rejectSummary sums up the rows refused under the skip policy: counts by
@@ -170,6 +176,9 @@ func (c *Coordinator) leased(t *taskState, worker string, now time.Time) {
 	t.attempt = len(c.attempts)
 	c.attempts = append(c.attempts, taskAttempt{Split: t.task.Split, Phase: t.task.Phase, Attempt: t.task.Attempt,
 		Worker: worker, StartMS: now.Sub(c.started).Milliseconds(), EndMS: -1, Outcome: attemptRunning})
+	if c.sample != nil && t.task.Phase == PhaseTransform {
+		c.attempts[t.attempt].Gen = t.task.Gen
+	}
 }
 
 // ended records the end of t's current attempt; mu must be held.

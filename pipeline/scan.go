@@ -159,6 +159,9 @@ type scanOptions struct {
 	// reject receives each invalid row under the skip policy; nil means
 	// every invalid row is an error.
 	reject func(ctx context.Context, line []byte, pe *parseError) error
+	// stop, if set, is called with each invalid row, before it is
+	// numbered, under either policy; its error ends the scan.
+	stop func(pe *parseError) error
 }
 
 // scanner is the state of one scan.
@@ -320,6 +323,9 @@ func (s *scanner) tooLong(ctx context.Context, e *lineTooLongError) error {
 // refuse numbers the line of pe, an invalid row, and returns pe, or under
 // the skip policy counts the row and hands it to the reject option.
 func (s *scanner) refuse(ctx context.Context, line []byte, pe *parseError) error {
+	if s.stop != nil {
+		return s.stop(pe)
+	}
 	pe.Line = s.in.lineNumber(ctx)
 	if s.job.OnInvalid != PolicySkip || s.reject == nil {
 		return pe

@@ -39,12 +39,18 @@ type transformTask struct {
 	// scan's counts are corrected by it at the end.
 	adj   taskResult
 	lines lineCursor // numbers the rows a spec's stages refuse
+	// tally, in a speculative task, counts the labels of the rows
+	// transformed; such a task stops at the first row the model
+	// refuses or the decoder rejects (a mispredictError).
+	tally *features.Tally
 }
 
 // runTransform runs the transform pass over the split and stages its
 // parts in sink under stage; it returns what it staged. Nothing is staged
-// when it fails.
-func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (res taskResult, parts []stagedPart, err error) {
+// when it fails. A speculative task also returns the label counts of its
+// rows as the result's Stats, and fails with a *mispredictError at the
+// first row that its model refuses or that is invalid.
+func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string, speculative bool) (res taskResult, parts []stagedPart, err error) {
 	t, release := t.recycling()
 	defer release()
 	ctx, cancel := context.WithCancel(ctx)
@@ -63,6 +69,11 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 			}
 		}
 	}()
+	if speculative {
+		if tt.tally, err = tt.model.NewTally(); err != nil {
+			return res, nil, err
+		}
+	}
 	for i, n := range names {
 		if tt.outs[i], err = tt.open(ctx, n); err != nil {
 			return res, nil, err
@@ -77,13 +88,22 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 		o.decode.Text, o.batchRows, o.rows = false, 0, tt.transformSpark
 		o.decode.Bytes = t.split.Length
 	}
+	if speculative {
+		o.stop = func(pe *parseError) error { return tt.mispredicted(pe) }
+	}
 	res, err = t.scan(ctx, o)
 	res.Rejected += tt.adj.Rejected
 	res.RowsIn += tt.adj.RowsIn
+	if pe := (*parseError)(nil); speculative && errors.As(err, &pe) {
+		err = tt.mispredicted(pe) // a header row that does not fit the spec
+	}
 	if err != nil {
 		return res, nil, err
 	}
 	res.RowsOut, res.Columns = tt.rowsOut, tt.cols
+	if speculative {
+		res.Stats = tt.tally.Stats()
+	}
 	if res.Rejected > 0 {
 		res.Rejects = &tt.rejects
 	}
@@ -148,10 +168,26 @@ func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError)
 	return t.rej.flushIfFull()
 }
 
+// transformRec transforms rec with the model, counting its labels in a
+// speculative task, which stops at a row the model refuses.
+func (t *transformTask) transformRec(rec arrow.Record) (arrow.Record, error) {
+	if t.tally == nil {
+		return t.model.Transform(rec, t.mem)
+	}
+	out, err := t.model.TransformTally(rec, t.mem, t.tally)
+	if err != nil {
+		return nil, t.mispredicted(err)
+	}
+	return out, nil
+}
+
 // transformHash transforms a batch of the hash mode once; a row the model
 // rejects is skipped and the rows around it are transformed on their own.
 func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) error {
-	out, err := t.model.Transform(rec, t.mem)
+	out, err := t.transformRec(rec)
+	if t.tally != nil && err != nil {
+		return err
+	}
 	if bad := rowErrors(err); bad != nil {
 		kept, derr := t.dropBad(ctx, rec, bad)
 		if derr != nil {
@@ -184,7 +220,10 @@ func (t *transformTask) transformSpark(ctx context.Context, rec arrow.Record) er
 	rec.Retain()
 	defer func() { rec.Release() }()
 	for {
-		out, err := t.model.Transform(rec, t.mem)
+		out, err := t.transformRec(rec)
+		if t.tally != nil && err != nil {
+			return err
+		}
 		if err == nil {
 			defer out.Release()
 			return t.emit(rec, out, sparkOrder(t.job.Spec, rec))

@@ -221,6 +221,7 @@ func (s *session) heartbeats(ctx context.Context, cancel context.CancelCauseFunc
 			continue
 		}
 		last = time.Now()
+		s.w.cancelStale(resp.Stale)
 		if resp.State == PhaseFailed {
 			cancel(fmt.Errorf("%w: %s", ErrJobFailed, resp.Error))
 			return
@@ -262,7 +263,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 		free <- struct{}{}
 	}
 	var fit *fitResult
-	final := false // fit is the model of the transform, not of a fit pass
+	held := 0 // the transform generation whose model fit is; 0: a fit pass's
 	for {
 		// Wait for at least one free slot.
 		select {
@@ -275,7 +276,7 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 			<-free
 		}
 		resp, err := retry(ctx, s.w.log, s.w.opts.CoordinatorTimeout, "lease", func(ctx context.Context) (*leaseResponse, error) {
-			return s.w.t.lease(ctx, &leaseRequest{Worker: s.id, Slots: slots, WaitMS: 5000, HaveModel: final})
+			return s.w.t.lease(ctx, &leaseRequest{Worker: s.id, Slots: slots, WaitMS: 5000, HaveModel: held})
 		})
 		if err != nil {
 			return err
@@ -286,9 +287,13 @@ func (s *session) leaseLoop(ctx context.Context, g *errgroup.Group) error {
 		case PhaseFailed:
 			return fmt.Errorf("%w: %s", ErrJobFailed, resp.Error)
 		}
+		s.w.cancelStale(resp.Stale)
 		if resp.Model != nil {
 			fit = &fitResult{model: resp.Model, firstLines: resp.FirstLines}
-			final = len(resp.Tasks) > 0 && resp.Tasks[0].Phase == PhaseTransform
+			held = 0
+			if len(resp.Tasks) > 0 && resp.Tasks[0].Phase == PhaseTransform {
+				held = resp.Tasks[0].Gen
+			}
 		}
 		for range slots - len(resp.Tasks) {
 			free <- struct{}{}
@@ -321,6 +326,22 @@ func (w *Worker) counters(p Phase) *counters {
 		w.ctr[p] = c
 	}
 	return c
+}
+
+// cancelStale cancels the running transform tasks of generation gen and
+// earlier, which the coordinator abandoned: their reports will be
+// refused.
+func (w *Worker) cancelStale(gen int) {
+	if gen <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for t, cancel := range w.running {
+		if t.Phase == PhaseTransform && t.Gen <= gen {
+			cancel()
+		}
+	}
 }
 
 func (w *Worker) heartbeatRequest(id string) *heartbeatRequest {
@@ -364,7 +385,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, comp
 	case task.Phase == PhaseTransform && fit == nil:
 		err = errors.New("transform task without a model")
 	case task.Phase == PhaseTransform:
-		res, parts, err = t.runTransform(tctx, s.sink, stageID(s.job.RunID, task.Lease))
+		res, parts, err = t.runTransform(tctx, s.sink, stageID(s.job.RunID, task.Lease), task.Speculative)
 	default:
 		err = fmt.Errorf("unknown task phase %q", task.Phase)
 	}
@@ -384,6 +405,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, comp
 		req.Error = truncate(err.Error(), maxReportError)
 		req.DataError = isDataError(err)
 		req.InvalidRow = errors.As(err, new(*parseError))
+		req.Mispredicted = errors.As(err, new(*mispredictError))
 		w.log.Warn("task failed", "task", task.String(), "error", err)
 	} else {
 		req.Result, req.Parts = &res, parts

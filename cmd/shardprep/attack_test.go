@@ -136,7 +136,7 @@ func leaseOne(t *testing.T, c *testClient) wireTask {
 	var resp struct {
 		Tasks []wireTask `json:"tasks"`
 	}
-	if err := c.call("/v1/lease", map[string]any{"worker": c.worker, "slots": 1, "wait_ms": 10000, "have_model": true}, &resp); err != nil {
+	if err := c.call("/v1/lease", map[string]any{"worker": c.worker, "slots": 1, "wait_ms": 10000, "have_model": 1}, &resp); err != nil {
 		t.Fatal(err)
 	}
 	if len(resp.Tasks) != 1 {

@@ -476,7 +476,7 @@ func TestClusterMatchesRun(t *testing.T) {
 	for _, ws := range m.Workers {
 		total += ws.Tasks
 	}
-	if len(m.Workers) < 2 || total != 2*len(m.Parts) || len(m.Reassigned) != 0 {
+	if len(m.Workers) < 2 || total != fitTasks(m)+len(m.Parts) || len(m.Reassigned) != 0 {
 		t.Errorf("manifest: workers %+v (%d tasks for %d splits), reassigned %v", m.Workers, total, len(m.Parts), m.Reassigned)
 	}
 	// The summary and the log account for every worker.

@@ -194,7 +194,7 @@ func TestReportSample(t *testing.T) {
 	path := filepath.Join(out, "_shardprep", "report.html")
 	text, _ := reportText(t, path)
 	m := readManifest(t, out)
-	if m.Layout != 2 || len(m.Attempts) != 2*len(m.Parts) || m.Columns == nil { // a fit and a transform per split
+	if m.Layout != 2 || len(m.Attempts) != fitTasks(m)+len(m.Parts) || m.Columns == nil { // the fit's tasks and a transform per split
 		t.Fatalf("manifest version %d, %d attempts, columns %v", m.Layout, len(m.Attempts), m.Columns != nil)
 	}
 	checkReportNumbers(t, text, m)

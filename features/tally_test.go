@@ -1,0 +1,115 @@
+package features
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+// TestTallyRefits: the tallies of a transform by a model fitted on the
+// first rows only, merged, fit the model a fit of every row fits; the
+// transform's result is Transform's.
+func TestTallyRefits(t *testing.T) {
+	mem := checkedMem(t)
+	spec := abaloneSpec(t)
+	rec := abaloneRecord(t, mem)
+	defer rec.Release()
+	full := NewStats(spec)
+	if err := full.Add(rec); err != nil {
+		t.Fatal(err)
+	}
+	want, err := full.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := statsOf(t, spec, rec, 0, 500)
+	guess, err := sample.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := NewStats(spec)
+	for _, cut := range [][2]int{{0, 1000}, {1000, 1001}, {1001, 4177}} {
+		tally, err := guess.NewTally()
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := sliceRecord(rec, cut[0], cut[1])
+		out, err := guess.TransformTally(part, mem, tally)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := guess.Transform(part, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := out.Column(1).String(), plain.Column(1).String(); a != b {
+			t.Errorf("rows %v: TransformTally's features differ from Transform's", cut)
+		}
+		out.Release()
+		plain.Release()
+		part.Release()
+		if tally.Rows() != int64(cut[1]-cut[0]) {
+			t.Errorf("rows %v: tally counted %d rows", cut, tally.Rows())
+		}
+		if err := merged.Merge(tally.Stats()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := mustJSON(t, merged), mustJSON(t, full); !bytes.Equal(a, b) {
+		t.Errorf("merged tallies:\n%s\nwant the fit's stats:\n%s", a, b)
+	}
+	got, err := merged.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := mustJSON(t, got), mustJSON(t, want); !bytes.Equal(a, b) {
+		t.Errorf("model of the tallies:\n%s\nwant:\n%s", a, b)
+	}
+}
+
+// TestTallyUnseen: a row whose label the model does not hold fails the
+// transform, and the tally counts nothing of the batch.
+func TestTallyUnseen(t *testing.T) {
+	mem := checkedMem(t)
+	spec := smallSpec(t)
+	schema := spec.Schema()
+	fitRec := recordOf(t, mem, schema, [][]any{{"p", 1.0, "u", 2.0}, {"q", 1.0, "v", 2.0}})
+	defer fitRec.Release()
+	st := NewStats(spec)
+	if err := st.Add(fitRec); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tally, err := m.NewTally()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := m.TransformTally(fitRec, mem, tally); err != nil {
+		t.Fatal(err)
+	} else {
+		out.Release()
+	}
+	bad := recordOf(t, mem, schema, [][]any{{"p", 1.0, "u", 2.0}, {"r", 1.0, "u", 2.0}})
+	defer bad.Release()
+	_, err = m.TransformTally(bad, mem, tally)
+	var re *RowError
+	if !errors.As(err, &re) || re.Reason != ReasonUnseen || re.Row != 1 || re.Value != "r" {
+		t.Fatalf("err = %v, want the unseen label r of row 1", err)
+	}
+	if tally.Rows() != 2 {
+		t.Errorf("tally counted %d rows, want the 2 of the first batch", tally.Rows())
+	}
+	if a, b := mustJSON(t, tally.Stats()), mustJSON(t, st); !bytes.Equal(a, b) {
+		t.Errorf("tally stats %s, want %s", a, b)
+	}
+	other, _ := m.NewTally()
+	other.m = nil
+	if _, err := m.TransformTally(fitRec, memory.DefaultAllocator, other); err == nil {
+		t.Error("a tally of another model was taken")
+	}
+}
