@@ -69,8 +69,9 @@ func (g *graph) categories(col string, fits []*fittedStage) int {
 // eval runs rec through the stages that targets need, up to the passes
 // fitted; accs (by stage) accumulate instead of transforming. The caller
 // releases the frame.
-func (p *pipe) eval(rec arrow.Record, mem memory.Allocator, targets []string, accs map[int]*stageAcc) (*frame, error) {
+func (p *pipe) eval(rec arrow.Record, mem memory.Allocator, targets []string, accs map[int]*stageAcc, t *Tally) (*frame, error) {
 	f := newFrame(rec, mem)
+	f.tally = t
 	limit := len(p.g.stages)
 	if accs != nil {
 		limit = 0
@@ -250,8 +251,8 @@ func (p *pipe) featureNames() []string {
 
 // transform evaluates rec through every needed stage and assembles the
 // label and features columns; every row left out is in the RowErrors.
-func (p *pipe) transform(rec arrow.Record, mem memory.Allocator, schema *arrow.Schema) (arrow.Record, error) {
-	f, err := p.eval(rec, mem, []string{p.g.feats}, nil)
+func (p *pipe) transform(rec arrow.Record, mem memory.Allocator, schema *arrow.Schema, t *Tally) (arrow.Record, error) {
+	f, err := p.eval(rec, mem, []string{p.g.feats}, nil, t)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +313,7 @@ func (s *stageStats) add(rec arrow.Record, mem memory.Allocator) error {
 		return fmt.Errorf("features: stats read from JSON cannot add rows")
 	}
 	_, targets := s.p.passAccs(s.pass)
-	f, err := s.p.eval(rec, mem, targets, s.accs)
+	f, err := s.p.eval(rec, mem, targets, s.accs, nil)
 	if err != nil {
 		return err
 	}

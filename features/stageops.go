@@ -20,6 +20,9 @@ type frame struct {
 	cols map[string]arrow.Array
 	own  []arrow.Array
 	bad  []*RowError
+	// tally, if set, counts the labels the StringIndexers look up; a
+	// label the fit would not have counted refuses its row.
+	tally *Tally
 }
 
 func newFrame(rec arrow.Record, mem memory.Allocator) *frame {
@@ -179,12 +182,22 @@ func applyIndexer(f *frame, d *stageDef, fit *fittedStage) error {
 	for j, in := range d.in {
 		a := f.cols[in]
 		labels := len(fit.labels[j])
+		var counts []int64
+		if f.tally != nil {
+			counts = f.tally.scratch(f.tally.base[d.index] + j)
+		}
 		f.fill(d.out[j], 0, func(r int, b *numBuilder) {
 			key, null := indexerKey(a, r)
 			k, seen := fit.index[j][key]
 			switch {
 			case !null && seen:
 				b.row(r)[0] = float64(k)
+				if counts != nil {
+					counts[k]++
+				}
+			case counts != nil:
+				// The fit counts no null (nor NaN), and saw no other label.
+				f.refuse(r, d, in, key, ReasonUnseen, false)
 			case d.handleInvalid == invalidKeep:
 				b.row(r)[0] = float64(labels)
 			case null:

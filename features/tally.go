@@ -15,26 +15,74 @@ import (
 // NewStats(spec) and compare the model they fit. A Tally is not safe for
 // concurrent use.
 type Tally struct {
-	m      *Model
-	rows   int64
-	counts [][]int64 // per categorical column, per label index
+	m    *Model
+	rows int64
+	// counts are per categorical column (for stages: per input column
+	// of each StringIndexer, from base[stage] on), per label index.
+	counts [][]int64
 	batch  [][]int64 // the counts of the batch being transformed
+	base   map[int]int
 }
 
-// NewTally returns an empty tally of m's labels. Only a model of the flat
-// categorical/numeric form counts its labels so; for a model of a spec
-// with stages it returns an error.
+// FitsLabelCounts reports whether fitting the spec only counts labels,
+// so that a model of it can keep a Tally: the categorical/numeric form,
+// or stages fitted in one pass whose only fitted stages are StringIndexers
+// that the features need, no column indexed twice.
+func (s *Spec) FitsLabelCounts() bool {
+	if !s.HasStages() {
+		return true
+	}
+	g, err := buildGraph(s)
+	if err != nil || g.passes != 1 {
+		return false
+	}
+	run := g.needed([]string{g.feats}, len(g.stages))
+	indexed := map[string]bool{}
+	for i, d := range g.stages {
+		if g.fitPass[i] == 0 {
+			continue
+		}
+		if d.class != "StringIndexer" || !run[i] {
+			return false
+		}
+		for _, c := range d.in {
+			if indexed[c] {
+				return false
+			}
+			indexed[c] = true
+		}
+	}
+	return true
+}
+
+// NewTally returns an empty tally of m's labels, for a complete model of
+// a spec whose fit only counts labels (see Spec.FitsLabelCounts).
 func (m *Model) NewTally() (*Tally, error) {
 	if m == nil || m.schema == nil {
-		return nil, errors.New("features: model not initialised")
+		return nil, errors.New("features: model not initialised or not complete")
 	}
-	if m.pipe != nil {
-		return nil, errors.New("features: a model of a spec with stages keeps no tally")
+	t := &Tally{m: m}
+	add := func(labels []string) {
+		t.counts = append(t.counts, make([]int64, len(labels)))
+		t.batch = append(t.batch, make([]int64, len(labels)))
 	}
-	t := &Tally{m: m, counts: make([][]int64, len(m.cats)), batch: make([][]int64, len(m.cats))}
-	for i, c := range m.cats {
-		t.counts[i] = make([]int64, len(c.labels))
-		t.batch[i] = make([]int64, len(c.labels))
+	if p := m.pipe; p != nil {
+		if !p.spec.FitsLabelCounts() {
+			return nil, errors.New("features: the fit of the model's stages does more than count labels")
+		}
+		t.base = map[int]int{}
+		for i, fs := range p.fits {
+			if p.g.fitPass[i] == 1 {
+				t.base[i] = len(t.counts)
+				for _, ls := range fs.labels {
+					add(ls)
+				}
+			}
+		}
+		return t, nil
+	}
+	for _, c := range m.cats {
+		add(c.labels)
 	}
 	return t, nil
 }
@@ -73,6 +121,20 @@ func (t *Tally) Rows() int64 { return t.rows }
 // the model's spec as the statistics of a fit of the same rows would.
 func (t *Tally) Stats() *Stats {
 	m := t.m
+	if p := m.pipe; p != nil {
+		st := newStageStats(p, 1)
+		for i, a := range st.accs {
+			for j := range a.labels {
+				for k, n := range t.counts[t.base[i]+j] {
+					if n > 0 {
+						a.labels[j].add(p.fits[i].labels[j][k], n)
+					}
+				}
+			}
+		}
+		st.rows = t.rows
+		return &Stats{label: m.label, gen: st}
+	}
 	s := &Stats{categorical: m.CategoricalColumns(), numeric: slices.Clone(m.numeric), label: m.label, rows: t.rows,
 		cols: make([]labelCounts, len(m.cats)), spec: m.spec}
 	for i, c := range m.cats {

@@ -3,6 +3,7 @@ package features
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -111,5 +112,86 @@ func TestTallyUnseen(t *testing.T) {
 	other.m = nil
 	if _, err := m.TransformTally(fitRec, memory.DefaultAllocator, other); err == nil {
 		t.Error("a tally of another model was taken")
+	}
+}
+
+// TestTallyStages: a spec whose stages fit only StringIndexers keeps a
+// tally like the flat form, whose statistics fit the model of every row;
+// with handleInvalid keep, a label the model does not hold refuses its row
+// in a tally rather than taking the extra index. A spec with another
+// fitted stage keeps none.
+func TestTallyStages(t *testing.T) {
+	mem := checkedMem(t)
+	spec, err := ParseSpec([]byte(`{"columns":[{"name":"a","type":"string"},{"name":"x","type":"double"},{"name":"y","type":"double"}],
+	 "stages":[{"stage":"StringIndexer","inputCols":["a","x"],"outputCols":["ai","xi"],"handleInvalid":"keep"},
+	  {"stage":"OneHotEncoder","inputCols":["ai","xi"],"outputCols":["av","xv"]},
+	  {"stage":"VectorAssembler","inputCols":["av","xv"],"outputCol":"features"}],
+	 "label":"y","splits":[{"name":"all","weight":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !spec.FitsLabelCounts() {
+		t.Fatal("a spec fitting only a StringIndexer does not fit label counts")
+	}
+	schema := spec.Schema()
+	rows := [][]any{{"p", 1.0, 0.0}, {"q", 2.0, 1.0}, {"q", 2.0, 0.0}, {"r", 1.0, 1.0}, {"q", 3.0, 1.0}}
+	rec := recordOf(t, mem, schema, rows)
+	defer rec.Release()
+	full := NewStats(spec)
+	if err := full.Add(rec); err != nil {
+		t.Fatal(err)
+	}
+	want, err := full.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := NewStats(spec)
+	head := sliceRecord(rec, 0, 2)
+	defer head.Release()
+	if err := sample.Add(head); err != nil {
+		t.Fatal(err)
+	}
+	guess, _ := sample.Model()
+	tally, err := guess.NewTally()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := guess.TransformTally(rec, mem, tally); err == nil || !strings.Contains(err.Error(), ReasonUnseen) {
+		t.Errorf("row r under keep in a tally: %v, want an unseen label", err)
+	}
+	if tally.Rows() != 0 {
+		t.Errorf("the failed transform counted %d rows", tally.Rows())
+	}
+	tally, _ = want.NewTally()
+	for _, cut := range [][2]int{{0, 3}, {3, 5}} {
+		part := sliceRecord(rec, cut[0], cut[1])
+		out, err := want.TransformTally(part, mem, tally)
+		part.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Release()
+	}
+	merged := NewStats(spec)
+	if err := merged.Merge(tally.Stats()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := merged.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := mustJSON(t, got), mustJSON(t, want); !bytes.Equal(a, b) {
+		t.Errorf("model of the tally:\n%s\nwant\n%s", a, b)
+	}
+	scaled, err := ParseSpec([]byte(`{"columns":[{"name":"a","type":"string"},{"name":"y","type":"double"}],
+	 "stages":[{"stage":"StringIndexer","inputCol":"a","outputCol":"ai"},
+	  {"stage":"VectorAssembler","inputCols":["ai"],"outputCol":"v"},
+	  {"stage":"MaxAbsScaler","inputCol":"v","outputCol":"features"}],
+	 "label":"y","splits":[{"name":"all","weight":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scaled.FitsLabelCounts() {
+		t.Error("a spec with a MaxAbsScaler fits label counts")
 	}
 }

@@ -44,7 +44,11 @@ func (m *Model) transform(rec arrow.Record, mem memory.Allocator, t *Tally) (arr
 		mem = memory.DefaultAllocator
 	}
 	if m.pipe != nil {
-		return m.pipe.transform(rec, mem, m.schema)
+		out, err := m.pipe.transform(rec, mem, m.schema, t)
+		if err == nil && t != nil {
+			t.keep(rec.NumRows())
+		}
+		return out, err
 	}
 	labelCol, err := float64Column(rec, m.label)
 	if err != nil {

@@ -50,6 +50,14 @@ func (c *Coordinator) metrics() metricsSnapshot {
 	if c.phase != PhaseFit && c.stats != nil {
 		// The fit is over: every byte was read once, for these rows.
 		m.bytes[0], m.rows[0] = snap.BytesTotal, c.stats.Rows()
+		if c.sampleTasks != nil {
+			// The fit read the sample only.
+			m.bytes[0], m.rows[0] = 0, 0
+			for _, t := range c.sampleTasks {
+				m.bytes[0] += t.result.BytesRead
+				m.rows[0] += t.result.RowsIn
+			}
+		}
 	}
 	for _, t := range c.tasks {
 		if t.state == done && t.task.Phase == PhaseTransform {

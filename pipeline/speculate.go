@@ -9,7 +9,9 @@ import (
 )
 
 // A job whose fit only counts labels (the categorical/numeric form of a
-// spec, without a model given) needs the whole input's counts only for
+// spec, or stages whose only fitted ones are StringIndexers: see
+// features.Spec.FitsLabelCounts), without a model given, needs the whole
+// input's counts only for
 // the order of each column's labels, which a sample of the input almost
 // always gets right. Such a job of more than sampleSize splits fits on a
 // sample, its first sampleSize(n) splits, and transforms every split with
@@ -66,7 +68,7 @@ func sampleSize(n int) int { return max(2, (n+15)/16) }
 func (c *Coordinator) planSample() {
 	n := len(c.job.Splits)
 	k := sampleSize(n)
-	if c.opts.twoPass || c.job.Spec.HasStages() || k >= n {
+	if c.opts.twoPass || !c.job.Spec.FitsLabelCounts() || k >= n {
 		return
 	}
 	c.sample = &fitSample{Splits: k, Of: n, Outcome: sampleRunning}
@@ -213,6 +215,9 @@ func (e *mispredictError) Error() string { return e.msg }
 func (t *transformTask) mispredicted(err error) error {
 	var re *features.RowError
 	var pe *parseError
+	if bad := rowErrors(err); len(bad) > 0 {
+		err = bad[0] // a spec's stages list every row they refuse
+	}
 	switch {
 	case errors.As(err, &re) && re.Reason == features.ReasonUnseen:
 		return &mispredictError{fmt.Sprintf("split %d: column %q holds the label %q, which the sample's model does not", t.split.Index, re.Column, re.Value)}

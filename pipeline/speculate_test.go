@@ -57,6 +57,12 @@ func interleaved(lines [][]byte) [][]byte {
 // objects, data is cut into objects of about 20 kB.
 func dataJob(t *testing.T, data []byte, s Settings) (*Job, *memStore) {
 	t.Helper()
+	return specJob(t, testSpec, data, s)
+}
+
+// specJob is dataJob with another spec.
+func specJob(t *testing.T, specJSON string, data []byte, s Settings) (*Job, *memStore) {
+	t.Helper()
 	store := newMemStore()
 	var objects []Object
 	for i := 0; len(data) > 0; i++ {
@@ -70,7 +76,7 @@ func dataJob(t *testing.T, data []byte, s Settings) (*Job, *memStore) {
 		objects = append(objects, Object{URL: "in/" + name, Name: name, Size: int64(n), Root: "in/"})
 		data = data[n:]
 	}
-	spec, err := features.ParseSpec([]byte(testSpec))
+	spec, err := features.ParseSpec([]byte(specJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +109,15 @@ func outputs(store *memStore) map[string][]byte {
 // outputs and error.
 func runBoth(t *testing.T, data []byte, s Settings) (*Manifest, map[string][]byte, error) {
 	t.Helper()
-	job, store := dataJob(t, data, s)
+	return runBothSpec(t, testSpec, data, s)
+}
+
+// runBothSpec is runBoth with another spec.
+func runBothSpec(t *testing.T, spec string, data []byte, s Settings) (*Manifest, map[string][]byte, error) {
+	t.Helper()
+	job, store := specJob(t, spec, data, s)
 	m, err := Run(context.Background(), job, store, store, &CoordinatorOptions{Workers: 2})
-	job2, store2 := dataJob(t, data, s)
+	job2, store2 := specJob(t, spec, data, s)
 	m2, err2 := Run(context.Background(), job2, store2, store2, &CoordinatorOptions{Workers: 2, twoPass: true})
 	if (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
 		t.Fatalf("sample's fit: %v\nfit of every split: %v", err, err2)
@@ -346,5 +358,63 @@ func TestAbandonedGenerationRefused(t *testing.T) {
 	}
 	if labels, _ := m.Model.Labels("sex"); !slices.Equal(labels, []string{"M", "I", "F"}) {
 		t.Errorf("model labels %q", labels)
+	}
+}
+
+// indexerSpec indexes sex (handleInvalid keep, which maps a label the
+// model does not hold to an extra index) and buckets length, with no
+// stage fitted but the StringIndexer.
+const indexerSpec = `{"columns":[{"name":"sex","type":"string"},{"name":"length","type":"double"},{"name":"diameter","type":"double"},
+{"name":"height","type":"double"},{"name":"whole_weight","type":"double"},{"name":"shucked_weight","type":"double"},
+{"name":"viscera_weight","type":"double"},{"name":"shell_weight","type":"double"},{"name":"rings","type":"double"}],
+"stages":[{"stage":"StringIndexer","inputCol":"sex","outputCol":"sex_idx","handleInvalid":"keep"},
+ {"stage":"OneHotEncoder","inputCol":"sex_idx","outputCol":"sex_vec"},
+ {"stage":"Bucketizer","inputCol":"length","outputCol":"len_b","splits":["-Infinity",0.3,0.5,"Infinity"]},
+ {"stage":"VectorAssembler","inputCols":["sex_vec","len_b","height"],"outputCol":"features"}],
+"label":"rings","splits":[{"name":"train","weight":0.8},{"name":"validation","weight":0.2}]}`
+
+// TestSampleFitStages: a spec whose stages fit only a StringIndexer fits
+// on a sample like the flat form, and ends as the fit of every split
+// does: verified, abandoned at a label the sample did not see (though the
+// indexer would map it to its extra index), redone for another order; a
+// spec with another fitted stage fits every split.
+func TestSampleFitStages(t *testing.T) {
+	lines := abaloneLines(t)
+	sorted := slices.Clone(lines)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i][0] > sorted[j][0] })
+	var f, rest [][]byte
+	for _, l := range lines {
+		if l[0] == 'F' && len(f) < 700 {
+			f = append(f, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		data    [][]byte
+		outcome string
+	}{
+		{"verified", interleaved(lines), sampleVerified},
+		{"unseen", sorted, sampleAbandoned},
+		{"other order", slices.Concat(rest[:50], f, rest[50:]), sampleRedone},
+	} {
+		for _, mode := range []SplitMode{SplitHash, SplitSpark} {
+			m, _, err := runBothSpec(t, indexerSpec, bytes.Join(tc.data, nil), Settings{SplitMode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := m.FitSample; s == nil || s.Outcome != tc.outcome || tc.outcome == sampleAbandoned && !strings.Contains(s.Reason, `holds the label "I"`) {
+				t.Errorf("%s, %s: fit_sample %+v, want %s", tc.name, mode, s, tc.outcome)
+			}
+		}
+	}
+	store := newMemStore()
+	m, err := Run(context.Background(), stagesJob(t, store), store, store, &CoordinatorOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.FitSample != nil {
+		t.Errorf("a spec with a MinMaxScaler: fit_sample %+v, want a fit of every split", m.FitSample)
 	}
 }
