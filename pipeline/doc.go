@@ -15,7 +15,8 @@
 // control plane runs the tasks: protocol.go (the messages, their checks
 // and the transport), http.go (the protocol over HTTP: the signed
 // envelope, handler, server and client), coordinator.go (phases, leases
-// and reports), worker.go, commit.go (publishing, the manifest, cleanup),
+// and reports), speculate.go (a fit on a sample of the splits, which the
+// transform verifies by counting labels), worker.go, commit.go (publishing, the manifest, cleanup),
 // status.go (progress and worker status) and run.go (a job in one process,
 // and the goroutines of a coordinator's Run).
 //
