@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/bits"
 	"slices"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -146,10 +147,28 @@ func (n *NumberStats) addValue(col *array.Float64, r int) {
 // exact totals until they are folded into NumberStats' big integers. (A
 // sum at exponent index i may also hold mantissas of higher exponents
 // shifted to i, and a sum of squares carries into index i+64.)
+//
+// Values of one sign whose exponents lie in a window of a few exponents,
+// by far the most common, take a fast path (addValues): the window's
+// histogram bins are counted in hist, a dense array, until fold moves
+// them into NumberStats' histograms.
 type accumulator struct {
 	sum    [exponents][2]uint64 // lo, hi of a two's complement int128
 	sq     [exponents][2]uint64 // lo, hi of a uint128
 	pendSq int                  // squares added since the last fold; each < 2^106
+
+	// wkey is the histogram key, sign bit included, of the window's
+	// first bin; 0 while there is no window. Bin k of hist counts the
+	// values of key wkey+k: those of the window's sign with an exponent
+	// from its base (wkey>>HistogramBits, sign bit included) to
+	// base+window-1. Two copies take alternate values, so that equal
+	// neighbours do not wait for each other's count.
+	wkey   uint64
+	scale  float64               // for sumScaled, or 0
+	mn, mx uint64                // the least and greatest bits of the window's values
+	hist   [2][windowBins]uint32 // < maxPendingSquares values between folds
+	hits   int                   // values in the window and out of it
+	misses int
 }
 
 // exponents is the number of biased exponents of finite float64s, 1 to
@@ -171,99 +190,209 @@ func (n *NumberStats) accumulate(k int) *accumulator {
 	return n.acc
 }
 
-// window is how many binary exponents, from a base up, addValues sums in
-// registers: a mantissa (< 2^53) shifted left by up to window-1 bits
-// stays below 2^63, and its square below 2^126.
+// window is how many binary exponents, from a base up, the fast path of
+// addValues sums in registers: a mantissa (< 2^53) shifted left by up
+// to window-1 bits stays below 2^63, and its square below 2^126.
 const window = 11
 
-// maxBase is the largest base exponent of addValues: its squares' sums
+// windowBins is the number of histogram bins of a window.
+const windowBins = window << HistogramBits
+
+// maxBase is the largest base exponent of a window: its squares' sums
 // carry into the exponent 64 above, which must exist, and infinities and
 // NaNs (exponent 0x7ff) must fall outside the window.
 const maxBase = exponents - 64
 
-// addValues adds vals, none of them null. Finite values of positive sign
-// whose exponents lie in a window of a few exponents, by far the most
-// common, go through sumWindow, which keeps its state in registers; the
-// others go through add.
+// addValues adds vals, none of them null. Those in the accumulator's
+// window go through countWindow and sumWindow, whose loops make no call
+// and keep their state in registers; the others through add. The window
+// is set around the first finite value that is not zero or subnormal,
+// and set anew at the next call when many values missed it (since it was
+// set or since the last fold).
 func (a *accumulator) addValues(n *NumberStats, vals []float64) {
-	base := 0
-	for _, v := range vals {
-		if e := int(math.Float64bits(v) >> 52); e >= 1 && e < 0x7ff {
-			base = min(max(e-window/2, 1), maxBase)
-			break
-		}
-	}
-	if base == 0 {
+	if a.wkey == 0 && !a.setWindow(vals) {
 		for _, v := range vals {
 			a.add(n, v)
 		}
 		return
 	}
-	w := windowSums{mn: math.MaxUint64}
+	var s sum128
+	var q sum192
+	counted, missed := 0, 0
 	for len(vals) > 0 {
-		k := w.add(vals, base, n.pos.n, n.pos.lo)
+		k := a.countWindow(vals)
+		s, q = a.sumWindow(vals[:k], s, q)
+		counted += k
 		if k == len(vals) {
 			break
 		}
-		a.add(n, vals[k]) // outside the window, or a new histogram bin
+		a.add(n, vals[k])
+		missed++
 		vals = vals[k+1:]
 	}
-	if w.count == 0 {
-		return
+	a.addWindow(n, s, q, counted)
+	a.hits += counted
+	a.misses += missed
+	if a.misses > 64 && a.misses > a.hits/4 {
+		n.flushWindow()
+		a.wkey = 0
 	}
-	n.count += w.count
-	n.min = min(n.min, math.Float64frombits(w.mn))
-	n.max = max(n.max, math.Float64frombits(w.mx))
-	s := &a.sum[base-1]
-	var c uint64
-	s[0], c = bits.Add64(s[0], w.sLo, 0)
-	s[1] += w.sHi + c
-	a.addSquares(base-1, w.qMid, w.qLo)
-	a.addSquares(base-1+64, 0, w.qHi) // 2^128 at exponent index i is 1 at i+64
 }
 
-// windowSums are the sums of addValues over the values of a window of
-// exponents: their mantissas shifted to the window's base exponent, and
-// their squares (128 and 192 bits); their count, and the least and
-// greatest of their bits (for positive values, the order of the bits is
-// the order of the values).
-type windowSums struct {
-	sLo, sHi, qLo, qMid, qHi uint64
-	count                    int64
-	mn, mx                   uint64
-}
-
-// add adds values from the start of vals while each is positive, normal,
-// has an exponent from base to base+window-1 and falls in a bin of the
-// histogram h (bins from lo), which it counts; it returns how many it
-// added. It makes no call, so its state stays in registers.
-func (w *windowSums) add(vals []float64, base int, h []int64, lo int) int {
-	sLo, sHi, qLo, qMid, qHi := w.sLo, w.sHi, w.qLo, w.qMid, w.qHi
-	mn, mx := w.mn, w.mx
-	n := len(vals)
-	for i, v := range vals {
+// setWindow sets the window around the first value of vals with an
+// exponent from 1 to 0x7fe, if there is one.
+func (a *accumulator) setWindow(vals []float64) bool {
+	for _, v := range vals {
 		b := math.Float64bits(v)
-		d := int(b>>52) - base
-		k := int(b>>histShift) - lo
-		if uint(d) >= window || uint(k) >= uint(len(h)) {
-			n = i
+		if e := int(b>>52) & 0x7ff; e >= 1 && e < 0x7ff {
+			base := min(max(e-window/2, 1), maxBase)
+			a.wkey = (b>>63<<11 | uint64(base)) << HistogramBits
+			a.mn, a.mx = math.MaxUint64, 0
+			a.hits, a.misses = 0, 0
+			a.scale = 0
+			if base >= minScaledBase {
+				a.scale = math.Float64frombits(b>>63<<63 | uint64(2098-base)<<52)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// countWindow counts, in the window's histogram, the values from the
+// start of vals while each lies in the window, and notes their least and
+// greatest bits; it returns how many it counted.
+func (a *accumulator) countWindow(vals []float64) int {
+	// In pairs, as bits: each of a pair goes to its own copy of the
+	// histogram.
+	pairs := unsafe.Slice((*[2]uint64)(unsafe.Pointer(unsafe.SliceData(vals))), len(vals)/2)
+	h0, h1 := &a.hist[0], &a.hist[1]
+	wkey, mn, mx := a.wkey, a.mn, a.mx
+	span := mx - mn
+	i := 0
+	for j := range pairs {
+		b0, b1 := pairs[j][0], pairs[j][1]
+		k0, k1 := b0>>histShift-wkey, b1>>histShift-wkey
+		if k0 >= windowBins || k1 >= windowBins {
 			break
 		}
-		h[k]++
-		mn, mx = min(mn, b), max(mx, b)
-		m := (b&(1<<52-1) | 1<<52) << d
-		var c uint64
-		sLo, c = bits.Add64(sLo, m, 0)
-		sHi += c
-		hi, l := bits.Mul64(m, m)
-		qLo, c = bits.Add64(qLo, l, 0)
-		qMid, c = bits.Add64(qMid, hi, c)
-		qHi += c
+		h0[k0]++
+		h1[k1]++
+		// Rarely true once a few values were seen: a branch, not a
+		// chain of conditional moves.
+		if b0-mn > span || b1-mn > span {
+			mn, mx = min(mn, b0, b1), max(mx, b0, b1)
+			span = mx - mn
+		}
+		i += 2
 	}
-	w.sLo, w.sHi, w.qLo, w.qMid, w.qHi = sLo, sHi, qLo, qMid, qHi
-	w.mn, w.mx = mn, mx
-	w.count += int64(n)
-	return n
+	for ; i < len(vals); i++ {
+		b := math.Float64bits(vals[i])
+		k := b>>histShift - wkey
+		if k >= windowBins {
+			break
+		}
+		h0[k]++
+		mn, mx = min(mn, b), max(mx, b)
+	}
+	a.mn, a.mx = mn, mx
+	return i
+}
+
+// sum128 is a 128-bit sum of mantissas, sum192 a 192-bit sum of their
+// squares. (Apart, each is small enough to live in registers.)
+type (
+	sum128 struct{ lo, hi uint64 }
+	sum192 struct{ lo, mid, hi uint64 }
+)
+
+// sumWindow adds to s the mantissas of vals, values of the window,
+// shifted to its base exponent, and to q their squares.
+func (a *accumulator) sumWindow(vals []float64, s sum128, q sum192) (sum128, sum192) {
+	if a.scale != 0 {
+		return sumScaled(vals, a.scale, s, q)
+	}
+	return sumShifted(vals, a.wkey>>HistogramBits, s, q)
+}
+
+// minScaledBase is the least base exponent of a window that sumScaled
+// can sum: 2^(1075-base) is a float64.
+const minScaledBase = 52
+
+// sumScaled sums values whose mantissas, shifted to their window's base
+// exponent, are the values times scale = ±2^(1075-base) (of the window's
+// sign), exactly: integers below 2^63.
+func sumScaled(vals []float64, scale float64, s sum128, q sum192) (sum128, sum192) {
+	for _, v := range vals {
+		m := uint64(int64(v * scale))
+		var c uint64
+		s.lo, c = bits.Add64(s.lo, m, 0)
+		s.hi, _ = bits.Add64(s.hi, 0, c)
+		hi, lo := bits.Mul64(m, m)
+		q.lo, c = bits.Add64(q.lo, lo, 0)
+		q.mid, c = bits.Add64(q.mid, hi, c)
+		q.hi, _ = bits.Add64(q.hi, 0, c)
+	}
+	return s, q
+}
+
+// sumShifted is sumScaled for any window: base is its base exponent,
+// sign bit included.
+func sumShifted(vals []float64, base uint64, s sum128, q sum192) (sum128, sum192) {
+	for _, v := range vals {
+		b := math.Float64bits(v)
+		m := (b&(1<<52-1) | 1<<52) << ((b>>52 - base) & 63)
+		var c uint64
+		s.lo, c = bits.Add64(s.lo, m, 0)
+		s.hi, _ = bits.Add64(s.hi, 0, c)
+		hi, lo := bits.Mul64(m, m)
+		q.lo, c = bits.Add64(q.lo, lo, 0)
+		q.mid, c = bits.Add64(q.mid, hi, c)
+		q.hi, _ = bits.Add64(q.hi, 0, c)
+	}
+	return s, q
+}
+
+// addWindow adds to n and a the sums of count values of the window.
+func (a *accumulator) addWindow(n *NumberStats, s sum128, q sum192, count int) {
+	if count == 0 {
+		return
+	}
+	n.count += int64(count)
+	lo, hi := math.Float64frombits(a.mn), math.Float64frombits(a.mx)
+	base := int(a.wkey>>HistogramBits) & 0x7ff
+	sum := &a.sum[base-1]
+	var c uint64
+	if a.wkey>>(11+HistogramBits) != 0 { // negative: the least bits are the greatest value
+		lo, hi = hi, lo
+		sum[0], c = bits.Sub64(sum[0], s.lo, 0)
+		sum[1] -= s.hi + c
+	} else {
+		sum[0], c = bits.Add64(sum[0], s.lo, 0)
+		sum[1] += s.hi + c
+	}
+	n.min, n.max = min(n.min, lo), max(n.max, hi)
+	a.addSquares(base-1, q.mid, q.lo)
+	a.addSquares(base-1+64, 0, q.hi) // 2^128 at exponent index i is 1 at i+64
+}
+
+// flushWindow moves the counts of the window's histogram into n's.
+func (n *NumberStats) flushWindow() {
+	a := n.acc
+	if a == nil || a.wkey == 0 {
+		return
+	}
+	h := &n.pos
+	if a.wkey>>(11+HistogramBits) != 0 {
+		h = &n.neg
+	}
+	key := int(a.wkey & (1<<(11+HistogramBits) - 1))
+	for i := range windowBins {
+		if c := a.hist[0][i] + a.hist[1][i]; c != 0 {
+			h.grow(key+i, int64(c))
+			a.hist[0][i], a.hist[1][i] = 0, 0
+		}
+	}
 }
 
 // addSquares adds the 128-bit hi, lo to the sum of squares of exponent
@@ -335,6 +464,8 @@ func (n *NumberStats) fold() {
 	if a == nil {
 		return
 	}
+	n.flushWindow()
+	a.hits, a.misses = 0, 0
 	var t big.Int
 	for i := range a.sum {
 		s, q := &a.sum[i], &a.sq[i]

@@ -10,7 +10,10 @@ import (
 
 // ColumnSummary is the JSON form of one column's NumberStats, and what
 // they tell. Count is the values counted (infinities included), Missing
-// the nulls and NaNs left out. Mean is the exact mean rounded to float64,
+// the nulls and NaNs left out. Min and Max are null when there are no
+// values or when they are infinite (JSON has no infinities): the min is
+// -Inf when NegInf > 0, else +Inf; the max +Inf when PosInf > 0, else
+// -Inf. Mean is the exact mean rounded to float64,
 // Std the sample standard deviation (n-1) of the exact variance; both
 // are null when they are not finite numbers (no values, an infinity, or
 // one value for Std). Sum and SumSquares are the exact sums of the values
@@ -56,7 +59,7 @@ func (n *NumberStats) summary(name string) ColumnSummary {
 		Sum: hexFloat(n.sum, -1074), SumSquares: hexFloat(n.sumSq, -2148),
 		Histogram: Histogram{Bits: HistogramBits, Lo: []float64{}, Count: []int64{}}}
 	if n.count > 0 {
-		c.Min, c.Max = ptr(n.min), ptr(n.max)
+		c.Min, c.Max = finite(n.min), finite(n.max)
 	}
 	nf := n.count - n.posInf - n.negInf
 	if nf > 0 && n.posInf+n.negInf == 0 {
@@ -91,6 +94,22 @@ func (n *NumberStats) summary(name string) ColumnSummary {
 }
 
 func ptr(f float64) *float64 { return &f }
+
+// extreme reads a min (sign -1) or max (sign 1) written by summary: a
+// finite number, or null for an infinity, of that sign when near (there
+// are infinities of that sign), of the other when far (every value is an
+// infinity of the other sign). It is NaN when the summary does not fit.
+func extreme(v *float64, near, far bool, sign int) float64 {
+	switch {
+	case v != nil && !near && !math.IsInf(*v, 0):
+		return *v
+	case v == nil && near:
+		return math.Inf(sign)
+	case v == nil && far:
+		return math.Inf(-sign)
+	}
+	return math.NaN()
+}
 
 // finite is f, or nil when f is not a finite number.
 func finite(f float64) *float64 {
@@ -202,11 +221,11 @@ func (c *ColumnSummary) stats() (NumberStats, error) {
 	if n.count < 0 || n.missing < 0 || n.posInf < 0 || n.negInf < 0 || n.posInf+n.negInf > n.count {
 		return n, fmt.Errorf("counts out of range")
 	}
-	if (c.Min == nil || c.Max == nil) != (n.count == 0) || c.Min != nil && !(*c.Min <= *c.Max) {
-		return n, fmt.Errorf("min and max do not fit the count")
+	if n.count > 0 {
+		n.min, n.max = extreme(c.Min, n.negInf > 0, n.posInf == n.count, -1), extreme(c.Max, n.posInf > 0, n.negInf == n.count, 1)
 	}
-	if c.Min != nil {
-		n.min, n.max = *c.Min, *c.Max
+	if n.count == 0 && (c.Min != nil || c.Max != nil) || n.count > 0 && !(n.min <= n.max) {
+		return n, fmt.Errorf("min and max do not fit the counts")
 	}
 	var err error
 	if n.sum, err = parseHexFloat(c.Sum, -1074); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -482,4 +483,42 @@ func transformText(t *testing.T, m *features.Model, rec arrow.Record, mem memory
 	}
 	defer out.Release()
 	return features.AppendAll(nil, out)
+}
+
+// TestValidUTF8 checks validUTF8 against utf8.Valid on lines of every
+// length up to 70 with one byte of each kind at every place: ASCII,
+// a continuation byte, a lead byte, an invalid byte, and whole runes.
+func TestValidUTF8(t *testing.T) {
+	for n := range 70 {
+		line := bytes.Repeat([]byte("0.455,"), 12)[:n]
+		if got := validUTF8(line); !got {
+			t.Errorf("%q: not valid", line)
+		}
+		for at := range n {
+			for _, c := range []byte{0x7f, 0x80, 0xbf, 0xc3, 0xe2, 0xf0, 0xff} {
+				l := bytes.Clone(line)
+				l[at] = c
+				if got, want := validUTF8(l), utf8.Valid(l); got != want {
+					t.Errorf("%q: %v, want %v", l, got, want)
+				}
+			}
+			for _, r := range []string{"é", "€", "😀"} {
+				l := append(append(bytes.Clone(line[:at]), r...), line[at:]...)
+				if got, want := validUTF8(l), utf8.Valid(l); got != want {
+					t.Errorf("%q: %v, want %v", l, got, want)
+				}
+			}
+		}
+	}
+}
+
+func FuzzValidUTF8(f *testing.F) {
+	for _, s := range []string{"", "0.455,0.365", "caf\xc3\xa9,1.5,2.25,3.125,4", "0.455,0.365,0.095\xff", "\xe2\x82\xac12345678901234567"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validUTF8(b), utf8.Valid(b); got != want {
+			t.Errorf("validUTF8(%q) = %v, utf8.Valid says %v", b, got, want)
+		}
+	})
 }

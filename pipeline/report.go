@@ -63,6 +63,9 @@ func writeReport(w io.Writer, m *Manifest, failure string) error {
 
 // putReport writes the report of a committing job to its output.
 func (c *Coordinator) putReport(ctx context.Context, m *Manifest) error {
+	if !columnStats {
+		return nil
+	}
 	var b bytes.Buffer
 	if err := writeReport(&b, m, ""); err != nil {
 		return fmt.Errorf("report: %w", err)

@@ -58,7 +58,7 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string, s
 	tt := &transformTask{splitTask: t, sink: sink, stage: stage, model: t.fit.model, bounds: t.job.Spec.Bounds(),
 		drawer: newHashDrawer(t.job.Seed, t.object().Name),
 		outs:   make([]*partWriter, len(names)), rows: make([][]int, len(names)), rowsOut: make([]int64, len(names)),
-		cols: features.NewColumnStats(t.job.Spec)}
+		cols: newColumnStats(t.job.Spec)}
 	defer func() {
 		cancel()
 		if err != nil {
@@ -272,7 +272,7 @@ func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
 			t.rows[k] = append(t.rows[k], r)
 		}
 	}
-	if err := t.cols.Add(rec, t.rows); err != nil {
+	if err := t.addColumns(rec); err != nil {
 		return err
 	}
 	for i, w := range t.outs {

@@ -8,6 +8,10 @@
 #   scripts/bench.sh --rounds N        N rounds instead of 3 (medians are taken over them)
 #   scripts/bench.sh --report FILE     print the table of an earlier run's raw results (each run
 #                                      keeps them in $SHARDPREP_BENCH_DIR/results.txt)
+#   scripts/bench.sh --report-cost     what the column statistics and the report cost: the normal
+#                                      build against one built with the tag shardprep_nostats
+#                                      (no statistics, no report), `run --workers 2` on 10M rows,
+#                                      interleaved, medians of 5 rounds (or --rounds N)
 #
 # Data is generated once (`shardprep gen --seed 1`) under $SHARDPREP_BENCH_DIR (default
 # /tmp/shardprep-bench) and kept; the page cache is left warm. Each round runs every
@@ -22,24 +26,68 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 
-rounds=3 huge=0 compare="" report=""
+rounds="" huge=0 compare="" report="" cost=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --huge) huge=1 ;;
     --rounds) rounds=$2; shift ;;
     --compare) compare=$2; shift ;;
     --report) report=$2; shift ;;
-    *) echo "usage: scripts/bench.sh [--rounds N] [--huge] [--compare BIN] [--report FILE]" >&2; exit 2 ;;
+    --report-cost) cost=1 ;;
+    *) echo "usage: scripts/bench.sh [--rounds N] [--huge] [--compare BIN] [--report FILE] [--report-cost]" >&2; exit 2 ;;
   esac
   shift
 done
 [ -x /usr/bin/time ] || { echo "bench.sh: needs /usr/bin/time (GNU time)" >&2; exit 1; }
 shared="${SHARDPREP_SHARED:-$(pwd)/../shared}"
-[ -d "$shared/bench/limit-pass" ] || { echo "bench.sh: no $shared/bench/limit-pass; set SHARDPREP_SHARED" >&2; exit 1; }
+[ "$cost" = 1 ] || [ -d "$shared/bench/limit-pass" ] || { echo "bench.sh: no $shared/bench/limit-pass; set SHARDPREP_SHARED" >&2; exit 1; }
 data="${SHARDPREP_BENCH_DIR:-/tmp/shardprep-bench}"
 mkdir -p "$data/bin"
 work=$(mktemp -d "${TMPDIR:-/tmp}/shardprep-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+
+# reportCost times the normal build against one without column statistics and report.
+reportCost() {
+  local rounds=${rounds:-5} f="$data/abalone-10m.csv" sp="$data/bin/shardprep" off="$data/bin/shardprep-nostats"
+  go build -o "$sp" ./cmd/shardprep
+  go build -tags shardprep_nostats -o "$off" ./cmd/shardprep
+  [ -s "$f" ] || "$sp" gen --rows 10000000 --seed 1 --out "$f"
+  local r b out="$work/out" res="$work/cost" h want=""
+  : >"$res"
+  for ((r = 1; r <= rounds; r++)); do
+    for b in "$sp" "$off"; do
+      rm -rf "$out"
+      /usr/bin/time -f '%e %U %S' -o "$work/time" "$b" run --workers 2 --seed 1 --quiet --input "$f" --output "$out" \
+        >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; exit 1; }
+      read -r wall user sys <"$work/time"
+      echo "$b $wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')" >>"$res"
+      echo "round $r: $(basename "$b"): ${wall}s" >&2
+      if [ "$r" = 1 ]; then
+        # The parts are the same bytes; only the manifest and the report differ.
+        h=$(cd "$out" && find . -path ./_shardprep -prune -o -type f -print | sort | xargs sha256sum | sha256sum)
+        [ -z "$want" ] && want=$h
+        [ "$h" = "$want" ] || { echo "bench.sh: the build without statistics wrote other parts" >&2; exit 1; }
+      fi
+    done
+  done
+  rm -rf "$out"
+  med() { awk -v b="$1" -v c="$2" '$1 == b { print $c }' "$res" | sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  local w1 c1 w0 c0
+  w1=$(med "$sp" 2) c1=$(med "$sp" 3) w0=$(med "$off" 2) c0=$(med "$off" 3)
+  echo
+  echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); \`run --workers 2\` on 10M rows ($(($(stat -c %s "$f") / 1000000)) MB), medians of $rounds interleaved rounds"
+  echo
+  echo "| build | wall | CPU s (user+sys) |"
+  echo "|---|---|---|"
+  echo "| normal | $w1 s | $c1 |"
+  echo "| \`-tags shardprep_nostats\` (no column statistics, no report) | $w0 s | $c0 |"
+  awk -v a="$w1" -v b="$w0" -v c="$c1" -v d="$c0" 'BEGIN { printf "| column statistics and report | %+.1f%% | %+.1f%% |\n", (a / b - 1) * 100, (c / d - 1) * 100 }'
+}
+if [ "$cost" = 1 ]; then
+  reportCost
+  exit 0
+fi
+rounds=${rounds:-3}
 
 [ -n "$report" ] || go build -o "$data/bin/shardprep" ./cmd/shardprep
 (cd "$shared/bench/limit" && go build -o "$data/bin/limit" .)
