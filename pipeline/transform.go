@@ -452,7 +452,7 @@ func newPartWriter(ctx context.Context, sink Sink, key, stage string) (*partWrit
 	if err != nil {
 		return nil, err
 	}
-	return &partWriter{w: w, key: key, buf: make([]byte, 0, partBuffer+64<<10)}, nil
+	return &partWriter{w: w, key: key, buf: partBufs.get()}, nil
 }
 
 func (p *partWriter) flushIfFull() error {
@@ -479,7 +479,10 @@ func (p *partWriter) close(rows int64) (stagedPart, error) {
 			return stagedPart{}, err
 		}
 	}
-	if err := p.flush(); err != nil {
+	err := p.flush()
+	partBufs.put(p.buf)
+	p.buf = nil
+	if err != nil {
 		return stagedPart{}, err
 	}
 	p.closed = true
@@ -492,6 +495,8 @@ func (p *partWriter) close(rows int64) (stagedPart, error) {
 // abandon closes a writer whose context is already cancelled, which
 // discards the object.
 func (p *partWriter) abandon() {
+	partBufs.put(p.buf)
+	p.buf = nil
 	if !p.closed {
 		p.closed = true
 		p.w.Close()

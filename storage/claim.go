@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -88,12 +89,14 @@ func (d *localDriver) create(ctx context.Context, key string, data []byte) error
 func (d *s3Driver) create(ctx context.Context, key string, data []byte) error {
 	r := &conditionalRetryer{RetryerV2: d.retryer}
 	_, err := d.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(d.bucket),
-		Key:           aws.String(d.prefix + key),
-		Body:          bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
-		IfNoneMatch:   aws.String("*"),
-	}, d.opts, func(o *s3.Options) { o.Retryer = r })
+		Bucket:            aws.String(d.bucket),
+		Key:               aws.String(d.prefix + key),
+		Body:              bytes.NewReader(data),
+		ContentLength:     aws.Int64(int64(len(data))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		ChecksumCRC32:     aws.String(crc32Of(data)),
+		IfNoneMatch:       aws.String("*"),
+	}, d.opts, withChecksumOnly, func(o *s3.Options) { o.Retryer = r })
 	if err == nil {
 		return nil
 	}

@@ -254,10 +254,12 @@ type localWriter struct {
 	key    string
 	target string
 	f      *os.File
+	wb     writeback
 }
 
 func (w *localWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
+	w.wb.wrote(w.f, n)
 	if err != nil {
 		return n, w.d.fail("write", w.key, err)
 	}

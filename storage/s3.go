@@ -21,7 +21,7 @@ import (
 const (
 	// DefaultPartSize is the multipart upload part size when S3Options
 	// leaves it zero.
-	DefaultPartSize = 16 << 20
+	DefaultPartSize = 8 << 20
 	// MinPartSize is S3's smallest part size (except for the last part).
 	MinPartSize = 5 << 20
 	// maxPartSize and maxParts are S3's limits.
@@ -91,7 +91,6 @@ func OpenS3(bucket, prefix string, opts *S3Options) (*Bucket, error) {
 		prefix:   prefix,
 		partSize: opts.PartSize,
 		resumes:  opts.ReadResumes,
-		pool:     &chunkPool{},
 		slots:    make(chan struct{}, uploadsInFlight),
 	}
 	switch {
@@ -172,7 +171,6 @@ type s3Driver struct {
 	resumes  int
 	opts     func(*s3.Options) // per-request options: the retryer
 	retryer  aws.RetryerV2     // the one opts sets
-	pool     *chunkPool        // the writers' buffers
 	slots    chan struct{}     // one token per part being uploaded
 }
 

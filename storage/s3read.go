@@ -25,7 +25,7 @@ const (
 
 // s3Reader streams a byte range with one ranged GET and reconnects from
 // the last byte received when the body fails. A goroutine reads the body
-// ahead of the caller into chunks from the Bucket's pool, while the caller
+// ahead of the caller into chunks from the process's pool, while the caller
 // works on what it has read: up to readAheadFirst bytes at first, so that
 // a reader that wants only a few bytes (the end of a line past a split)
 // costs little, and up to readAheadMax once the caller keeps reading.
@@ -239,7 +239,7 @@ func (r *s3Reader) room() ([]byte, int64, error) {
 		if ahead < window {
 			n := len(r.chunks)
 			if n == 0 || len(r.chunks[n-1]) == chunkSize {
-				r.chunks = append(r.chunks, r.d.pool.get())
+				r.chunks = append(r.chunks, chunks.get())
 			}
 			c := r.chunks[len(r.chunks)-1]
 			r.mu.Unlock()
@@ -313,7 +313,7 @@ func (r *s3Reader) take(p []byte) int {
 		n += k
 		r.read += int64(k)
 		if r.read-r.base == chunkSize {
-			r.d.pool.put(r.chunks[:1])
+			chunks.put(r.chunks[:1])
 			r.chunks = r.chunks[1:]
 			r.base += chunkSize
 		}
@@ -331,7 +331,7 @@ func (r *s3Reader) Close() error {
 	}
 	r.cancel()
 	r.pumping.Wait()
-	r.d.pool.put(r.chunks)
+	chunks.put(r.chunks)
 	r.chunks = nil
 	return nil
 }

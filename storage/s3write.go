@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -13,54 +13,18 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-const (
-	// uploadsInFlight is how many parts one Bucket's writers upload at
-	// once, together: a writer that fills a part while that many are on
-	// the wire waits for one of them. It bounds the memory of the parts
-	// being sent to uploadsInFlight × PartSize.
-	uploadsInFlight = 4
-	// chunkSize is the unit in which a writer buffers a part: the buffer
-	// grows one chunk at a time, without copying, only as far as its data.
-	chunkSize = 1 << 20
-	// freeChunks is how many chunks a Bucket keeps for reuse.
-	freeChunks = 64
-)
-
-// chunkPool hands out chunkSize buffers and keeps up to freeChunks of
-// those given back, so that writers reuse memory instead of allocating a
-// part's worth for each one. It is safe for concurrent use.
-type chunkPool struct {
-	mu   sync.Mutex
-	free [][]byte
-}
-
-func (p *chunkPool) get() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.free); n > 0 {
-		c := p.free[n-1]
-		p.free = p.free[:n-1]
-		return c[:0]
-	}
-	return make([]byte, 0, chunkSize)
-}
-
-func (p *chunkPool) put(chunks [][]byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range chunks {
-		if len(p.free) == freeChunks {
-			return
-		}
-		p.free = append(p.free, c)
-	}
-}
+// uploadsInFlight is how many parts one Bucket's writers upload at once,
+// together: a writer that fills a part while that many are on the wire
+// waits for one of them. It bounds the memory of the parts being sent to
+// uploadsInFlight × PartSize.
+const uploadsInFlight = 4
 
 // partBuf is the data of one part (or of a small object) as chunks, all
-// full but the last.
+// full but the last, and its CRC32, which the upload sends for S3 to check.
 type partBuf struct {
 	chunks [][]byte
 	size   int64
+	crc    uint32
 }
 
 // write appends p, taking chunks from pool as needed.
@@ -74,6 +38,7 @@ func (b *partBuf) write(pool *chunkPool, p []byte) {
 		c := b.chunks[n-1]
 		k := min(len(p), chunkSize-len(c))
 		b.chunks[n-1] = append(c, p[:k]...)
+		b.crc = crc32.Update(b.crc, crc32.IEEETable, p[:k])
 		b.size += int64(k)
 		p = p[k:]
 	}
@@ -161,7 +126,7 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 			}
 		}
 		k := min(int64(len(p)), w.d.partSize-w.buf.size)
-		w.buf.write(w.d.pool, p[:k])
+		w.buf.write(chunks, p[:k])
 		p = p[k:]
 		n += int(k)
 	}
@@ -200,7 +165,7 @@ func (w *s3Writer) send() error {
 	w.buf = partBuf{}
 	w.uploads.Go(func() error {
 		defer func() {
-			buf.release(w.d.pool)
+			buf.release(chunks)
 			<-w.d.slots
 		}()
 		return w.uploadPart(w.upCtx, &buf, part)
@@ -227,7 +192,8 @@ func (w *s3Writer) uploadPart(ctx context.Context, buf *partBuf, part *types.Com
 		Body:              buf.reader(),
 		ContentLength:     aws.Int64(buf.size),
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
-	}, w.d.opts)
+		ChecksumCRC32:     aws.String(crc32Base64(buf.crc)),
+	}, w.d.opts, withChecksumOnly)
 	if err != nil {
 		return w.d.fail("UploadPart", w.key, err)
 	}
@@ -256,7 +222,7 @@ func (w *s3Writer) wait() error {
 // stop drops the buffer, and stops the uploads of the parts sent and
 // waits for them, so that no part arrives after an abort.
 func (w *s3Writer) stop() {
-	w.buf.release(w.d.pool)
+	w.buf.release(chunks)
 	if w.uploads != nil {
 		w.stopUploads()
 		w.uploads.Wait()
@@ -318,12 +284,14 @@ func (w *s3Writer) abort() error {
 func (w *s3Writer) commit() error {
 	if w.uploadID == "" {
 		_, err := w.d.client.PutObject(w.ctx, &s3.PutObjectInput{
-			Bucket:        aws.String(w.d.bucket),
-			Key:           aws.String(w.d.prefix + w.key),
-			Body:          w.buf.reader(),
-			ContentLength: aws.Int64(w.buf.size),
-		}, w.d.opts)
-		w.buf.release(w.d.pool)
+			Bucket:            aws.String(w.d.bucket),
+			Key:               aws.String(w.d.prefix + w.key),
+			Body:              w.buf.reader(),
+			ContentLength:     aws.Int64(w.buf.size),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+			ChecksumCRC32:     aws.String(crc32Base64(w.buf.crc)),
+		}, w.d.opts, withChecksumOnly)
+		w.buf.release(chunks)
 		if err != nil {
 			return w.d.fail("PutObject", w.key, err)
 		}

@@ -45,10 +45,12 @@ type localStagedWriter struct {
 	f     *os.File
 	id    fs.FileInfo // of the file as created, to tell it from a successor
 	size  int64
+	wb    writeback
 }
 
 func (w *localStagedWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
+	w.wb.wrote(w.f, n)
 	w.size += int64(n)
 	if err != nil {
 		return n, w.d.fail("write", stageKey(w.key, w.stage), err)

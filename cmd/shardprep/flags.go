@@ -44,7 +44,7 @@ func registerStore(fs *flag.FlagSet, c *storage.S3Config) {
 	fs.BoolVar(&c.GrantsFallback, "grants-fallback", false, "with --credentials grants: where no grant matches, use the caller's own credentials (logged)")
 	fs.DurationVar(&c.GrantsDuration, "grants-duration", time.Hour, "lifetime asked for grant credentials (15m to 12h); they are refreshed ahead of expiry")
 	fs.DurationVar(&c.GrantsRefresh, "grants-refresh", 0, "refresh grant credentials this long before they expire (default: a tenth of their lifetime, 1m to 5m; longer than the lifetime: before every use)")
-	fs.Var(&c.PartSize, "s3-part-size", "S3 multipart upload part `size` (5MiB to 5GiB; default 16MiB); each open output part fills one in memory while up to 4 per process upload")
+	fs.Var(&c.PartSize, "s3-part-size", "S3 multipart upload part `size` (5MiB to 5GiB; default 8MiB); each open output part fills one in memory while up to 4 per process upload")
 	fs.IntVar(&c.MaxRetries, "s3-max-retries", 9, "retries of one S3 request after throttling, a 5xx answer or a failed connection, with exponential backoff up to 20s (0: none)")
 }
 

@@ -22,6 +22,10 @@ type S3Request struct {
 	Key     string // object key in the bucket; "" for bucket and STS requests
 	N       int    // this request's number among those of its Op, from 1
 	Attempt int    // 1 for the first request with this Op, Key, part number and range
+	// PayloadHash and CRC32 are the request's X-Amz-Content-Sha256 and
+	// X-Amz-Checksum-Crc32 headers.
+	PayloadHash string
+	CRC32       string
 }
 
 // Fault is what a FaultProxy does to one request. The zero Fault forwards
@@ -37,6 +41,9 @@ type Fault struct {
 	// CutAfter, when > 0, forwards the request, then drops the connection
 	// after this many bytes of the response body.
 	CutAfter int64
+	// Corrupt forwards the request with the middle byte of its body
+	// changed (bodies of 1 byte or more), its headers untouched.
+	Corrupt bool
 }
 
 // FaultProxy is a reverse proxy in front of an S3 server (MinIO) on
@@ -108,6 +115,9 @@ func NewFaultProxy(t testing.TB, endpoint, bucket string, rule func(S3Request) F
 		case f.CutHalf || f.CutAfter > 0:
 			p.count(req.Op, "cut")
 			r = r.WithContext(context.WithValue(r.Context(), cutKey{}, f))
+		case f.Corrupt && r.ContentLength > 0:
+			p.count(req.Op, "corrupt")
+			r.Body = &flipBody{rc: r.Body, at: r.ContentLength / 2}
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -137,6 +147,24 @@ func (c *cutBody) Read(b []byte) (int, error) {
 
 func (c *cutBody) Close() error { return c.rc.Close() }
 
+// flipBody reads rc with the byte at offset at inverted.
+type flipBody struct {
+	rc  io.ReadCloser
+	at  int64
+	off int64
+}
+
+func (f *flipBody) Read(b []byte) (int, error) {
+	n, err := f.rc.Read(b)
+	if i := f.at - f.off; i >= 0 && i < int64(n) {
+		b[i] ^= 0xff
+	}
+	f.off += int64(n)
+	return n, err
+}
+
+func (f *flipBody) Close() error { return f.rc.Close() }
+
 // classify names the operation of r and records it.
 func (p *FaultProxy) classify(r *http.Request) (S3Request, error) {
 	var req S3Request
@@ -154,6 +182,8 @@ func (p *FaultProxy) classify(r *http.Request) (S3Request, error) {
 	} else {
 		req.Op, req.Key = p.s3Op(r)
 	}
+	req.PayloadHash = r.Header.Get("X-Amz-Content-Sha256")
+	req.CRC32 = r.Header.Get("X-Amz-Checksum-Crc32")
 	p.record(r, &req)
 	return req, nil
 }
@@ -247,7 +277,7 @@ func (p *FaultProxy) Seen(op string) int {
 }
 
 // Faults returns how many faults of a kind ("GetObject cut", "PutObject
-// 503") were injected.
+// 503", "UploadPart corrupt") were injected.
 func (p *FaultProxy) Faults(kind string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
