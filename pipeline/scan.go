@@ -101,6 +101,10 @@ type splitTask struct {
 	// computed, if set, is called once the task has done its computing
 	// and only writes out what it made.
 	computed func()
+	// sparkRuns is how many runs the Spark mode reads a text split in
+	// (0: by its size and the cores; below 0: as one batch, as it reads
+	// the splits of other formats).
+	sparkRuns int
 }
 
 func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }

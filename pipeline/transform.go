@@ -39,6 +39,8 @@ type transformTask struct {
 	// scan's counts are corrected by it at the end.
 	adj   taskResult
 	lines lineCursor // numbers the rows a spec's stages refuse
+	// onReject, if set, takes the rejected rows instead of the part.
+	onReject func(ctx context.Context, line []byte, pe *parseError) error
 }
 
 // runTransform runs the transform pass over the split and stages its
@@ -77,7 +79,11 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string) (
 		o.decode.Text, o.batchRows, o.rows = false, 0, tt.transformSpark
 		o.decode.Bytes = t.split.Length
 	}
-	res, err = t.scan(ctx, o)
+	if t.job.SplitMode == SplitSpark && t.sparkRuns >= 0 && outputFormat(t.job.Spec) == features.FormatText {
+		res, err = tt.sparkText(ctx)
+	} else {
+		res, err = t.scan(ctx, o)
+	}
 	res.Rejected += tt.adj.Rejected
 	res.RowsIn += tt.adj.RowsIn
 	if err != nil {
@@ -135,6 +141,9 @@ func (t *transformTask) close(ctx context.Context, rejected int64) ([]stagedPart
 
 // reject keeps an invalid row in the split's part of rejected rows.
 func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError) error {
+	if t.onReject != nil {
+		return t.onReject(ctx, line, pe)
+	}
 	if t.rej == nil {
 		w, err := t.open(ctx, rejectedFolder)
 		if err != nil {

@@ -1,0 +1,253 @@
+package pipeline
+
+import (
+	"bytes"
+	"cmp"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
+)
+
+// sampleModel returns the model the Abalone sample fits.
+func sampleModel(t *testing.T) *features.Model {
+	t.Helper()
+	store := newMemStore()
+	job := abaloneJob(t, store, &Settings{Seed: 1})
+	task := &splitTask{job: job, split: job.Splits[0], src: store, mem: memory.NewGoAllocator(), ctr: &counters{}}
+	res, err := task.runFit(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := res.Stats.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sparkOutcome is what the Spark mode's transform of one object made.
+type sparkOutcome struct {
+	parts map[string]string // staged parts by key
+	res   string            // the task's result, as JSON
+	err   string
+}
+
+// runSpark runs the Spark mode's transform pass of model over the object
+// name holding data, read in runs runs (below 0: as one batch), with
+// settings s.
+func runSpark(t *testing.T, model *features.Model, name string, data []byte, s Settings, runs int) sparkOutcome {
+	t.Helper()
+	store := newMemStore()
+	url := "in/" + name
+	store.objects[url] = data
+	spec, err := features.ParseSpec([]byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SplitMode = SplitSpark
+	job, err := NewJob(spec, []Object{{URL: url, Name: name, Size: int64(len(data)), Root: "in/"}}, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	task := &splitTask{job: job, fit: &fitResult{model: model}, split: job.Splits[0], src: store, mem: mem,
+		ctr: &counters{}, sparkRuns: runs}
+	res, parts, err := task.runTransform(context.Background(), store, "s")
+	out := sparkOutcome{parts: map[string]string{}}
+	if err != nil {
+		out.err = err.Error()
+		return out
+	}
+	for _, p := range parts {
+		out.parts[p.Key] = string(store.stages[memStage{Key: p.Key, Stage: "s"}])
+	}
+	// The column stats apart: their JSON refuses a min or max that is
+	// infinite, which then has to fail alike.
+	cols := res.Columns
+	res.Columns = nil
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := json.Marshal(cols)
+	out.res = fmt.Sprintf("%s\ncolumns %s %v", b, c, err)
+	return out
+}
+
+// sparkRows returns n rows of the Abalone columns, seeded by seed:
+// numbers from few values (many rows tie in every column) or, with wide,
+// from many (then more ranks than a sort key holds); each line ends in
+// eol.
+func sparkRows(seed uint64, n int, wide bool, eol string) []byte {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	few := []string{"0", "-0", "0.0", "-0.0", "0.5", "1", "1.5", "-2", "1e3", "0.25", " 0.5", "inf", "-inf", "3.0000"}
+	var b bytes.Buffer
+	for range n {
+		b.WriteString([]string{"M", "F", "I"}[rng.IntN(3)])
+		for range 8 {
+			b.WriteByte(',')
+			switch {
+			case wide:
+				fmt.Fprintf(&b, "%.*f", 1+rng.IntN(16), rng.Float64())
+			default:
+				b.WriteString(few[rng.IntN(len(few))])
+			}
+		}
+		b.WriteString(eol)
+	}
+	return b.Bytes()
+}
+
+// TestSparkRunsSameBytes checks that the Spark mode writes the same parts
+// and reports the same result whether it reads an object in one run or
+// several, and the same as a whole split decoded as one batch: with rows
+// tied in every column, -0.0 beside 0.0, infinities, numbers not in their
+// repr form, ranks wider than a sort key holds, CRLF line ends, a header,
+// gzip, and fewer rows than runs.
+func TestSparkRunsSameBytes(t *testing.T) {
+	model := sampleModel(t)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(sparkRows(3, 3000, false, "\n"))
+	zw.Close()
+	cases := []struct {
+		name, object string
+		data         []byte
+		s            Settings
+	}{
+		{"ties", "a.csv", sparkRows(1, 70000, false, "\n"), Settings{Seed: 3}}, // more rows than gathered at once
+		{"wide", "a.csv", sparkRows(2, 20000, true, "\n"), Settings{Seed: 4}},
+		{"crlf-header", "a.csv", append([]byte("sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings\r\n"),
+			sparkRows(5, 3000, false, "\r\n")...), Settings{Seed: 5, Header: true}},
+		{"gzip", "a.csv.gz", gz.Bytes(), Settings{Seed: 6}},
+		{"few-rows", "a.csv", sparkRows(7, 2, false, "\n"), Settings{Seed: 7}},
+		{"one-row", "a.csv", sparkRows(8, 1, true, ""), Settings{Seed: 8}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := runSpark(t, model, c.object, c.data, c.s, -1)
+			if want.err != "" || len(want.parts) == 0 {
+				t.Fatalf("one batch: %v, %d parts", want.err, len(want.parts))
+			}
+			for _, runs := range []int{1, 2, 3, 5} {
+				got := runSpark(t, model, c.object, c.data, c.s, runs)
+				checkSparkOutcome(t, runs, got, want)
+			}
+		})
+	}
+}
+
+func checkSparkOutcome(t *testing.T, runs int, got, want sparkOutcome) {
+	t.Helper()
+	if got.err != want.err {
+		t.Fatalf("%d runs: error %q, want %q", runs, got.err, want.err)
+	}
+	if got.res != want.res {
+		t.Errorf("%d runs: result\n%s\nwant\n%s", runs, got.res, want.res)
+	}
+	if len(got.parts) != len(want.parts) {
+		t.Errorf("%d runs: %d parts, want %d", runs, len(got.parts), len(want.parts))
+	}
+	for key, w := range want.parts {
+		if g, ok := got.parts[key]; !ok || g != w {
+			t.Errorf("%d runs: part %s differs (%d bytes, want %d)", runs, key, len(g), len(w))
+		}
+	}
+}
+
+// TestSparkRunsRejectedRows checks the rows the decoder and the model
+// refuse, in several runs, against a whole split read as one batch: the
+// same rejected rows part, in the same order, and counts under the skip
+// policy; the same first error under the error policy, where a row the
+// decoder refuses comes before one the model refuses earlier in the
+// object.
+func TestSparkRunsRejectedRows(t *testing.T) {
+	model := sampleModel(t)
+	lines := strings.SplitAfter(string(sparkRows(9, 3000, false, "\n")), "\n")
+	lines[100] = "X,0.1,0.2,0.3,0.4,0.1,0.1,0.1,3\n"   // a sex the model does not know
+	lines[900] = "M,0.1,0.2,0.3,x,0.1,0.1,0.1,3\n"     // not a number
+	lines[1700] = "M,0.1,0.2\n"                        // too few fields
+	lines[2100] = "Q,0.1,0.2,0.3,0.4,0.1,0.1,0.1,4\n"  // unknown again
+	lines[2500] = "F,0.1,0.2,0.3,0.4,0.1,0.1,NaN,5\n"  // NaN
+	lines[2998] = "I,0.1,0.2,0.3,0.4,0.1,0.1,0.1,,3\n" // too many fields
+	data := []byte(strings.Join(lines, ""))
+	for _, policy := range []Policy{PolicySkip, PolicyError} {
+		t.Run(string(policy), func(t *testing.T) {
+			s := Settings{Seed: 11, OnInvalid: policy}
+			want := runSpark(t, model, "r.csv", data, s, -1)
+			switch {
+			case policy == PolicySkip && (want.err != "" || !strings.Contains(want.parts[partKey(rejectedFolder, 0, "")], "not in the fitted model")):
+				t.Fatalf("one batch: %v, parts %v", want.err, want.parts)
+			case policy == PolicyError && !strings.Contains(want.err, "line 901"):
+				t.Fatalf("one batch: error %q, want the row at line 901", want.err)
+			}
+			for _, runs := range []int{1, 2, 3, 4} {
+				checkSparkOutcome(t, runs, runSpark(t, model, "r.csv", data, s, runs), want)
+			}
+		})
+	}
+}
+
+// TestKeyOrderWide checks the order of rows whose ranks are wider than a
+// sort key holds, so that rows tie in their keys and differ in the ranks
+// cut off, against a sort of the whole ranks, then the run, then the row.
+func TestKeyOrderWide(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	widths := []int{2, 30, 30, 30, 30, 30}
+	values := []uint32{0, 1, 2, 1 << 29, 1<<30 - 1, 1<<30 - 2}
+	var runs []*sparkRun
+	type row struct{ run, row int }
+	var all []row
+	for run, n := range []int{300, 1, 0, 250} {
+		r := &sparkRun{ends: make([]int, n), keys: make([]keyColumn, len(widths))}
+		for c, w := range widths {
+			for i := range n {
+				v := values[rng.IntN(len(values))]
+				if w < 30 {
+					v = uint32(rng.IntN(1 << w))
+				}
+				r.keys[c].ids = append(r.keys[c].ids, v)
+				if c == 0 {
+					all = append(all, row{run, i})
+				}
+			}
+		}
+		runs = append(runs, r)
+	}
+	o := newKeyOrder(runs, widths)
+	if o.exact {
+		t.Fatal("the keys hold every rank")
+	}
+	sorted := make([][]sparkKey, len(runs))
+	for i := range runs {
+		sorted[i] = o.keys(i)
+		o.sort(sorted[i], i)
+	}
+	got := o.merge(sorted)
+	slices.SortFunc(all, func(a, b row) int {
+		for c := range widths {
+			if x := cmp.Compare(runs[a.run].keys[c].ids[a.row], runs[b.run].keys[c].ids[b.row]); x != 0 {
+				return x
+			}
+		}
+		return cmp.Or(cmp.Compare(a.run, b.run), cmp.Compare(a.row, b.row))
+	})
+	if len(got) != len(all) {
+		t.Fatalf("%d rows, want %d", len(got), len(all))
+	}
+	for i, w := range all {
+		if g := (row{int(got[i] >> 32), int(uint32(got[i]))}); g != w {
+			t.Fatalf("row %d of the order is %v, want %v", i, g, w)
+		}
+	}
+}
