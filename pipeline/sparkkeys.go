@@ -11,10 +11,11 @@ import (
 )
 
 // keyColumn holds the sort keys of one column of a run's rows: each row's
-// value as an id into the run's dictionary of the column's distinct
-// values (a double by its doubleKey, so -0.0 and 0.0 are one value). Once
-// every run is read, the ids become ranks among the distinct values of
-// all runs (rank), whose order is the column's sort order.
+// value as 1 + its id in the run's dictionary of the column's distinct
+// values (a double by its doubleKey, so -0.0 and 0.0 are one value), or 0
+// for a null. Once every run is read, the ids become ranks among the
+// distinct values of all runs (rankColumn), whose order is the column's
+// sort order, nulls first.
 type keyColumn struct {
 	ids  []uint32
 	nums numDict
@@ -24,21 +25,25 @@ type keyColumn struct {
 
 // add appends the ids of the values of arr, a column of a batch.
 func (k *keyColumn) add(arr arrow.Array) {
+	n := len(k.ids)
+	k.ids = slices.Grow(k.ids, arr.Len())[:n+arr.Len()]
+	ids := k.ids[n:]
 	switch a := arr.(type) {
 	case *array.String:
-		for r := range a.Len() {
-			k.ids = append(k.ids, k.strs.id(a.Value(r)))
+		for r := range ids {
+			if !a.IsNull(r) {
+				ids[r] = 1 + k.strs.id(a.Value(r))
+			}
 		}
 	case *array.Float64:
-		vals := a.Float64Values()
-		n := len(k.ids)
-		k.ids = slices.Grow(k.ids, len(vals))[:n+len(vals)]
-		ids := k.ids[n:]
 		last, lastID := uint64(0), uint32(0)
-		for r, v := range vals {
-			key := doubleKey(v)
-			if r == 0 || key != last {
-				last, lastID = key, k.nums.id(key)
+		for r, v := range a.Float64Values() {
+			if a.IsNull(r) {
+				ids[r] = 0
+				continue
+			}
+			if key := doubleKey(v); lastID == 0 || key != last {
+				last, lastID = key, 1+k.nums.id(key)
 			}
 			ids[r] = lastID
 		}
@@ -140,20 +145,17 @@ func rankValues[T any](runs []*sparkRun, c int, vals func(*keyColumn) []T, compa
 	for _, r := range runs {
 		k := &r.keys[c]
 		vs := vals(k)
-		rank := make([]uint32, len(vs))
+		rank := make([]uint32, 1+len(vs)) // a null's is 0
 		for id, v := range vs {
 			i, _ := slices.BinarySearchFunc(all, v, compare)
-			rank[id] = uint32(i)
+			rank[1+id] = 1 + uint32(i)
 		}
 		for i, id := range k.ids {
 			k.ids[i] = rank[id]
 		}
 		k.nums, k.strs = numDict{}, strDict{}
 	}
-	if len(all) <= 1 {
-		return 0
-	}
-	return bits.Len(uint(len(all) - 1))
+	return bits.Len(uint(len(all)))
 }
 
 // sparkKey is a row of a run to sort: the ranks of its columns laid end

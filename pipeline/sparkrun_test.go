@@ -46,18 +46,32 @@ type sparkOutcome struct {
 // settings s.
 func runSpark(t *testing.T, model *features.Model, name string, data []byte, s Settings, runs int) sparkOutcome {
 	t.Helper()
-	store := newMemStore()
+	return runSparkSpec(t, testSpec, model, name, data, s, runs)
+}
+
+// sparkJob returns the Spark mode's job of spec over the object name
+// holding data, in store.
+func sparkJob(t *testing.T, spec string, store *memStore, name string, data []byte, s Settings) *Job {
+	t.Helper()
 	url := "in/" + name
 	store.objects[url] = data
-	spec, err := features.ParseSpec([]byte(testSpec))
+	sp, err := features.ParseSpec([]byte(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SplitMode = SplitSpark
-	job, err := NewJob(spec, []Object{{URL: url, Name: name, Size: int64(len(data)), Root: "in/"}}, &s)
+	job, err := NewJob(sp, []Object{{URL: url, Name: name, Size: int64(len(data)), Root: "in/"}}, &s)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return job
+}
+
+// runSparkSpec is runSpark with the spec spec.
+func runSparkSpec(t *testing.T, spec string, model *features.Model, name string, data []byte, s Settings, runs int) sparkOutcome {
+	t.Helper()
+	store := newMemStore()
+	job := sparkJob(t, spec, store, name, data, s)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	task := &splitTask{job: job, fit: &fitResult{model: model}, split: job.Splits[0], src: store, mem: mem,
@@ -249,5 +263,54 @@ func TestKeyOrderWide(t *testing.T) {
 		if g := (row{int(got[i] >> 32), int(uint32(got[i]))}); g != w {
 			t.Fatalf("row %d of the order is %v, want %v", i, g, w)
 		}
+	}
+}
+
+// imputeSpec reads nulls where a number is empty and imputes them: the
+// rows keep their nulls, which sort first.
+const imputeSpec = `{"columns":[{"name":"sex","type":"string"},{"name":"length","type":"double"},{"name":"diameter","type":"double"},
+{"name":"height","type":"double"},{"name":"whole_weight","type":"double"},{"name":"shucked_weight","type":"double"},
+{"name":"viscera_weight","type":"double"},{"name":"shell_weight","type":"double"},{"name":"rings","type":"double"}],
+"stages":[{"stage":"Imputer","inputCols":["length","diameter"],"outputCols":["length_i","diameter_i"]},
+ {"stage":"StringIndexer","inputCol":"sex","outputCol":"sex_idx"},
+ {"stage":"VectorAssembler","inputCols":["sex_idx","length_i","diameter_i","height"],"outputCol":"features"}],
+"label":"rings","splits":[{"name":"train","weight":0.8},{"name":"validation","weight":0.2}]}`
+
+// TestSparkRunsNulls checks a spec with stages, whose rows may hold nulls
+// (sorted before every value), in several runs against one batch.
+func TestSparkRunsNulls(t *testing.T) {
+	lines := strings.SplitAfter(string(sparkRows(12, 5000, false, "\n")), "\n")
+	for i := 0; i < len(lines)-1; i += 7 {
+		f := strings.Split(lines[i], ",")
+		f[1+i%2] = "" // length or diameter
+		lines[i] = strings.Join(f, ",")
+	}
+	// No infinities: their mean, the nulls' value, would be NaN.
+	data := []byte(strings.NewReplacer(",-inf", ",-4", ",inf", ",4").Replace(strings.Join(lines, "")))
+	// The fit passes, as the coordinator runs them.
+	store := newMemStore()
+	job := sparkJob(t, imputeSpec, store, "n.csv", data, Settings{})
+	var model *features.Model
+	for pass := 0; model == nil || model.NextStats() != nil; pass++ {
+		if pass == 3 {
+			t.Fatal("the fit does not end")
+		}
+		task := &splitTask{job: job, fit: &fitResult{model: model}, split: job.Splits[0], src: store,
+			mem: memory.NewGoAllocator(), ctr: &counters{}}
+		res, err := task.runFit(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if model, err = res.Stats.Model(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Settings{Seed: 13, OnInvalid: PolicySkip}
+	want := runSparkSpec(t, imputeSpec, model, "n.csv", data, s, -1)
+	if want.err != "" || len(want.parts) != 2 {
+		t.Fatalf("one batch: %v, %d parts", want.err, len(want.parts))
+	}
+	for _, runs := range []int{1, 2, 3} {
+		checkSparkOutcome(t, runs, runSparkSpec(t, imputeSpec, model, "n.csv", data, s, runs), want)
 	}
 }
