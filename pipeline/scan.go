@@ -112,6 +112,9 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 // runFit runs the fit pass over the split; with validate, every column
 // of its rows is validated as the transform pass does.
 func (t *splitTask) runFit(ctx context.Context, validate bool) (taskResult, error) {
+	if t.job.SplitMode == SplitSpark && t.sparkRunCount() > 1 {
+		return t.fitRuns(ctx, validate)
+	}
 	t, release := t.recycling()
 	defer release()
 	st := t.fitStats()

@@ -57,7 +57,7 @@ type rejectedRow struct {
 }
 
 // sparkRunCount returns how many runs the split is read in.
-func (t *transformTask) sparkRunCount() int {
+func (t *splitTask) sparkRunCount() int {
 	switch {
 	case isCompressed(t.object()):
 		return 1 // read from its start only
@@ -92,18 +92,78 @@ func (t *transformTask) readSparkRuns(ctx context.Context) []*sparkRun {
 	if rc, ok := base.(*recycler); ok {
 		base = rc.mem
 	}
-	n := int64(t.sparkRunCount())
-	runs := make([]*sparkRun, n)
+	ranges := t.sparkRanges()
+	runs := make([]*sparkRun, len(ranges))
 	var wg sync.WaitGroup
-	for i := range n {
-		off := t.split.Offset + t.split.Length*i/n
-		end := t.split.Offset + t.split.Length*(i+1)/n
-		r := t.newSparkRun(base, off, end-off)
+	for i, rg := range ranges {
+		r := t.newSparkRun(base, rg.Offset, rg.Length)
 		runs[i] = r
 		wg.Go(func() { r.read(ctx) })
 	}
 	wg.Wait()
 	return runs
+}
+
+// sparkRanges cuts the split into the byte ranges of its runs.
+func (t *splitTask) sparkRanges() []Split {
+	n := int64(t.sparkRunCount())
+	ranges := make([]Split, n)
+	for i := range n {
+		ranges[i] = t.split
+		ranges[i].Offset = t.split.Offset + t.split.Length*i/n
+		ranges[i].Length = t.split.Offset + t.split.Length*(i+1)/n - ranges[i].Offset
+	}
+	return ranges
+}
+
+// fitRuns is the fit pass of the Spark mode over a split read in runs,
+// at the same time: the statistics of all, merged, and the first error
+// met in the split's order.
+func (t *splitTask) fitRuns(ctx context.Context, validate bool) (taskResult, error) {
+	ranges := t.sparkRanges()
+	res := make([]taskResult, len(ranges))
+	errs := make([]error, len(ranges))
+	var wg sync.WaitGroup
+	for i, rg := range ranges {
+		st := *t
+		st.split, st.sparkRuns, st.computed = rg, 1, nil
+		// The split's first line is not the range's.
+		st.fit = nil
+		if t.fit != nil {
+			st.fit = &fitResult{model: t.fit.model}
+		}
+		wg.Go(func() { res[i], errs[i] = st.runFit(ctx, validate) })
+	}
+	wg.Wait()
+	var pe *parseError
+	for _, err := range errs {
+		if err != nil && !errors.As(err, &pe) {
+			return taskResult{}, err
+		}
+	}
+	all := res[0]
+	for i, r := range res {
+		if errs[i] != nil && i > 0 && t.job.OnInvalid != PolicySkip && !validate {
+			// A fit that parses only the categorical columns found it: an
+			// earlier run may hold a bad number, as in runFit.
+			return all, t.firstInvalid(ctx, errs[i])
+		}
+		if errs[i] != nil {
+			return all, errs[i]
+		}
+		if i == 0 {
+			continue
+		}
+		all.Lines += r.Lines
+		all.RowsIn += r.RowsIn
+		all.Rejected += r.Rejected
+		if err := all.Stats.Merge(r.Stats); err != nil {
+			return all, err
+		}
+	}
+	last := ranges[len(ranges)-1]
+	all.BytesRead = last.Offset - t.split.Offset + res[len(res)-1].BytesRead
+	return all, nil
 }
 
 func (r *sparkRun) read(ctx context.Context) {

@@ -157,7 +157,41 @@ func TestSparkRunsSameBytes(t *testing.T) {
 				got := runSpark(t, model, c.object, c.data, c.s, runs)
 				checkSparkOutcome(t, runs, got, want)
 			}
+			checkSparkFit(t, testSpec, c.object, c.data, c.s)
 		})
+	}
+}
+
+// fitSpark runs the Spark mode's fit pass of spec over the object name
+// holding data in runs runs (below 0: in one) and returns its result and
+// statistics as JSON, or its error.
+func fitSpark(t *testing.T, spec, name string, data []byte, s Settings, runs int) string {
+	t.Helper()
+	store := newMemStore()
+	job := sparkJob(t, spec, store, name, data, s)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	task := &splitTask{job: job, split: job.Splits[0], src: store, mem: mem, ctr: &counters{}, sparkRuns: runs}
+	res, err := task.runFit(context.Background(), s.OnInvalid == PolicySkip)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// checkSparkFit checks that the fit pass of the Spark mode finds the same
+// in 1 to 4 runs as in one.
+func checkSparkFit(t *testing.T, spec, name string, data []byte, s Settings) {
+	t.Helper()
+	want := fitSpark(t, spec, name, data, s, -1)
+	for _, runs := range []int{1, 2, 3, 4} {
+		if got := fitSpark(t, spec, name, data, s, runs); got != want {
+			t.Errorf("fit in %d runs:\n%s\nwant\n%s", runs, got, want)
+		}
 	}
 }
 
@@ -208,6 +242,7 @@ func TestSparkRunsRejectedRows(t *testing.T) {
 			for _, runs := range []int{1, 2, 3, 4} {
 				checkSparkOutcome(t, runs, runSpark(t, model, "r.csv", data, s, runs), want)
 			}
+			checkSparkFit(t, testSpec, "r.csv", data, s)
 		})
 	}
 }
@@ -313,4 +348,5 @@ func TestSparkRunsNulls(t *testing.T) {
 	for _, runs := range []int{1, 2, 3} {
 		checkSparkOutcome(t, runs, runSparkSpec(t, imputeSpec, model, "n.csv", data, s, runs), want)
 	}
+	checkSparkFit(t, imputeSpec, "n.csv", data, s)
 }
