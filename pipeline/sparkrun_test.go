@@ -46,7 +46,13 @@ type sparkOutcome struct {
 // settings s.
 func runSpark(t *testing.T, model *features.Model, name string, data []byte, s Settings, runs int) sparkOutcome {
 	t.Helper()
-	return runSparkSpec(t, testSpec, model, name, data, s, runs)
+	return runSparkSpec(t, sparkObject{testSpec, name, data}, model, s, runs)
+}
+
+// sparkObject is an object and the spec of its job.
+type sparkObject struct {
+	spec, name string
+	data       []byte
 }
 
 // sparkJob returns the Spark mode's job of spec over the object name
@@ -67,11 +73,11 @@ func sparkJob(t *testing.T, spec string, store *memStore, name string, data []by
 	return job
 }
 
-// runSparkSpec is runSpark with the spec spec.
-func runSparkSpec(t *testing.T, spec string, model *features.Model, name string, data []byte, s Settings, runs int) sparkOutcome {
+// runSparkSpec is runSpark of the object o under its spec.
+func runSparkSpec(t *testing.T, o sparkObject, model *features.Model, s Settings, runs int) sparkOutcome {
 	t.Helper()
 	store := newMemStore()
-	job := sparkJob(t, spec, store, name, data, s)
+	job := sparkJob(t, o.spec, store, o.name, o.data, s)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	task := &splitTask{job: job, fit: &fitResult{model: model}, split: job.Splits[0], src: store, mem: mem,
@@ -341,12 +347,13 @@ func TestSparkRunsNulls(t *testing.T) {
 		}
 	}
 	s := Settings{Seed: 13, OnInvalid: PolicySkip}
-	want := runSparkSpec(t, imputeSpec, model, "n.csv", data, s, -1)
+	o := sparkObject{imputeSpec, "n.csv", data}
+	want := runSparkSpec(t, o, model, s, -1)
 	if want.err != "" || len(want.parts) != 2 {
 		t.Fatalf("one batch: %v, %d parts", want.err, len(want.parts))
 	}
 	for _, runs := range []int{1, 2, 3} {
-		checkSparkOutcome(t, runs, runSparkSpec(t, imputeSpec, model, "n.csv", data, s, runs), want)
+		checkSparkOutcome(t, runs, runSparkSpec(t, o, model, s, runs), want)
 	}
 	checkSparkFit(t, imputeSpec, "n.csv", data, s)
 }
