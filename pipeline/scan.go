@@ -101,6 +101,10 @@ type splitTask struct {
 	// computed, if set, is called once the task has done its computing
 	// and only writes out what it made.
 	computed func()
+	// sparkRuns is how many runs the Spark mode reads a text split in
+	// (0: by its size and the cores; below 0: as one batch, as it reads
+	// the splits of other formats).
+	sparkRuns int
 }
 
 func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
@@ -108,6 +112,9 @@ func (t *splitTask) object() Object { return t.job.Objects[t.split.Object] }
 // runFit runs the fit pass over the split; with validate, every column
 // of its rows is validated as the transform pass does.
 func (t *splitTask) runFit(ctx context.Context, validate bool) (taskResult, error) {
+	if t.job.SplitMode == SplitSpark && t.sparkRunCount() > 1 {
+		return t.fitRuns(ctx, validate)
+	}
 	t, release := t.recycling()
 	defer release()
 	st := t.fitStats()

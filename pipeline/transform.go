@@ -43,6 +43,8 @@ type transformTask struct {
 	// transformed; such a task stops at the first row the model
 	// refuses or the decoder rejects (a mispredictError).
 	tally *features.Tally
+	// onReject, if set, takes the rejected rows instead of the part.
+	onReject func(ctx context.Context, line []byte, pe *parseError) error
 }
 
 // runTransform runs the transform pass over the split and stages its
@@ -91,7 +93,14 @@ func (t *splitTask) runTransform(ctx context.Context, sink Sink, stage string, s
 	if speculative {
 		o.stop = func(pe *parseError) error { return tt.mispredicted(pe) }
 	}
-	res, err = t.scan(ctx, o)
+	// A speculative task counts its labels in the scan; the Spark mode's
+	// runs run only for a split fitted in full (an object per split
+	// leaves few splits to sample).
+	if !speculative && t.job.SplitMode == SplitSpark && t.sparkRuns >= 0 && outputFormat(t.job.Spec) == features.FormatText {
+		res, err = tt.sparkText(ctx)
+	} else {
+		res, err = t.scan(ctx, o)
+	}
 	res.Rejected += tt.adj.Rejected
 	res.RowsIn += tt.adj.RowsIn
 	if pe := (*parseError)(nil); speculative && errors.As(err, &pe) {
@@ -155,6 +164,9 @@ func (t *transformTask) close(ctx context.Context, rejected int64) ([]stagedPart
 
 // reject keeps an invalid row in the split's part of rejected rows.
 func (t *transformTask) reject(ctx context.Context, line []byte, pe *parseError) error {
+	if t.onReject != nil {
+		return t.onReject(ctx, line, pe)
+	}
 	if t.rej == nil {
 		w, err := t.open(ctx, rejectedFolder)
 		if err != nil {

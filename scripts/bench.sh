@@ -4,7 +4,8 @@
 #
 #   scripts/bench.sh                   2M and 10M rows, 3 interleaved rounds
 #   scripts/bench.sh --huge            also 100M rows (5.3 GB, generated once) at --workers 2
-#   scripts/bench.sh --compare BIN     also time another shardprep binary (e.g. an older build)
+#   scripts/bench.sh --compare BIN     also time another shardprep binary (e.g. an older build), in
+#                                      both split modes
 #   scripts/bench.sh --rounds N        N rounds instead of 3 (medians are taken over them)
 #   scripts/bench.sh --report FILE     print the table of an earlier run's raw results (each run
 #                                      keeps them in $SHARDPREP_BENCH_DIR/results.txt)
@@ -113,6 +114,7 @@ for s in "${sizes[@]}"; do
   [ -n "$compare" ] && configs+=("before: run --workers 2|$s|$compare run --workers 2 --seed 1 --quiet --input IN --output OUT")
 done
 configs+=("run --workers 2 --split-mode spark|2m|$sp run --workers 2 --seed 1 --split-mode spark --quiet --input IN --output OUT")
+[ -n "$compare" ] && configs+=("before: run --workers 2 --split-mode spark|2m|$compare run --workers 2 --seed 1 --split-mode spark --quiet --input IN --output OUT")
 
 # lines prints the sorted lines of every output file under dir, as one hash.
 lines() { find "$1" -path '*/_shardprep' -prune -o -type f ! -name _SUCCESS -print0 | xargs -0 cat | LC_ALL=C sort -S 1G | sha256sum | cut -d' ' -f1; }
@@ -167,7 +169,7 @@ done < <(awk -F'|' '
 ' "$results")
 
 declare -A bytes
-for s in "${sizes[@]}"; do bytes[$s]=$(stat -c %s "$data/abalone-$s.csv"); done
+for s in "${sizes[@]}"; do bytes[$s]=$(stat -Lc %s "$data/abalone-$s.csv"); done
 mbs() { awk -v b="${bytes[$2]}" -v w="${wall[$1|$2]}" 'BEGIN { printf "%.0f", b / w / 1e6 }'; }
 cell() {
   local k="$1|$2"
