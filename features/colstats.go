@@ -265,7 +265,10 @@ func (a *accumulator) setWindow(vals []float64) bool {
 func (a *accumulator) countWindow(vals []float64) int {
 	// In pairs, as bits: each of a pair goes to its own copy of the
 	// histogram.
-	pairs := unsafe.Slice((*[2]uint64)(unsafe.Pointer(unsafe.SliceData(vals))), len(vals)/2)
+	var pairs [][2]uint64
+	if len(vals) >= 2 { // the first pair's pointer must lie within vals
+		pairs = unsafe.Slice((*[2]uint64)(unsafe.Pointer(unsafe.SliceData(vals))), len(vals)/2)
+	}
 	h0, h1 := &a.hist[0], &a.hist[1]
 	wkey, mn, mx := a.wkey, a.mn, a.mx
 	span := mx - mn
