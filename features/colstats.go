@@ -610,6 +610,20 @@ func (s *ColumnStats) Numeric() []ColumnSummary {
 	return out
 }
 
+// Counts returns how many rows each numeric column (in spec order) and
+// the label of each split counted, values and missing ones together: what
+// Numeric and Label would count, without summarising the sums.
+func (s *ColumnStats) Counts() (numeric, label []int64) {
+	numeric, label = make([]int64, len(s.cols)), make([]int64, len(s.labels))
+	for i := range s.cols {
+		numeric[i] = s.cols[i].count + s.cols[i].missing
+	}
+	for i := range s.labels {
+		label[i] = s.labels[i].count + s.labels[i].missing
+	}
+	return numeric, label
+}
+
 // Label returns the label column's stats of each split, in spec order;
 // each summary's Column is the split's name.
 func (s *ColumnStats) Label() (column string, splits []ColumnSummary) {

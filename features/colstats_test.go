@@ -134,6 +134,17 @@ func TestColumnStatsMatchReference(t *testing.T) {
 	for k, c := range ls {
 		labels[k].check(t, "label "+c.Column, c)
 	}
+	numeric, labelCounts := whole.Counts()
+	for i, c := range whole.Numeric() {
+		if numeric[i] != c.Count+c.Missing || numeric[i] != rec.NumRows() {
+			t.Errorf("Counts: %s counts %d, its summary %d+%d of %d rows", c.Column, numeric[i], c.Count, c.Missing, rec.NumRows())
+		}
+	}
+	for k, c := range ls {
+		if labelCounts[k] != c.Count+c.Missing || labelCounts[k] != labels[k].count {
+			t.Errorf("Counts: label of %s counts %d, its summary %d+%d, the reference %d", c.Column, labelCounts[k], c.Count, c.Missing, labels[k].count)
+		}
+	}
 	want := mustJSON(t, whole)
 
 	// Any cut into parts, merged in any grouping and order, after a trip

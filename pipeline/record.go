@@ -157,18 +157,18 @@ func checkColumns(cs *features.ColumnStats, r *taskResult) error {
 		}
 		return fmt.Errorf("no column statistics")
 	}
-	for _, c := range cs.Numeric() {
-		if c.Count+c.Missing != r.RowsIn {
-			return fmt.Errorf("column %q counts %d values of %d rows", c.Column, c.Count+c.Missing, r.RowsIn)
+	numeric, label := cs.Counts()
+	for i, n := range numeric {
+		if n != r.RowsIn {
+			return fmt.Errorf("numeric column %d counts %d values of %d rows", i, n, r.RowsIn)
 		}
 	}
-	_, splits := cs.Label()
-	if len(splits) != len(r.RowsOut) {
-		return fmt.Errorf("label statistics of %d splits, want %d", len(splits), len(r.RowsOut))
+	if len(label) != len(r.RowsOut) {
+		return fmt.Errorf("label statistics of %d splits, want %d", len(label), len(r.RowsOut))
 	}
-	for k, c := range splits {
-		if c.Count+c.Missing != r.RowsOut[k] {
-			return fmt.Errorf("label of split %q counts %d values of %d rows", c.Column, c.Count+c.Missing, r.RowsOut[k])
+	for k, n := range label {
+		if n != r.RowsOut[k] {
+			return fmt.Errorf("label of split %d counts %d values of %d rows", k, n, r.RowsOut[k])
 		}
 	}
 	return nil
