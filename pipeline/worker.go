@@ -93,8 +93,12 @@ func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, w
 		if ctx.Err() != nil {
 			return v, context.Cause(ctx)
 		}
+		// Neither a refused answer nor a request the coordinator cannot
+		// accept as sent (what an in-process coordinator returns for a
+		// malformed report) changes on a retry.
 		var perm *permanentError
-		if errors.As(err, &perm) {
+		var proto *protocolError
+		if errors.As(err, &perm) || errors.As(err, &proto) {
 			return v, err
 		}
 		if time.Since(start) > giveUp {

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,5 +79,33 @@ func TestWorkerLeasesWhileReporting(t *testing.T) {
 				t.Errorf("%s differs from the in-process run", k)
 			}
 		}
+	}
+}
+
+// TestRetryGivesUpOnMalformedReport: a report the coordinator cannot
+// accept as sent (here one of a split the job does not have), made to a
+// coordinator in the same process, is not retried: the worker's call
+// fails at once with the coordinator's reason instead of retrying until
+// its give-up time.
+func TestRetryGivesUpOnMalformedReport(t *testing.T) {
+	c, _, _ := testCoordinator(t, nil)
+	w := join(t, c, "w1")
+	resp := lease(t, c, w, 1)
+	if len(resp.Tasks) != 1 {
+		t.Fatalf("leased %d tasks, want 1", len(resp.Tasks))
+	}
+	bad := resp.Tasks[0]
+	bad.Split = len(c.job.Splits) + 7
+	calls := 0
+	_, err := retry(context.Background(), slog.New(slog.DiscardHandler), guard, "report", func(ctx context.Context) (*reportResponse, error) {
+		calls++
+		return c.report(ctx, &reportRequest{Worker: w, Task: bad, Error: "failed"})
+	})
+	var pe *protocolError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "the job has splits") {
+		t.Fatalf("retry returned %v, want the coordinator's refusal of the split", err)
+	}
+	if calls != 1 {
+		t.Fatalf("the report was made %d times, want once", calls)
 	}
 }
