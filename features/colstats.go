@@ -328,14 +328,21 @@ const minScaledBase = 52
 func sumScaled(vals []float64, scale float64, s sum128, q sum192) (sum128, sum192) {
 	for _, v := range vals {
 		m := uint64(int64(v * scale))
-		var c uint64
-		s.lo, c = bits.Add64(s.lo, m, 0)
-		s.hi, _ = bits.Add64(s.hi, 0, c)
-		hi, lo := bits.Mul64(m, m)
-		q.lo, c = bits.Add64(q.lo, lo, 0)
-		q.mid, c = bits.Add64(q.mid, hi, c)
-		q.hi, _ = bits.Add64(q.hi, 0, c)
+		s, q = addMantissa(s, q, m)
 	}
+	return s, q
+}
+
+// addMantissa adds m to s and its square to q (small enough to inline
+// into the loops above).
+func addMantissa(s sum128, q sum192, m uint64) (sum128, sum192) {
+	var c uint64
+	s.lo, c = bits.Add64(s.lo, m, 0)
+	s.hi, _ = bits.Add64(s.hi, 0, c)
+	hi, lo := bits.Mul64(m, m)
+	q.lo, c = bits.Add64(q.lo, lo, 0)
+	q.mid, c = bits.Add64(q.mid, hi, c)
+	q.hi, _ = bits.Add64(q.hi, 0, c)
 	return s, q
 }
 
@@ -345,13 +352,7 @@ func sumShifted(vals []float64, base uint64, s sum128, q sum192) (sum128, sum192
 	for _, v := range vals {
 		b := math.Float64bits(v)
 		m := (b&(1<<52-1) | 1<<52) << ((b>>52 - base) & 63)
-		var c uint64
-		s.lo, c = bits.Add64(s.lo, m, 0)
-		s.hi, _ = bits.Add64(s.hi, 0, c)
-		hi, lo := bits.Mul64(m, m)
-		q.lo, c = bits.Add64(q.lo, lo, 0)
-		q.mid, c = bits.Add64(q.mid, hi, c)
-		q.hi, _ = bits.Add64(q.hi, 0, c)
+		s, q = addMantissa(s, q, m)
 	}
 	return s, q
 }
