@@ -185,37 +185,18 @@ func (r *sparkRun) refuse(_ context.Context, line []byte, pe *parseError) error 
 }
 
 // batch transforms a batch of the run and keeps its rows, as the hash
-// mode does: a row the model rejects is skipped and the rows around it
-// are transformed on their own.
+// mode does (transformSkipping); once the run has failed, it keeps no
+// more rows.
 func (r *sparkRun) batch(ctx context.Context, rec arrow.Record) error {
 	if r.failed != nil {
 		return nil
 	}
-	t := r.tt
-	out, err := t.model.Transform(rec, t.mem)
-	if bad := rowErrors(err); bad != nil {
-		kept, derr := t.dropBad(ctx, rec, bad)
-		if derr != nil {
-			return r.fail(derr)
+	return r.tt.transformSkipping(ctx, rec, func(rec, out arrow.Record) error {
+		if r.failed != nil {
+			return nil
 		}
-		defer kept.Release()
-		rec = kept
-		out, err = t.model.Transform(kept, t.mem)
-	}
-	if err != nil {
-		left, right, err := t.skipRow(ctx, rec, err)
-		if err != nil {
-			return r.fail(err)
-		}
-		defer left.Release()
-		defer right.Release()
-		if err := r.batch(ctx, left); err != nil {
-			return err
-		}
-		return r.batch(ctx, right)
-	}
-	defer out.Release()
-	return r.add(rec, out)
+		return r.add(rec, out)
+	}, r.fail)
 }
 
 // fail handles an error of the model: a row that the decoder refuses in
@@ -224,7 +205,9 @@ func (r *sparkRun) batch(ctx context.Context, rec arrow.Record) error {
 func (r *sparkRun) fail(err error) error {
 	var pe *parseError
 	if errors.As(err, &pe) {
-		r.failed = err
+		if r.failed == nil { // the first, in the run's row order
+			r.failed = err
+		}
 		return nil
 	}
 	return err

@@ -193,9 +193,22 @@ func (t *transformTask) transformRec(rec arrow.Record) (arrow.Record, error) {
 	return out, nil
 }
 
-// transformHash transforms a batch of the hash mode once; a row the model
-// rejects is skipped and the rows around it are transformed on their own.
+// transformHash transforms a batch of the hash mode and draws its rows
+// into the parts.
 func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) error {
+	return t.transformSkipping(ctx, rec, func(rec, out arrow.Record) error { return t.emit(rec, out, nil) }, nil)
+}
+
+// transformSkipping transforms rec with the model (counting its labels in
+// a speculative task, which stops at the first row the model refuses) and
+// passes the rows and their transform to keep. Rows the model drops leave
+// first (dropBad); a row it rejects is skipped under the skip policy
+// (skipRow) and the rows on either side go through on their own. fail, if
+// set, takes the error of a dropped or rejected row before it is returned.
+func (t *transformTask) transformSkipping(ctx context.Context, rec arrow.Record, keep func(rec, out arrow.Record) error, fail func(error) error) error {
+	if fail == nil {
+		fail = func(err error) error { return err }
+	}
 	out, err := t.transformRec(rec)
 	if t.tally != nil && err != nil {
 		return err
@@ -203,7 +216,7 @@ func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) err
 	if bad := rowErrors(err); bad != nil {
 		kept, derr := t.dropBad(ctx, rec, bad)
 		if derr != nil {
-			return derr
+			return fail(derr)
 		}
 		defer kept.Release()
 		rec = kept
@@ -212,17 +225,17 @@ func (t *transformTask) transformHash(ctx context.Context, rec arrow.Record) err
 	if err != nil {
 		left, right, err := t.skipRow(ctx, rec, err)
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		defer left.Release()
 		defer right.Release()
-		if err := t.transformHash(ctx, left); err != nil {
+		if err := t.transformSkipping(ctx, left, keep, fail); err != nil {
 			return err
 		}
-		return t.transformHash(ctx, right)
+		return t.transformSkipping(ctx, right, keep, fail)
 	}
 	defer out.Release()
-	return t.emit(rec, out, nil)
+	return keep(rec, out)
 }
 
 // transformSpark transforms the split, one batch in the Spark mode;
