@@ -4,7 +4,8 @@ import "sync"
 
 // partBufs keeps the buffers of closed partWriters for the next ones: a
 // fresh buffer of a megabyte costs page faults and zeroing as it first
-// fills, once per output part, where a reused one costs neither.
+// fills, once per output part, where a reused one costs neither. (A
+// sync.Pool would drop them at every garbage collection.)
 var partBufs = &bufPool{size: partBuffer + 64<<10, max: 8}
 
 // bufPool hands out empty buffers of capacity size and keeps up to max

@@ -117,6 +117,15 @@ header() {
   echo
 }
 
+# report prints the header and the table of the configurations, without MinIO's CPU.
+report() {
+  header
+  echo "| run | rows | wall | CPU s | peak RSS |"
+  echo "|---|---|---|---|---|"
+  table ""
+  echo
+}
+
 bench_s3() {
   local in obj mc env pid cpu0 out
   in=$(input "$rows")
@@ -226,11 +235,7 @@ bench_cluster() {
     cluster "coordinator + 2 workers" "$sp"
     [ -n "$compare" ] && cluster "before: coordinator + 2 workers" "$compare"
   done
-  header
-  echo "| run | rows | wall | CPU s | peak RSS |"
-  echo "|---|---|---|---|---|"
-  table ""
-  echo
+  report
   echo "cluster wall / run wall: $(awk -v a="$(median "coordinator + 2 workers")" -v b="$(median "run --workers 2")" 'BEGIN { printf "%.3f (bar <= 1.05)", a / b }')"
 }
 
@@ -247,11 +252,7 @@ bench_memory() {
       rm -rf "$out"
     done
   done
-  header
-  echo "| run | rows | wall | CPU s | peak RSS |"
-  echo "|---|---|---|---|---|"
-  table ""
-  echo
+  report
   awk -F'|' '
     { k = $2; n[k]++; W[k, n[k]] = $3; C[k, n[k]] = $4 + $5 }
     function med(A, k, cnt,   i, j, t, v) {
