@@ -17,19 +17,9 @@ func TestTallyRefits(t *testing.T) {
 	spec := abaloneSpec(t)
 	rec := abaloneRecord(t, mem)
 	defer rec.Release()
-	full := NewStats(spec)
-	if err := full.Add(rec); err != nil {
-		t.Fatal(err)
-	}
-	want, err := full.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sample := statsOf(t, spec, rec, 0, 500)
-	guess, err := sample.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
+	full := statsOf(t, spec, rec, 0, int(rec.NumRows()))
+	want := modelOf(t, full)
+	guess := modelOf(t, statsOf(t, spec, rec, 0, 500))
 	merged := NewStats(spec)
 	for _, cut := range [][2]int{{0, 1000}, {1000, 1001}, {1001, 4177}} {
 		tally, err := guess.NewTally()
@@ -78,14 +68,8 @@ func TestTallyUnseen(t *testing.T) {
 	schema := spec.Schema()
 	fitRec := recordOf(t, mem, schema, [][]any{{"p", 1.0, "u", 2.0}, {"q", 1.0, "v", 2.0}})
 	defer fitRec.Release()
-	st := NewStats(spec)
-	if err := st.Add(fitRec); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := statsOf(t, spec, fitRec, 0, int(fitRec.NumRows()))
+	m := modelOf(t, st)
 	tally, err := m.NewTally()
 	if err != nil {
 		t.Fatal(err)
@@ -137,21 +121,9 @@ func TestTallyStages(t *testing.T) {
 	rows := [][]any{{"p", 1.0, 0.0}, {"q", 2.0, 1.0}, {"q", 2.0, 0.0}, {"r", 1.0, 1.0}, {"q", 3.0, 1.0}}
 	rec := recordOf(t, mem, schema, rows)
 	defer rec.Release()
-	full := NewStats(spec)
-	if err := full.Add(rec); err != nil {
-		t.Fatal(err)
-	}
-	want, err := full.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sample := NewStats(spec)
-	head := sliceRecord(rec, 0, 2)
-	defer head.Release()
-	if err := sample.Add(head); err != nil {
-		t.Fatal(err)
-	}
-	guess, _ := sample.Model()
+	full := statsOf(t, spec, rec, 0, int(rec.NumRows()))
+	want := modelOf(t, full)
+	guess := modelOf(t, statsOf(t, spec, rec, 0, 2))
 	tally, err := guess.NewTally()
 	if err != nil {
 		t.Fatal(err)
@@ -194,4 +166,14 @@ func TestTallyStages(t *testing.T) {
 	if scaled.FitsLabelCounts() {
 		t.Error("a spec with a MaxAbsScaler fits label counts")
 	}
+}
+
+// modelOf returns the model st fits.
+func modelOf(t *testing.T, st *Stats) *Model {
+	t.Helper()
+	m, err := st.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -219,14 +219,7 @@ func TestSampleFitUnseenLabel(t *testing.T) {
 // again with the exact model.
 func TestSampleFitOtherOrder(t *testing.T) {
 	lines := abaloneLines(t)
-	var f, rest [][]byte
-	for _, l := range lines {
-		if l[0] == 'F' && len(f) < 700 {
-			f = append(f, l)
-		} else {
-			rest = append(rest, l)
-		}
-	}
+	f, rest := firstF(lines, 700)
 	// 700 F rows first, among the first 100 of the others: the sample
 	// orders F first; the whole input M, I, F.
 	data := slices.Concat(rest[:50], f, rest[50:])
@@ -382,14 +375,7 @@ func TestSampleFitStages(t *testing.T) {
 	lines := abaloneLines(t)
 	sorted := slices.Clone(lines)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i][0] > sorted[j][0] })
-	var f, rest [][]byte
-	for _, l := range lines {
-		if l[0] == 'F' && len(f) < 700 {
-			f = append(f, l)
-		} else {
-			rest = append(rest, l)
-		}
-	}
+	f, rest := firstF(lines, 700)
 	for _, tc := range []struct {
 		name    string
 		data    [][]byte
@@ -417,4 +403,17 @@ func TestSampleFitStages(t *testing.T) {
 	if m.FitSample != nil {
 		t.Errorf("a spec with a MinMaxScaler: fit_sample %+v, want a fit of every split", m.FitSample)
 	}
+}
+
+// firstF splits lines into the first n of label F and the rest, each in
+// input order.
+func firstF(lines [][]byte, n int) (f, rest [][]byte) {
+	for _, l := range lines {
+		if l[0] == 'F' && len(f) < n {
+			f = append(f, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	return f, rest
 }
