@@ -15,41 +15,100 @@ import (
 // values (a double by its doubleKey, so -0.0 and 0.0 are one value), or 0
 // for a null. Once every run is read, the ids become ranks among the
 // distinct values of all runs (rankColumn), whose order is the column's
-// sort order, nulls first.
+// sort order, nulls first. The ids are 16 bits wide (narrow) while every
+// one fits, then 32 (wide).
 type keyColumn struct {
-	ids  []uint32
-	nums numDict
-	strs strDict
-	str  bool
+	narrow []uint16
+	wide   []uint32 // once an id does not fit in 16 bits; narrow is then nil
+	nums   numDict
+	strs   strDict
+	str    bool
+}
+
+// maxNarrow is the largest id a narrow column holds.
+const maxNarrow = 1<<16 - 1
+
+// len returns how many rows the column holds.
+func (k *keyColumn) len() int {
+	if k.wide != nil {
+		return len(k.wide)
+	}
+	return len(k.narrow)
+}
+
+// id returns the id (or rank) of row i.
+func (k *keyColumn) id(i int) uint32 {
+	if k.wide != nil {
+		return k.wide[i]
+	}
+	return uint32(k.narrow[i])
+}
+
+// widen makes the column's ids 32 bits wide, keeping room for n more.
+func (k *keyColumn) widen(n int) {
+	if k.wide != nil {
+		return
+	}
+	k.wide = make([]uint32, len(k.narrow), len(k.narrow)+n)
+	for i, v := range k.narrow {
+		k.wide[i] = uint32(v)
+	}
+	k.narrow = nil
 }
 
 // add appends the ids of the values of arr, a column of a batch.
 func (k *keyColumn) add(arr arrow.Array) {
-	n := len(k.ids)
-	k.ids = slices.Grow(k.ids, arr.Len())[:n+arr.Len()]
-	ids := k.ids[n:]
+	n, done := arr.Len(), 0
+	if k.wide == nil {
+		from := len(k.narrow)
+		k.narrow = slices.Grow(k.narrow, n)[:from+n]
+		if done = addIDs(k, arr, 0, k.narrow[from:]); done == n {
+			return
+		}
+		k.narrow = k.narrow[:from+done]
+		k.widen(n - done)
+	}
+	from := len(k.wide)
+	k.wide = slices.Grow(k.wide, n-done)[:from+n-done]
+	addIDs(k, arr, done, k.wide[from:])
+}
+
+// addIDs sets ids to the ids of the values of arr from row from on, up
+// to the first id that does not fit in T, and returns how many it set.
+func addIDs[T uint16 | uint32](k *keyColumn, arr arrow.Array, from int, ids []T) int {
+	limit := uint32(^T(0))
+	nulls := arr.NullN() > 0
 	switch a := arr.(type) {
 	case *array.String:
 		for r := range ids {
-			if !a.IsNull(r) {
-				ids[r] = 1 + k.strs.id(a.Value(r))
+			if nulls && a.IsNull(from+r) {
+				ids[r] = 0
+				continue
 			}
+			id := 1 + k.strs.id(a.Value(from+r))
+			if id > limit {
+				return r
+			}
+			ids[r] = T(id)
 		}
 	case *array.Float64:
 		last, lastID := uint64(0), uint32(0)
-		for r, v := range a.Float64Values() {
-			if a.IsNull(r) {
+		for r, v := range a.Float64Values()[from : from+len(ids)] {
+			if nulls && a.IsNull(from+r) {
 				ids[r] = 0
 				continue
 			}
 			if key := doubleKey(v); lastID == 0 || key != last {
-				last, lastID = key, 1+k.nums.id(key)
+				if last, lastID = key, 1+k.nums.id(key); lastID > limit {
+					return r
+				}
 			}
-			ids[r] = lastID
+			ids[r] = T(lastID)
 		}
 	default:
 		panic("pipeline.keyColumn: column of type " + arr.DataType().String())
 	}
+	return len(ids)
 }
 
 // numDict numbers the distinct keys it is given, in order of arrival:
@@ -150,8 +209,17 @@ func rankValues[T any](runs []*sparkRun, c int, vals func(*keyColumn) []T, compa
 			i, _ := slices.BinarySearchFunc(all, v, compare)
 			rank[1+id] = 1 + uint32(i)
 		}
-		for i, id := range k.ids {
-			k.ids[i] = rank[id]
+		if len(all) > maxNarrow {
+			k.widen(0)
+		}
+		if k.wide != nil {
+			for i, id := range k.wide {
+				k.wide[i] = rank[id]
+			}
+		} else {
+			for i, id := range k.narrow {
+				k.narrow[i] = uint16(rank[id])
+			}
 		}
 		k.nums, k.strs = numDict{}, strDict{}
 	}
@@ -192,49 +260,136 @@ func newKeyOrder(runs []*sparkRun, widths []int) *keyOrder {
 func (o *keyOrder) keys(run int) []sparkKey {
 	r := o.runs[run]
 	keys := make([]sparkKey, len(r.ends))
-	room := 128 - o.rowBits
-	for i := range keys {
-		var hi, lo uint64
-		used := 0
-		for c, w := range o.widths {
-			k := uint64(r.keys[c].ids[i])
-			if used+w > room {
-				k >>= w - (room - used)
-				w = room - used
+	// Where each column's rank goes: cut to its first keep bits, it is
+	// shifted left by at bits in the 128-bit key.
+	type place struct{ drop, at int }
+	places := make([]place, len(o.widths))
+	at := 128
+	for c, w := range o.widths {
+		keep := min(w, at-o.rowBits)
+		at -= keep
+		places[c] = place{w - keep, at}
+	}
+	// In blocks of rows, one column after another: the block's keys stay
+	// in the cache.
+	const block = 1 << 10
+	for lo := 0; lo < len(keys); lo += block {
+		ks := keys[lo:min(lo+block, len(keys))]
+		for i := range ks {
+			ks[i] = sparkKey{lo: uint64(lo + i)}
+		}
+		for c, p := range places {
+			if p.drop == o.widths[c] {
+				continue // no room left
 			}
-			if w > 0 {
-				hi, lo = hi<<w|lo>>(64-w), lo<<w|k
-			}
-			if used += w; used == room {
-				break
+			if k := &r.keys[c]; k.wide != nil {
+				placeRanks(ks, k.wide[lo:], p.drop, p.at)
+			} else {
+				placeRanks(ks, k.narrow[lo:], p.drop, p.at)
 			}
 		}
-		if s := room - used; s >= 64 {
-			hi, lo = lo<<(s-64), 0
-		} else if s > 0 {
-			hi, lo = hi<<s|lo>>(64-s), lo<<s
-		}
-		if o.rowBits > 0 {
-			hi, lo = hi<<o.rowBits|lo>>(64-o.rowBits), lo<<o.rowBits|uint64(i)
-		}
-		keys[i] = sparkKey{hi: hi, lo: lo}
 	}
 	return keys
 }
 
+// placeRanks ors the ranks, cut by their last drop bits, into keys,
+// shifted left by at bits.
+func placeRanks[T uint16 | uint32](keys []sparkKey, ranks []T, drop, at int) {
+	ranks = ranks[:len(keys)]
+	// Shifts of 64 bits or more give 0: no branch per row.
+	hiLeft, hiRight, loLeft := uint(128), uint(128), uint(at)
+	if at >= 64 {
+		hiLeft = uint(at - 64)
+	} else {
+		hiRight = uint(64 - at)
+	}
+	for i, r := range ranks {
+		v := uint64(r) >> drop
+		keys[i].hi |= v<<hiLeft | v>>hiRight
+		keys[i].lo |= v << loLeft
+	}
+}
+
 // sort sorts the keys of run.
 func (o *keyOrder) sort(keys []sparkKey, run int) {
+	cmpKeys := func(a, b sparkKey) int { return o.compare(a, b, run, run) }
 	if o.exact {
 		// The rows' indices end the keys: no two are equal.
-		slices.SortFunc(keys, func(a, b sparkKey) int {
+		cmpKeys = func(a, b sparkKey) int {
 			if a.hi != b.hi {
 				return cmp.Compare(a.hi, b.hi)
 			}
 			return cmp.Compare(a.lo, b.lo)
-		})
+		}
+	}
+	radixSort(keys, cmpKeys)
+}
+
+// radixSort sorts keys by compare, which orders them first by their 128
+// bits: it puts them in place into buckets by 8 of their bits, the first
+// that not all share, and sorts each bucket so, in turn; few keys, or keys
+// that differ in no bit, it sorts by compare.
+func radixSort(keys []sparkKey, compare func(a, b sparkKey) int) {
+	if len(keys) <= 24 {
+		insertionSort(keys, compare)
 		return
 	}
-	slices.SortFunc(keys, func(a, b sparkKey) int { return o.compare(a, b, run, run) })
+	orHi, andHi, orLo, andLo := uint64(0), ^uint64(0), uint64(0), ^uint64(0)
+	for _, k := range keys {
+		orHi, andHi, orLo, andLo = orHi|k.hi, andHi&k.hi, orLo|k.lo, andLo&k.lo
+	}
+	shared := bits.LeadingZeros64(orHi ^ andHi)
+	if shared == 64 {
+		shared += bits.LeadingZeros64(orLo ^ andLo)
+	}
+	if shared == 128 {
+		slices.SortFunc(keys, compare)
+		return
+	}
+	shared = min(shared, 128-8)
+	digit := func(k sparkKey) uint8 {
+		if shared >= 64 {
+			return uint8(k.lo << (shared - 64) >> 56)
+		}
+		return uint8((k.hi<<shared | k.lo>>(64-shared)) >> 56)
+	}
+	var ends, next [256]int
+	for _, k := range keys {
+		ends[digit(k)]++
+	}
+	sum := 0
+	for d, n := range ends {
+		next[d] = sum
+		sum += n
+		ends[d] = sum
+	}
+	start := 0
+	for d := range 256 {
+		// Swap each key in the bucket's place that is not of the bucket
+		// into its own bucket's place.
+		for next[d] < ends[d] {
+			k := keys[next[d]]
+			for e := int(digit(k)); e != d; e = int(digit(k)) {
+				keys[next[e]], k = k, keys[next[e]]
+				next[e]++
+			}
+			keys[next[d]] = k
+			next[d]++
+		}
+		radixSort(keys[start:ends[d]], compare)
+		start = ends[d]
+	}
+}
+
+func insertionSort(keys []sparkKey, compare func(a, b sparkKey) int) {
+	for i := 1; i < len(keys); i++ {
+		k := keys[i]
+		j := i
+		for ; j > 0 && compare(k, keys[j-1]) < 0; j-- {
+			keys[j] = keys[j-1]
+		}
+		keys[j] = k
+	}
 }
 
 // compare compares key a of run ra with key b of run rb.
@@ -250,7 +405,7 @@ func (o *keyOrder) compare(a, b sparkKey, ra, rb int) int {
 	if !o.exact {
 		ka, kb := o.runs[ra].keys, o.runs[rb].keys
 		for c := range ka {
-			if x := cmp.Compare(ka[c].ids[rowA], kb[c].ids[rowB]); x != 0 {
+			if x := cmp.Compare(ka[c].id(int(rowA)), kb[c].id(int(rowB))); x != 0 {
 				return x
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -38,7 +39,8 @@ type sparkRun struct {
 	tt      *transformTask // over the range, its rejected rows kept here
 	release func()
 	lines   []byte    // the rows' output lines, in input order
-	ends    []int     // where each row's line ends in lines
+	ends    []uint32  // where each row's line ends in lines, less its wraps
+	wraps   []uint32  // the rows whose line ends 1<<32 bytes further on in lines
 	labels  []float64 // each row's label
 	keys    []keyColumn
 	cols    *features.ColumnStats // the numeric columns; labels are added once drawn
@@ -244,8 +246,12 @@ func (r *sparkRun) add(rec, out arrow.Record) error {
 		r.lines = lines
 	}
 	for p := start; p < len(r.lines); {
-		p += bytes.IndexByte(r.lines[p:], '\n') + 1
-		r.ends = append(r.ends, p)
+		end := p + bytes.IndexByte(r.lines[p:], '\n') + 1
+		for range end>>32 - p>>32 {
+			r.wraps = append(r.wraps, uint32(len(r.ends)))
+		}
+		r.ends = append(r.ends, uint32(end))
+		p = end
 	}
 	spec := r.tt.job.Spec
 	for c := range spec.Columns {
@@ -302,10 +308,10 @@ func (r *sparkRun) reserve(rec arrow.Record, n int) float64 {
 		scale = 1
 	}
 	rows := int(float64(n)*scale) + 64
-	r.ends = make([]int, 0, rows)
+	r.ends = make([]uint32, 0, rows)
 	r.labels = make([]float64, 0, rows)
 	for c := range r.keys {
-		r.keys[c].ids = make([]uint32, 0, rows)
+		r.keys[c].narrow = make([]uint16, 0, rows)
 	}
 	return scale
 }
@@ -397,7 +403,7 @@ func sortRuns(runs []*sparkRun) ([]uint64, error) {
 		o.sort(sorted[i], i)
 		if o.exact {
 			for c := range runs[i].keys {
-				runs[i].keys[c].ids = nil
+				runs[i].keys[c].narrow, runs[i].keys[c].wide = nil, nil
 			}
 		}
 	})
@@ -470,13 +476,31 @@ func (p *sparkPiece) gather(runs []*sparkRun, order []uint64, dest []uint8) {
 	}
 	for i, key := range order {
 		r, row, k := runs[key>>32], uint32(key), dest[i]
-		start := 0
-		if row > 0 {
-			start = r.ends[row-1]
-		}
-		p.lines[k] = append(p.lines[k], r.lines[start:r.ends[row]]...)
+		p.lines[k] = append(p.lines[k], r.line(row)...)
 		p.labels[k] = append(p.labels[k], r.labels[row])
 	}
+}
+
+// line returns the output line of row.
+func (r *sparkRun) line(row uint32) []byte {
+	end := r.end(row)
+	if row == 0 {
+		return r.lines[:end]
+	}
+	return r.lines[r.end(row-1):end]
+}
+
+// end returns where the line of row ends in lines.
+func (r *sparkRun) end(row uint32) int {
+	end := int(r.ends[row])
+	if len(r.wraps) > 0 {
+		n, found := slices.BinarySearch(r.wraps, row)
+		for found && n < len(r.wraps) && r.wraps[n] == row {
+			n++
+		}
+		end += n << 32
+	}
+	return end
 }
 
 // writePiece writes the lines of p to the parts and adds its labels to

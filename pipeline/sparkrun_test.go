@@ -132,8 +132,9 @@ func sparkRows(seed uint64, n int, wide bool, eol string) []byte {
 // and reports the same result whether it reads an object in one run or
 // several, and the same as a whole split decoded as one batch: with rows
 // tied in every column, -0.0 beside 0.0, infinities, numbers not in their
-// repr form, ranks wider than a sort key holds, CRLF line ends, a header,
-// gzip, and fewer rows than runs.
+// repr form, ranks wider than a sort key holds, more distinct values in a
+// column than 16 bits number, CRLF line ends, a header, gzip, and fewer
+// rows than runs.
 func TestSparkRunsSameBytes(t *testing.T) {
 	model := sampleModel(t)
 	var gz bytes.Buffer
@@ -147,6 +148,9 @@ func TestSparkRunsSameBytes(t *testing.T) {
 	}{
 		{"ties", "a.csv", sparkRows(1, 70000, false, "\n"), Settings{Seed: 3}}, // more rows than gathered at once
 		{"wide", "a.csv", sparkRows(2, 20000, true, "\n"), Settings{Seed: 4}},
+		// More distinct values in a column than 16-bit ids hold, in one
+		// run and in all.
+		{"wider", "a.csv", sparkRows(10, 100000, true, "\n"), Settings{Seed: 10}},
 		{"crlf-header", "a.csv", append([]byte("sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings\r\n"),
 			sparkRows(5, 3000, false, "\r\n")...), Settings{Seed: 5, Header: true}},
 		{"gzip", "a.csv.gz", gz.Bytes(), Settings{Seed: 6}},
@@ -264,14 +268,16 @@ func TestKeyOrderWide(t *testing.T) {
 	type row struct{ run, row int }
 	var all []row
 	for run, n := range []int{300, 1, 0, 250} {
-		r := &sparkRun{ends: make([]int, n), keys: make([]keyColumn, len(widths))}
+		r := &sparkRun{ends: make([]uint32, n), keys: make([]keyColumn, len(widths))}
 		for c, w := range widths {
 			for i := range n {
 				v := values[rng.IntN(len(values))]
 				if w < 30 {
-					v = uint32(rng.IntN(1 << w))
+					// A narrow column.
+					r.keys[c].narrow = append(r.keys[c].narrow, uint16(rng.IntN(1<<w)))
+				} else {
+					r.keys[c].wide = append(r.keys[c].wide, v)
 				}
-				r.keys[c].ids = append(r.keys[c].ids, v)
 				if c == 0 {
 					all = append(all, row{run, i})
 				}
@@ -291,7 +297,7 @@ func TestKeyOrderWide(t *testing.T) {
 	got := o.merge(sorted)
 	slices.SortFunc(all, func(a, b row) int {
 		for c := range widths {
-			if x := cmp.Compare(runs[a.run].keys[c].ids[a.row], runs[b.run].keys[c].ids[b.row]); x != 0 {
+			if x := cmp.Compare(runs[a.run].keys[c].id(a.row), runs[b.run].keys[c].id(b.row)); x != 0 {
 				return x
 			}
 		}
@@ -303,6 +309,37 @@ func TestKeyOrderWide(t *testing.T) {
 	for i, w := range all {
 		if g := (row{int(got[i] >> 32), int(uint32(got[i]))}); g != w {
 			t.Fatalf("row %d of the order is %v, want %v", i, g, w)
+		}
+	}
+}
+
+// TestRadixSort checks radixSort against a comparison sort of keys that
+// share leading bits, tie in their first 64 or in all 128, and of sizes
+// around those it sorts by comparing alone.
+func TestRadixSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	byBits := func(a, b sparkKey) int { return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo)) }
+	for _, n := range []int{0, 1, 2, 24, 25, 300, 5000} {
+		for _, shape := range []string{"spread", "shared", "hi-ties", "all-ties"} {
+			keys := make([]sparkKey, n)
+			for i := range keys {
+				k := sparkKey{rng.Uint64(), rng.Uint64()}
+				switch shape {
+				case "shared":
+					k.hi = 5<<60 | k.hi>>40
+				case "hi-ties":
+					k.hi = uint64(rng.IntN(3))
+				case "all-ties":
+					k = sparkKey{7, uint64(rng.IntN(4)) << 60}
+				}
+				keys[i] = k
+			}
+			want := slices.Clone(keys)
+			slices.SortFunc(want, byBits)
+			radixSort(keys, byBits)
+			if !slices.Equal(keys, want) {
+				t.Errorf("%d keys, %s: not sorted", n, shape)
+			}
 		}
 	}
 }
