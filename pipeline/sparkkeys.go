@@ -112,50 +112,45 @@ func addIDs[T uint16 | uint32](k *keyColumn, arr arrow.Array, from int, ids []T)
 }
 
 // numDict numbers the distinct keys it is given, in order of arrival:
-// an open-addressing hash table of ids.
+// an open-addressing hash table of ids, small enough to stay in the cache
+// for thousands of keys.
 type numDict struct {
-	slots []numSlot
+	slots []uint32 // 1 + the id of a key, or 0 when free
 	shift uint
 	vals  []uint64 // by id
 }
 
-// numSlot is a slot of a numDict: a key and 1 + its id, or 0 when free.
-type numSlot struct {
-	key uint64
-	id  uint32
-}
-
 func (d *numDict) id(k uint64) uint32 {
 	if d.slots == nil {
-		d.slots, d.shift = make([]numSlot, 1<<10), 64-10
+		d.slots, d.shift = make([]uint32, 1<<10), 64-10
 	}
 	mask := len(d.slots) - 1
 	for h := int((k * 0x9e3779b97f4a7c15) >> d.shift); ; h = (h + 1) & mask {
-		s := &d.slots[h]
-		if s.key == k && s.id != 0 {
-			return s.id - 1
-		}
-		if s.id == 0 {
+		s := d.slots[h]
+		if s == 0 {
 			id := uint32(len(d.vals))
 			d.vals = append(d.vals, k)
-			*s = numSlot{key: k, id: id + 1}
+			d.slots[h] = id + 1
 			if 2*len(d.vals) > len(d.slots) {
 				d.grow()
 			}
 			return id
 		}
+		if d.vals[s-1] == k {
+			return s - 1
+		}
 	}
 }
 
 func (d *numDict) grow() {
-	d.slots, d.shift = make([]numSlot, 2*len(d.slots)), d.shift-1
+	d.slots, d.shift = make([]uint32, 2*len(d.slots)), d.shift-1
 	mask := len(d.slots) - 1
 	for id, k := range d.vals {
 		h := int((k * 0x9e3779b97f4a7c15) >> d.shift)
-		for d.slots[h].id != 0 {
+		for d.slots[h] != 0 {
 			h = (h + 1) & mask
 		}
-		d.slots[h] = numSlot{key: k, id: uint32(id) + 1}
+		d.slots[h] = uint32(id) + 1
 	}
 }
 
@@ -260,6 +255,7 @@ func newKeyOrder(runs []*sparkRun, widths []int) *keyOrder {
 func (o *keyOrder) keys(run int) []sparkKey {
 	r := o.runs[run]
 	keys := make([]sparkKey, len(r.ends))
+	adviseHuge(keys)
 	// Where each column's rank goes: cut to its first keep bits, it is
 	// shifted left by at bits in the 128-bit key.
 	type place struct{ drop, at int }
@@ -416,16 +412,19 @@ func (o *keyOrder) compare(a, b sparkKey, ra, rb int) int {
 	return cmp.Compare(rowA, rowB)
 }
 
-// merge merges the sorted keys of the runs into one order, of each row
-// its run<<32 | its index in the run.
-func (o *keyOrder) merge(sorted [][]sparkKey) []uint64 {
-	n := 0
-	for _, s := range sorted {
-		n += len(s)
-	}
-	out := make([]uint64, 0, n)
+// keyMerge merges the sorted keys of runs into one order.
+type keyMerge struct {
+	o      *keyOrder
+	sorted [][]sparkKey // of each run, those not yet merged
+}
+
+// next appends to out the next rows of the order, of each row its
+// run<<32 | its index in the run, until out is full or the order ends,
+// and returns out.
+func (m *keyMerge) next(out []uint64) []uint64 {
+	o, sorted := m.o, m.sorted
 	mask := uint64(1)<<o.rowBits - 1
-	for {
+	for len(out) < cap(out) {
 		best := -1
 		for i, s := range sorted {
 			if len(s) > 0 && (best < 0 || o.compare(s[0], sorted[best][0], i, best) < 0) {
@@ -433,18 +432,19 @@ func (o *keyOrder) merge(sorted [][]sparkKey) []uint64 {
 			}
 		}
 		if best < 0 {
-			return out
+			break
 		}
 		// Take the run's keys up to the next key of another run.
 		s := sorted[best]
-		j := 1
-		for ; j < len(s) && o.before(s[j], sorted, best); j++ {
+		j, room := 1, cap(out)-len(out)
+		for ; j < len(s) && j < room && o.before(s[j], sorted, best); j++ {
 		}
 		for _, k := range s[:j] {
 			out = append(out, uint64(best)<<32|k.lo&mask)
 		}
 		sorted[best] = s[j:]
 	}
+	return out
 }
 
 // before reports whether key k of run comes before the first key of every

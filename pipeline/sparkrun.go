@@ -241,8 +241,9 @@ func (r *sparkRun) add(rec, out arrow.Record) error {
 		// The first batch's lines tell how long an output line is.
 		// (make, unlike append, leaves memory fresh from the system
 		// uncleared.)
-		lines := make([]byte, len(r.lines), int(float64(len(r.lines))*scale))
-		copy(lines, r.lines)
+		lines := make([]byte, 0, int(float64(len(r.lines))*scale))
+		adviseHuge(lines)
+		lines = append(lines, r.lines...)
 		r.lines = lines
 	}
 	for p := start; p < len(r.lines); {
@@ -310,8 +311,11 @@ func (r *sparkRun) reserve(rec arrow.Record, n int) float64 {
 	rows := int(float64(n)*scale) + 64
 	r.ends = make([]uint32, 0, rows)
 	r.labels = make([]float64, 0, rows)
+	adviseHuge(r.ends)
+	adviseHuge(r.labels)
 	for c := range r.keys {
 		r.keys[c].narrow = make([]uint16, 0, rows)
+		adviseHuge(r.keys[c].narrow)
 	}
 	return scale
 }
@@ -387,7 +391,7 @@ func (t *transformTask) joinRuns(ctx context.Context, runs []*sparkRun) (taskRes
 }
 
 // sortRuns returns the rows of the runs in Spark's order.
-func sortRuns(runs []*sparkRun) ([]uint64, error) {
+func sortRuns(runs []*sparkRun) (*keyMerge, error) {
 	cols := len(runs[0].keys)
 	widths := make([]int, cols)
 	parallel(cols, func(c int) { widths[c] = rankColumn(runs, c) })
@@ -407,7 +411,7 @@ func sortRuns(runs []*sparkRun) ([]uint64, error) {
 			}
 		}
 	})
-	return o.merge(sorted), nil
+	return &keyMerge{o: o, sorted: sorted}, nil
 }
 
 // parallel calls f(0) to f(n-1), on as many goroutines as there are
@@ -433,20 +437,24 @@ func parallel(n int, f func(i int)) {
 // splits' parts and the label's stats: the lines of each stretch of
 // sparkChunk rows of the order are gathered at the same time, and written
 // in order.
-func (t *transformTask) writeSpark(runs []*sparkRun, order []uint64) error {
+func (t *transformTask) writeSpark(runs []*sparkRun, merge *keyMerge) error {
 	rng := newXORShiftRandom(t.job.Seed + int64(t.split.Index))
-	dest := make([]uint8, len(order))
-	for i := range order {
-		dest[i] = uint8(pick(t.bounds, rng.NextDouble()))
-	}
 	pieces := make([]sparkPiece, runtime.GOMAXPROCS(0))
 	for i := range pieces {
 		pieces[i].lines = make([][]byte, len(t.outs))
 		pieces[i].labels = make([][]float64, len(t.outs))
 	}
-	for from := 0; from < len(order); from += len(pieces) * sparkChunk {
+	order := make([]uint64, 0, len(pieces)*sparkChunk)
+	dest := make([]uint8, cap(order))
+	for {
+		if order = merge.next(order[:0]); len(order) == 0 {
+			return nil
+		}
+		for i := range order {
+			dest[i] = uint8(pick(t.bounds, rng.NextDouble()))
+		}
 		parallel(len(pieces), func(i int) {
-			lo := min(from+i*sparkChunk, len(order))
+			lo := min(i*sparkChunk, len(order))
 			hi := min(lo+sparkChunk, len(order))
 			pieces[i].gather(runs, order[lo:hi], dest[lo:hi])
 		})
@@ -456,7 +464,6 @@ func (t *transformTask) writeSpark(runs []*sparkRun, order []uint64) error {
 			}
 		}
 	}
-	return nil
 }
 
 // sparkChunk is how many rows of the order a goroutine gathers at once.

@@ -294,7 +294,14 @@ func TestKeyOrderWide(t *testing.T) {
 		sorted[i] = o.keys(i)
 		o.sort(sorted[i], i)
 	}
-	got := o.merge(sorted)
+	// Merged a few rows at a time.
+	m := &keyMerge{o: o, sorted: sorted}
+	var got []uint64
+	for buf := make([]uint64, 0, 7); ; got = append(got, buf...) {
+		if buf = m.next(buf[:0]); len(buf) == 0 {
+			break
+		}
+	}
 	slices.SortFunc(all, func(a, b row) int {
 		for c := range widths {
 			if x := cmp.Compare(runs[a.run].keys[c].id(a.row), runs[b.run].keys[c].id(b.row)); x != 0 {
