@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shardprep/shardprep/features"
 )
@@ -333,7 +334,7 @@ func (t *transformTask) sparkText(ctx context.Context) (taskResult, error) {
 	if err != nil {
 		return res, err
 	}
-	return res, t.writeSpark(runs, order)
+	return res, t.writeSpark(ctx, runs, order)
 }
 
 // joinRuns adds up the runs' results, returns the error a whole split read
@@ -436,34 +437,73 @@ func parallel(n int, f func(i int)) {
 // writeSpark draws the rows, in order, into the splits, and writes the
 // splits' parts and the label's stats: the lines of each stretch of
 // sparkChunk rows of the order are gathered at the same time, and written
-// in order.
-func (t *transformTask) writeSpark(runs []*sparkRun, merge *keyMerge) error {
+// in order, by a goroutine of their own, while the next stretches are
+// merged, drawn and gathered.
+func (t *transformTask) writeSpark(ctx context.Context, runs []*sparkRun, merge *keyMerge) error {
 	rng := newXORShiftRandom(t.job.Seed + int64(t.split.Index))
-	pieces := make([]sparkPiece, runtime.GOMAXPROCS(0))
-	for i := range pieces {
-		pieces[i].lines = make([][]byte, len(t.outs))
-		pieces[i].labels = make([][]float64, len(t.outs))
+	// Two sets of pieces: one gathered while the other is written.
+	var sets [2]sparkSet
+	free, ready := make(chan int, len(sets)), make(chan int, len(sets))
+	for i := range sets {
+		sets[i] = newSparkSet(runtime.GOMAXPROCS(0), len(t.outs))
+		free <- i
 	}
-	order := make([]uint64, 0, len(pieces)*sparkChunk)
-	dest := make([]uint8, cap(order))
-	for {
-		if order = merge.next(order[:0]); len(order) == 0 {
-			return nil
-		}
-		for i := range order {
-			dest[i] = uint8(pick(t.bounds, rng.NextDouble()))
-		}
-		parallel(len(pieces), func(i int) {
-			lo := min(i*sparkChunk, len(order))
-			hi := min(lo+sparkChunk, len(order))
-			pieces[i].gather(runs, order[lo:hi], dest[lo:hi])
-		})
-		for i := range pieces {
-			if err := t.writePiece(&pieces[i]); err != nil {
-				return err
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		for s := range ready {
+			for i := range sets[s].pieces {
+				if err := t.writePiece(&sets[s].pieces[i]); err != nil {
+					return err
+				}
 			}
+			free <- s // never blocks: it has room for every set
 		}
+		return nil
+	})
+	for {
+		var s int
+		select {
+		case s = <-free:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		set := &sets[s]
+		if set.order = merge.next(set.order[:0]); len(set.order) == 0 {
+			break
+		}
+		for i := range set.order {
+			set.dest[i] = uint8(pick(t.bounds, rng.NextDouble()))
+		}
+		parallel(len(set.pieces), func(i int) {
+			lo := min(i*sparkChunk, len(set.order))
+			hi := min(lo+sparkChunk, len(set.order))
+			set.pieces[i].gather(runs, set.order[lo:hi], set.dest[lo:hi])
+		})
+		ready <- s // never blocks, as free
 	}
+	close(ready)
+	return g.Wait()
+}
+
+// sparkSet is a stretch of the order: its rows, their splits, and their
+// lines and labels gathered in pieces.
+type sparkSet struct {
+	order  []uint64
+	dest   []uint8
+	pieces []sparkPiece
+}
+
+// newSparkSet returns a set of n pieces, each of sparkChunk rows, into
+// splits splits.
+func newSparkSet(n, splits int) sparkSet {
+	s := sparkSet{order: make([]uint64, 0, n*sparkChunk), dest: make([]uint8, n*sparkChunk), pieces: make([]sparkPiece, n)}
+	for i := range s.pieces {
+		s.pieces[i].lines = make([][]byte, splits)
+		s.pieces[i].labels = make([][]float64, splits)
+	}
+	return s
 }
 
 // sparkChunk is how many rows of the order a goroutine gathers at once.

@@ -466,6 +466,15 @@ func newEncoder(f features.OutputFormat, w io.Writer, model *features.Model) (ro
 
 // Write adds p to the part; an encoder writes through it.
 func (p *partWriter) Write(b []byte) (int, error) {
+	if len(b) >= partBuffer {
+		// As large as the buffer: written as it is, after the buffer.
+		if err := p.flush(); err != nil {
+			return 0, err
+		}
+		n, err := p.w.Write(b)
+		p.n += int64(n)
+		return n, err
+	}
 	p.buf = append(p.buf, b...)
 	return len(b), p.flushIfFull()
 }
