@@ -5,110 +5,113 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 )
 
-// keyColumn holds the sort keys of one column of a run's rows: each row's
-// value as 1 + its id in the run's dictionary of the column's distinct
-// values (a double by its doubleKey, so -0.0 and 0.0 are one value), or 0
-// for a null. Once every run is read, the ids become ranks among the
+// keyColumn holds what a run knows of one column: the run's dictionary
+// of the column's distinct values (a double by its doubleKey, so -0.0 and
+// 0.0 are one value), numbered in order of arrival. A row's id is 1 + the
+// number of its value, or 0 for a null. The ids are kept in the run's
+// idMatrix, 16 bits each, while every one fits, then in wide. Once every
+// run is read, rank maps each id to the rank of its value among the
 // distinct values of all runs (rankColumn), whose order is the column's
-// sort order, nulls first. The ids are 16 bits wide (narrow) while every
-// one fits, then 32 (wide).
+// sort order, nulls first.
 type keyColumn struct {
-	narrow []uint16
-	wide   []uint32 // once an id does not fit in 16 bits; narrow is then nil
-	nums   numDict
-	strs   strDict
-	str    bool
+	wide []uint32 // every row's id, once one does not fit in 16 bits
+	rank []uint32 // by id
+	nums numDict
+	strs strDict
+	str  bool
 }
 
-// maxNarrow is the largest id a narrow column holds.
+// maxNarrow is the largest id an idMatrix holds.
 const maxNarrow = 1<<16 - 1
 
-// len returns how many rows the column holds.
-func (k *keyColumn) len() int {
-	if k.wide != nil {
-		return len(k.wide)
-	}
-	return len(k.narrow)
+// idMatrix holds the ids of a run's rows, row by row: row i's id in
+// column c is ids[i*cols+c] (unused for a column whose ids are wide).
+type idMatrix struct {
+	ids  []uint16
+	cols int
 }
 
-// id returns the id (or rank) of row i.
-func (k *keyColumn) id(i int) uint32 {
+// grow makes room for n more rows and returns the first's index.
+func (m *idMatrix) grow(n int) int {
+	rows := len(m.ids) / m.cols
+	m.ids = slices.Grow(m.ids, n*m.cols)[:(rows+n)*m.cols]
+	return rows
+}
+
+// id returns the id of row i of the column, the column c of m.
+func (k *keyColumn) id(m *idMatrix, c, i int) uint32 {
 	if k.wide != nil {
 		return k.wide[i]
 	}
-	return uint32(k.narrow[i])
+	return uint32(m.ids[i*m.cols+c])
 }
 
-// widen makes the column's ids 32 bits wide, keeping room for n more.
-func (k *keyColumn) widen(n int) {
-	if k.wide != nil {
-		return
-	}
-	k.wide = make([]uint32, len(k.narrow), len(k.narrow)+n)
-	for i, v := range k.narrow {
-		k.wide[i] = uint32(v)
-	}
-	k.narrow = nil
-}
-
-// add appends the ids of the values of arr, a column of a batch.
-func (k *keyColumn) add(arr arrow.Array) {
+// add sets the ids of rows from on, of m's column c, to those of the
+// values of arr, a column of a batch.
+func (k *keyColumn) add(arr arrow.Array, m *idMatrix, c, from int) {
 	n, done := arr.Len(), 0
 	if k.wide == nil {
-		from := len(k.narrow)
-		k.narrow = slices.Grow(k.narrow, n)[:from+n]
-		if done = addIDs(k, arr, 0, k.narrow[from:]); done == n {
+		if done = addIDs(k, arr, 0, n, m.ids[from*m.cols+c:], m.cols); done == n {
 			return
 		}
-		k.narrow = k.narrow[:from+done]
-		k.widen(n - done)
+		// Too many values for 16 bits: the column's ids become wide.
+		k.wide = make([]uint32, from+done, from+n)
+		for i := range k.wide {
+			k.wide[i] = uint32(m.ids[i*m.cols+c])
+		}
 	}
-	from := len(k.wide)
-	k.wide = slices.Grow(k.wide, n-done)[:from+n-done]
-	addIDs(k, arr, done, k.wide[from:])
+	at := len(k.wide)
+	k.wide = slices.Grow(k.wide, n-done)[:at+n-done]
+	addIDs(k, arr, done, n, k.wide[at:], 1)
 }
 
-// addIDs sets ids to the ids of the values of arr from row from on, up
-// to the first id that does not fit in T, and returns how many it set.
-func addIDs[T uint16 | uint32](k *keyColumn, arr arrow.Array, from int, ids []T) int {
+// addIDs sets ids[0], ids[stride], ... to the ids of the values of arr's
+// rows from to n, up to the first id that does not fit in T, and returns
+// the row it stopped at.
+func addIDs[T uint16 | uint32](k *keyColumn, arr arrow.Array, from, n int, ids []T, stride int) int {
 	limit := uint32(^T(0))
 	nulls := arr.NullN() > 0
 	switch a := arr.(type) {
 	case *array.String:
-		for r := range ids {
-			if nulls && a.IsNull(from+r) {
-				ids[r] = 0
-				continue
-			}
-			id := 1 + k.strs.id(a.Value(from+r))
-			if id > limit {
-				return r
-			}
-			ids[r] = T(id)
-		}
-	case *array.Float64:
-		last, lastID := uint64(0), uint32(0)
-		for r, v := range a.Float64Values()[from : from+len(ids)] {
-			if nulls && a.IsNull(from+r) {
-				ids[r] = 0
-				continue
-			}
-			if key := doubleKey(v); lastID == 0 || key != last {
-				if last, lastID = key, 1+k.nums.id(key); lastID > limit {
+		for r := from; r < n; r++ {
+			id := uint32(0)
+			if !nulls || !a.IsNull(r) {
+				if id = 1 + k.strs.id(a.Value(r)); id > limit {
 					return r
 				}
 			}
-			ids[r] = T(lastID)
+			ids[(r-from)*stride] = T(id)
+		}
+	case *array.Float64:
+		last, lastID := uint64(0), uint32(0)
+		for r, v := range a.Float64Values()[from:n] {
+			id := uint32(0)
+			if !nulls || !a.IsNull(from+r) {
+				if key := doubleKey(v); lastID == 0 || key != last {
+					if last, lastID = key, 1+k.nums.id(key); lastID > limit {
+						return from + r
+					}
+				}
+				id = lastID
+			}
+			ids[r*stride] = T(id)
 		}
 	default:
 		panic("pipeline.keyColumn: column of type " + arr.DataType().String())
 	}
-	return len(ids)
+	return n
+}
+
+// rankOf returns the rank of row i's value in column c, once ranked.
+func (r *sparkRun) rankOf(c, i int) uint32 {
+	k := &r.keys[c]
+	return k.rank[k.id(&r.ids, c, i)]
 }
 
 // numDict numbers the distinct keys it is given, in order of arrival:
@@ -199,22 +202,10 @@ func rankValues[T any](runs []*sparkRun, c int, vals func(*keyColumn) []T, compa
 	for _, r := range runs {
 		k := &r.keys[c]
 		vs := vals(k)
-		rank := make([]uint32, 1+len(vs)) // a null's is 0
+		k.rank = make([]uint32, 1+len(vs)) // a null's is 0
 		for id, v := range vs {
 			i, _ := slices.BinarySearchFunc(all, v, compare)
-			rank[1+id] = 1 + uint32(i)
-		}
-		if len(all) > maxNarrow {
-			k.widen(0)
-		}
-		if k.wide != nil {
-			for i, id := range k.wide {
-				k.wide[i] = rank[id]
-			}
-		} else {
-			for i, id := range k.narrow {
-				k.narrow[i] = uint16(rank[id])
-			}
+			k.rank[1+id] = 1 + uint32(i)
 		}
 		k.nums, k.strs = numDict{}, strDict{}
 	}
@@ -251,59 +242,74 @@ func newKeyOrder(runs []*sparkRun, widths []int) *keyOrder {
 	return o
 }
 
-// keys returns the keys of the rows of run, whose key columns hold ranks.
+// keys returns the keys of the rows of run, whose key columns are
+// ranked. When the keys hold every rank and a row's ids take at least as
+// many bytes as its key, the keys are written over the ids, which are then
+// gone.
 func (o *keyOrder) keys(run int) []sparkKey {
 	r := o.runs[run]
-	keys := make([]sparkKey, len(r.ends))
-	adviseHuge(keys)
-	// Where each column's rank goes: cut to its first keep bits, it is
-	// shifted left by at bits in the 128-bit key.
-	type place struct{ drop, at int }
+	m := &r.ids
+	rows := len(r.ends)
+	// Where each column's rank goes: cut by its last drop bits, it is
+	// shifted left by at bits in the 128-bit key; shifts of 64 bits or
+	// more give 0, so that no row needs a branch.
+	type place struct {
+		wide, rank                    []uint32
+		drop, hiLeft, hiRight, loLeft uint
+	}
 	places := make([]place, len(o.widths))
 	at := 128
 	for c, w := range o.widths {
 		keep := min(w, at-o.rowBits)
 		at -= keep
-		places[c] = place{w - keep, at}
+		p := place{wide: r.keys[c].wide, rank: r.keys[c].rank, drop: uint(w - keep),
+			hiLeft: 128, hiRight: 128, loLeft: uint(at)}
+		if at >= 64 {
+			p.hiLeft = uint(at - 64)
+		} else {
+			p.hiRight = uint(64 - at)
+		}
+		places[c] = p
 	}
-	// In blocks of rows, one column after another: the block's keys stay
-	// in the cache.
-	const block = 1 << 10
-	for lo := 0; lo < len(keys); lo += block {
-		ks := keys[lo:min(lo+block, len(keys))]
-		for i := range ks {
-			ks[i] = sparkKey{lo: uint64(lo + i)}
-		}
-		for c, p := range places {
-			if p.drop == o.widths[c] {
-				continue // no room left
-			}
-			if k := &r.keys[c]; k.wide != nil {
-				placeRanks(ks, k.wide[lo:], p.drop, p.at)
+	keys := o.inPlace(m, rows)
+	if keys == nil {
+		keys = make([]sparkKey, rows)
+		adviseHuge(keys)
+	}
+	for i := range rows {
+		ids := m.ids[i*m.cols : (i+1)*m.cols]
+		var hi, lo uint64
+		for c := range places {
+			p := &places[c]
+			var id uint32
+			if p.wide != nil {
+				id = p.wide[i]
 			} else {
-				placeRanks(ks, k.narrow[lo:], p.drop, p.at)
+				id = uint32(ids[c])
 			}
+			v := uint64(p.rank[id]) >> p.drop
+			hi |= v<<p.hiLeft | v>>p.hiRight
+			lo |= v << p.loLeft
 		}
+		// Every id of row i is read: its key may overwrite them.
+		keys[i] = sparkKey{hi: hi, lo: lo | uint64(i)}
 	}
 	return keys
 }
 
-// placeRanks ors the ranks, cut by their last drop bits, into keys,
-// shifted left by at bits.
-func placeRanks[T uint16 | uint32](keys []sparkKey, ranks []T, drop, at int) {
-	ranks = ranks[:len(keys)]
-	// Shifts of 64 bits or more give 0: no branch per row.
-	hiLeft, hiRight, loLeft := uint(128), uint(128), uint(at)
-	if at >= 64 {
-		hiLeft = uint(at - 64)
-	} else {
-		hiRight = uint(64 - at)
+// inPlace returns the memory of m's ids as the rows' keys when the keys
+// may be written over the ids: they hold every rank (the ids are not read
+// again), and a row's key, written once its ids are read, takes no more
+// bytes than them, so it reaches no later row's.
+func (o *keyOrder) inPlace(m *idMatrix, rows int) []sparkKey {
+	if !o.exact || m.cols*2 < int(unsafe.Sizeof(sparkKey{})) || rows == 0 {
+		return nil
 	}
-	for i, r := range ranks {
-		v := uint64(r) >> drop
-		keys[i].hi |= v<<hiLeft | v>>hiRight
-		keys[i].lo |= v << loLeft
+	p := unsafe.Pointer(unsafe.SliceData(m.ids))
+	if uintptr(p)%unsafe.Alignof(sparkKey{}) != 0 {
+		return nil
 	}
+	return unsafe.Slice((*sparkKey)(p), rows)
 }
 
 // sort sorts the keys of run.
@@ -399,9 +405,9 @@ func (o *keyOrder) compare(a, b sparkKey, ra, rb int) int {
 	mask := uint64(1)<<o.rowBits - 1
 	rowA, rowB := a.lo&mask, b.lo&mask
 	if !o.exact {
-		ka, kb := o.runs[ra].keys, o.runs[rb].keys
-		for c := range ka {
-			if x := cmp.Compare(ka[c].id(int(rowA)), kb[c].id(int(rowB))); x != 0 {
+		a, b := o.runs[ra], o.runs[rb]
+		for c := range a.keys {
+			if x := cmp.Compare(a.rankOf(c, int(rowA)), b.rankOf(c, int(rowB))); x != 0 {
 				return x
 			}
 		}

@@ -44,6 +44,7 @@ type sparkRun struct {
 	wraps   []uint32  // the rows whose line ends 1<<32 bytes further on in lines
 	labels  []float64 // each row's label
 	keys    []keyColumn
+	ids     idMatrix              // of the key columns
 	cols    *features.ColumnStats // the numeric columns; labels are added once drawn
 	noRows  [][]int               // for cols.Add: no labels yet
 	colIdx  []int                 // per spec column: its field in the batches, -1 unknown
@@ -81,7 +82,8 @@ func (t *transformTask) newSparkRun(base memory.Allocator, off, n int64) *sparkR
 	rc := newRecycler(base)
 	st.mem = rc
 	r := &sparkRun{release: rc.Release, cols: newColumnStats(t.job.Spec),
-		noRows: make([][]int, len(t.outs)), keys: make([]keyColumn, len(t.job.Spec.Columns))}
+		noRows: make([][]int, len(t.outs)), keys: make([]keyColumn, len(t.job.Spec.Columns)),
+		ids: idMatrix{cols: len(t.job.Spec.Columns)}}
 	r.tt = &transformTask{splitTask: &st, model: t.model, onReject: r.refuse}
 	for i, c := range t.job.Spec.Columns {
 		r.keys[i].str = c.Type == features.ColumnString
@@ -256,9 +258,10 @@ func (r *sparkRun) add(rec, out arrow.Record) error {
 		p = end
 	}
 	spec := r.tt.job.Spec
+	from := r.ids.grow(n)
 	for c := range spec.Columns {
 		col := rec.Column(r.colIdx[c])
-		r.keys[c].add(col)
+		r.keys[c].add(col, &r.ids, c, from)
 		if spec.Columns[c].Name == spec.Label {
 			r.labels = append(r.labels, col.(*array.Float64).Float64Values()...)
 		}
@@ -314,10 +317,8 @@ func (r *sparkRun) reserve(rec arrow.Record, n int) float64 {
 	r.labels = make([]float64, 0, rows)
 	adviseHuge(r.ends)
 	adviseHuge(r.labels)
-	for c := range r.keys {
-		r.keys[c].narrow = make([]uint16, 0, rows)
-		adviseHuge(r.keys[c].narrow)
-	}
+	r.ids.ids = make([]uint16, 0, rows*r.ids.cols)
+	adviseHuge(r.ids.ids)
 	return scale
 }
 
@@ -407,8 +408,10 @@ func sortRuns(runs []*sparkRun) (*keyMerge, error) {
 		sorted[i] = o.keys(i)
 		o.sort(sorted[i], i)
 		if o.exact {
+			// The keys hold the ranks (and may be where the ids were).
+			runs[i].ids.ids = nil
 			for c := range runs[i].keys {
-				runs[i].keys[c].narrow, runs[i].keys[c].wide = nil, nil
+				runs[i].keys[c].wide, runs[i].keys[c].rank = nil, nil
 			}
 		}
 	})
@@ -445,7 +448,7 @@ func (t *transformTask) writeSpark(ctx context.Context, runs []*sparkRun, merge 
 	var sets [2]sparkSet
 	free, ready := make(chan int, len(sets)), make(chan int, len(sets))
 	for i := range sets {
-		sets[i] = newSparkSet(runtime.GOMAXPROCS(0), len(t.outs))
+		sets[i] = newSparkSet(runtime.GOMAXPROCS(0), t.bounds, lineBytes(runs))
 		free <- i
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -496,14 +499,31 @@ type sparkSet struct {
 }
 
 // newSparkSet returns a set of n pieces, each of sparkChunk rows, into
-// splits splits.
-func newSparkSet(n, splits int) sparkSet {
+// the splits whose bounds are bounds, with room for the lines (of size
+// line) that each split likely draws, so that they are not grown (and
+// copied) again and again.
+func newSparkSet(n int, bounds []float64, line float64) sparkSet {
 	s := sparkSet{order: make([]uint64, 0, n*sparkChunk), dest: make([]uint8, n*sparkChunk), pieces: make([]sparkPiece, n)}
 	for i := range s.pieces {
-		s.pieces[i].lines = make([][]byte, splits)
-		s.pieces[i].labels = make([][]float64, splits)
+		p := &s.pieces[i]
+		p.lines, p.labels = make([][]byte, len(bounds)), make([][]float64, len(bounds))
+		prev := 0.0
+		for k, b := range bounds {
+			rows := int(sparkChunk*(b-prev+0.02)) + 64
+			p.lines[k], p.labels[k] = make([]byte, 0, int(float64(rows)*line)), make([]float64, 0, rows)
+			prev = b
+		}
 	}
 	return s
+}
+
+// lineBytes returns the mean size of the runs' lines.
+func lineBytes(runs []*sparkRun) float64 {
+	bytes, rows := 0, 0
+	for _, r := range runs {
+		bytes, rows = bytes+len(r.lines), rows+len(r.ends)
+	}
+	return float64(bytes) / float64(max(rows, 1))
 }
 
 // sparkChunk is how many rows of the order a goroutine gathers at once.

@@ -128,6 +128,20 @@ func sparkRows(seed uint64, n int, wide bool, eol string) []byte {
 	return b.Bytes()
 }
 
+// oneWide returns the rows of data with the length of each a number of
+// its own, in no order.
+func oneWide(data []byte) []byte {
+	lines := strings.SplitAfter(string(data), "\n")
+	perm := rand.New(rand.NewPCG(5, 6)).Perm(len(lines))
+	for i, l := range lines {
+		if f := strings.Split(l, ","); len(f) > 2 {
+			f[1] = fmt.Sprintf("%d.25", perm[i])
+			lines[i] = strings.Join(f, ",")
+		}
+	}
+	return []byte(strings.Join(lines, ""))
+}
+
 // TestSparkRunsSameBytes checks that the Spark mode writes the same parts
 // and reports the same result whether it reads an object in one run or
 // several, and the same as a whole split decoded as one batch: with rows
@@ -151,6 +165,8 @@ func TestSparkRunsSameBytes(t *testing.T) {
 		// More distinct values in a column than 16-bit ids hold, in one
 		// run and in all.
 		{"wider", "a.csv", sparkRows(10, 100000, true, "\n"), Settings{Seed: 10}},
+		// As many in one column alone: the keys still hold every rank.
+		{"one-wide", "a.csv", oneWide(sparkRows(11, 70000, false, "\n")), Settings{Seed: 11}},
 		{"crlf-header", "a.csv", append([]byte("sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings\r\n"),
 			sparkRows(5, 3000, false, "\r\n")...), Settings{Seed: 5, Header: true}},
 		{"gzip", "a.csv.gz", gz.Bytes(), Settings{Seed: 6}},
@@ -268,15 +284,23 @@ func TestKeyOrderWide(t *testing.T) {
 	type row struct{ run, row int }
 	var all []row
 	for run, n := range []int{300, 1, 0, 250} {
-		r := &sparkRun{ends: make([]uint32, n), keys: make([]keyColumn, len(widths))}
+		r := &sparkRun{ends: make([]uint32, n), keys: make([]keyColumn, len(widths)), ids: idMatrix{cols: len(widths)}}
+		r.ids.grow(n)
 		for c, w := range widths {
+			k := &r.keys[c]
+			if w < 30 {
+				// A narrow column, ranked as numbered.
+				k.rank = []uint32{0, 1, 2, 3}
+			} else {
+				// A wide one: id i has rank values[i].
+				k.rank, k.wide = values, make([]uint32, n)
+			}
 			for i := range n {
-				v := values[rng.IntN(len(values))]
-				if w < 30 {
-					// A narrow column.
-					r.keys[c].narrow = append(r.keys[c].narrow, uint16(rng.IntN(1<<w)))
+				id := uint32(rng.IntN(len(k.rank)))
+				if k.wide != nil {
+					k.wide[i] = id
 				} else {
-					r.keys[c].wide = append(r.keys[c].wide, v)
+					r.ids.ids[i*r.ids.cols+c] = uint16(id)
 				}
 				if c == 0 {
 					all = append(all, row{run, i})
@@ -304,7 +328,7 @@ func TestKeyOrderWide(t *testing.T) {
 	}
 	slices.SortFunc(all, func(a, b row) int {
 		for c := range widths {
-			if x := cmp.Compare(runs[a.run].keys[c].id(a.row), runs[b.run].keys[c].id(b.row)); x != 0 {
+			if x := cmp.Compare(runs[a.run].rankOf(c, a.row), runs[b.run].rankOf(c, b.row)); x != 0 {
 				return x
 			}
 		}
