@@ -39,14 +39,7 @@ func TestAppendRowsSourceText(t *testing.T) {
 
 	spec := &Spec{Columns: []Column{{Name: "sex", Type: ColumnString}, {Name: "x", Type: ColumnDouble}, {Name: "y", Type: ColumnDouble}, {Name: "rings", Type: ColumnDouble}},
 		Categorical: []string{"sex"}, Numeric: []string{"x", "y"}, Label: "rings", Splits: []Split{{Name: "train", Weight: 1}}}
-	st := NewStats(spec)
-	if err := st.Add(rec); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := fitOn(t, spec, rec)
 	for _, c := range []struct {
 		from int64
 		want string
@@ -122,14 +115,7 @@ func TestAppendRowsSourceTextRuns(t *testing.T) {
 	spec := &Spec{Columns: []Column{{Name: "sex", Type: ColumnString}, {Name: "x", Type: ColumnDouble}, {Name: "y", Type: ColumnDouble},
 		{Name: "z", Type: ColumnDouble}, {Name: "rings", Type: ColumnDouble}},
 		Categorical: []string{"sex"}, Numeric: []string{"x", "y", "z"}, Label: "rings", Splits: []Split{{Name: "train", Weight: 1}}}
-	st := NewStats(spec)
-	if err := st.Add(rec); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := fitOn(t, spec, rec)
 	for from := range int64(2) {
 		s := rec.NewSlice(from, rec.NumRows())
 		out, err := m.Transform(s, mem)
