@@ -89,16 +89,17 @@ func addIDs[T uint16 | uint32](k *keyColumn, arr arrow.Array, from, n int, ids [
 			ids[(r-from)*stride] = T(id)
 		}
 	case *array.Float64:
-		last, lastID := uint64(0), uint32(0)
-		for r, v := range a.Float64Values()[from:n] {
+		vs := a.Float64Values()[from:n]
+		d := &k.nums
+		if d.scale == 0 {
+			d.chooseScale(vs)
+		}
+		for r, v := range vs {
 			id := uint32(0)
 			if !nulls || !a.IsNull(from+r) {
-				if key := doubleKey(v); lastID == 0 || key != last {
-					if last, lastID = key, 1+k.nums.id(key); lastID > limit {
-						return from + r
-					}
+				if id = 1 + d.idOf(v); id > limit {
+					return from + r
 				}
-				id = lastID
 			}
 			ids[r*stride] = T(id)
 		}
@@ -117,10 +118,87 @@ func (r *sparkRun) rankOf(c, i int) uint32 {
 // numDict numbers the distinct keys it is given, in order of arrival:
 // an open-addressing hash table of ids, small enough to stay in the cache
 // for thousands of keys.
+//
+// In front of it, a value that is m/scale for a whole m below maxDirect
+// (scale a power of ten chosen from the column's first values: most
+// columns of a CSV export hold decimals of a few digits) finds its id in
+// direct[m], one load instead of the table's two. Whether a value goes
+// there depends on its bits alone, and the m of a value is its own (m/scale
+// rounds to it), so each distinct value still has one id.
 type numDict struct {
 	slots []uint32 // 1 + the id of a key, or 0 when free
 	shift uint
 	vals  []uint64 // by id
+
+	direct []uint32 // by m: 1 + the id of m/scale, or 0 when unseen
+	scale  float64  // 0 until chosen; -1 for no direct ids
+
+	last   uint64 // the key the table was last asked for
+	lastID uint32 // 1 + its id, 0 before the first
+}
+
+// maxDirect bounds the m of a value numbered by its numDict's direct.
+const maxDirect = 1 << 17
+
+// chooseScale sets the scale of direct ids to the least power of ten,
+// up to 10^6, that makes direct ids of nearly all of the first values of
+// vs, or turns direct ids off.
+func (d *numDict) chooseScale(vs []float64) {
+	vs = vs[:min(len(vs), 256)]
+	d.scale = -1
+	for scale := 1.0; scale <= 1e6; scale *= 10 {
+		fit := 0
+		for _, v := range vs {
+			if _, ok := directIndex(v, scale); ok {
+				fit++
+			}
+		}
+		if len(vs) > 0 && fit >= len(vs)-len(vs)/8 {
+			d.scale = scale
+			return
+		}
+	}
+}
+
+// directIndex returns m if v is the double nearest m/scale (the quotient
+// of the two doubles) for a whole m in [0, maxDirect) (-0.0 and 0.0 give
+// 0; NaN none).
+func directIndex(v, scale float64) (int, bool) {
+	f := v * scale
+	if !(f >= 0 && f < maxDirect-1) {
+		return 0, false
+	}
+	m := int(f + 0.5)
+	return m, float64(m)/scale == v
+}
+
+// idOf returns the id of the value v.
+func (d *numDict) idOf(v float64) uint32 {
+	if d.scale > 0 {
+		if m, ok := directIndex(v, d.scale); ok {
+			if m < len(d.direct) && d.direct[m] != 0 {
+				return d.direct[m] - 1
+			}
+			return d.addDirect(m, v)
+		}
+	}
+	// Equal values often come in a row (a column the rows are sorted by).
+	if key := doubleKey(v); d.lastID == 0 || key != d.last {
+		d.last, d.lastID = key, 1+d.id(key)
+	}
+	return d.lastID - 1
+}
+
+// addDirect numbers v, a value not seen before, whose direct index is m.
+func (d *numDict) addDirect(m int, v float64) uint32 {
+	if m >= len(d.direct) {
+		d.direct = slices.Grow(d.direct, m+1-len(d.direct))
+		d.direct = d.direct[:cap(d.direct)]
+	}
+	id := uint32(len(d.vals))
+	d.vals = append(d.vals, doubleKey(v))
+	d.direct[m] = id + 1
+	return id
 }
 
 func (d *numDict) id(k uint64) uint32 {

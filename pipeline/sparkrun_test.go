@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -128,6 +129,30 @@ func sparkRows(seed uint64, n int, wide bool, eol string) []byte {
 	return b.Bytes()
 }
 
+// sparkDecimals returns n rows whose numbers are mostly decimals of two
+// digits after the point in the first half of the rows and of four in the
+// second (so the runs choose different scales for their direct ids), with
+// some negative, -0.0, infinite, large or long ones among them.
+func sparkDecimals(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	odd := []string{"-0.0", "0", "-1.25", "inf", "1e9", "0.123456789", "131071", "1310.71", "5e-324"}
+	var b bytes.Buffer
+	for i := range n {
+		b.WriteString([]string{"M", "F", "I"}[rng.IntN(3)])
+		for range 8 {
+			b.WriteByte(',')
+			switch digits := 2 + 2*(2*i/n); {
+			case rng.IntN(10) == 0:
+				b.WriteString(odd[rng.IntN(len(odd))])
+			default:
+				fmt.Fprintf(&b, "%.*f", digits, float64(rng.IntN(300))/math.Pow(10, float64(digits)-1))
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.Bytes()
+}
+
 // oneWide returns the rows of data with the length of each a number of
 // its own, in no order.
 func oneWide(data []byte) []byte {
@@ -170,6 +195,9 @@ func TestSparkRunsSameBytes(t *testing.T) {
 		{"crlf-header", "a.csv", append([]byte("sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings\r\n"),
 			sparkRows(5, 3000, false, "\r\n")...), Settings{Seed: 5, Header: true}},
 		{"gzip", "a.csv.gz", gz.Bytes(), Settings{Seed: 6}},
+		// Short decimals, numbered through direct ids, beside numbers
+		// that are not.
+		{"decimals", "a.csv", sparkDecimals(12, 40000), Settings{Seed: 12}},
 		{"few-rows", "a.csv", sparkRows(7, 2, false, "\n"), Settings{Seed: 7}},
 		{"one-row", "a.csv", sparkRows(8, 1, true, ""), Settings{Seed: 8}},
 	}
