@@ -550,6 +550,19 @@ func (p *sparkPiece) gather(runs []*sparkRun, order []uint64, dest []uint8) {
 
 // line returns the output line of row.
 func (r *sparkRun) line(row uint32) []byte {
+	if len(r.wraps) > 0 {
+		return r.wrappedLine(row)
+	}
+	start := uint32(0)
+	if row > 0 {
+		start = r.ends[row-1]
+	}
+	return r.lines[start:r.ends[row]]
+}
+
+// wrappedLine returns the output line of row, some lines ending 4 GiB or
+// more into lines.
+func (r *sparkRun) wrappedLine(row uint32) []byte {
 	end := r.end(row)
 	if row == 0 {
 		return r.lines[:end]
