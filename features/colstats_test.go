@@ -340,11 +340,12 @@ func BenchmarkColumnStatsAdd(b *testing.B) {
 	rec := abaloneRecord(b, mem)
 	defer rec.Release()
 	rows := splitRows(int(rec.NumRows()), 0)
-	paths := map[string]bool{"scalar": false}
+	paths := []bool{false}
 	if haveLanes {
-		paths["vector"] = true
+		paths = append(paths, true)
 	}
-	for name, on := range paths {
+	for _, on := range paths {
+		name := map[bool]string{false: "scalar", true: "vector"}[on]
 		b.Run(name, func(b *testing.B) {
 			saved := haveLanes
 			haveLanes = on
