@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -90,16 +91,23 @@ const (
 	maxS3URILen   = 1024
 )
 
+// The patterns compile at first use, not at every start of the binary
+// (tagRE's Unicode classes alone took milliseconds).
 var (
-	jobNameRE = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
-	envKeyRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	roleRE    = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
-	vpcIDRE   = regexp.MustCompile(`^[-0-9a-zA-Z]+$`)
-	tagRE     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
-	kmsKeyRE  = regexp.MustCompile(`^[a-zA-Z0-9:/_-]*$`)
+	jobNameRE = lazyRegexp(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
+	envKeyRE  = lazyRegexp(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	roleRE    = lazyRegexp(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	vpcIDRE   = lazyRegexp(`^[-0-9a-zA-Z]+$`)
+	tagRE     = lazyRegexp(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+	kmsKeyRE  = lazyRegexp(`^[a-zA-Z0-9:/_-]*$`)
 	// A channel's name is also the last element of its LocalPath.
-	channelRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+	channelRE = lazyRegexp(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 )
+
+// lazyRegexp returns a function that compiles expr once, when first called.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // Validate checks r against the limits of CreateProcessingJob, so that a
 // request it accepts is not refused for its form. instanceTypes lists the
@@ -148,7 +156,7 @@ func (r *ProcessingJobRequest) Environment() map[string]string {
 
 // checkIdentity checks the job name, the image and the role.
 func (r *ProcessingJobRequest) checkIdentity() error {
-	if !jobNameRE.MatchString(r.JobName) {
+	if !jobNameRE().MatchString(r.JobName) {
 		return fmt.Errorf("--job-name %q: must be 1-63 letters, digits and hyphens, starting and ending with a letter or digit", r.JobName)
 	}
 	if r.Image == "" {
@@ -160,7 +168,7 @@ func (r *ProcessingJobRequest) checkIdentity() error {
 	if r.Role == "" {
 		return errors.New("--role is required (the ARN of the job's execution role)")
 	}
-	if n := len(r.Role); n < minRoleARNLen || n > maxRoleARNLen || !roleRE.MatchString(r.Role) {
+	if n := len(r.Role); n < minRoleARNLen || n > maxRoleARNLen || !roleRE().MatchString(r.Role) {
 		return fmt.Errorf("--role %q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", r.Role)
 	}
 	return nil
@@ -195,7 +203,7 @@ func checkEnv(kvs []string) error {
 		if !ok {
 			return fmt.Errorf("--env %q: want KEY=VALUE", kv)
 		}
-		if !envKeyRE.MatchString(k) {
+		if !envKeyRE().MatchString(k) {
 			return fmt.Errorf("--env %q: the name must match [a-zA-Z_][a-zA-Z0-9_]*", kv)
 		}
 		if n := utf8.RuneCountInString(k); n > maxEnvLen {
@@ -235,7 +243,7 @@ func checkVPCIDs(flagName string, ids []string, most int) error {
 		return fmt.Errorf("%s lists %d IDs; SageMaker allows at most %d", flagName, len(ids), most)
 	}
 	for _, id := range ids {
-		if len(id) > maxVPCIDLen || !vpcIDRE.MatchString(id) {
+		if len(id) > maxVPCIDLen || !vpcIDRE().MatchString(id) {
 			return fmt.Errorf("%s: %q is not a VPC resource ID", flagName, id)
 		}
 	}
@@ -248,7 +256,7 @@ func (r *ProcessingJobRequest) checkSecurity() error {
 		return err
 	}
 	for _, k := range []struct{ flag, key string }{{"--volume-kms-key", r.VolumeKMSKey}, {"--output-kms-key", r.OutputKMSKey}} {
-		if len(k.key) > maxKMSKeyLen || !kmsKeyRE.MatchString(k.key) {
+		if len(k.key) > maxKMSKeyLen || !kmsKeyRE().MatchString(k.key) {
 			return fmt.Errorf("%s %q is not a KMS key id, alias or ARN", k.flag, k.key)
 		}
 	}
@@ -276,7 +284,7 @@ func checkTags(tags []string) error {
 			return fmt.Errorf("--tags %q: want KEY=VALUE", kv)
 		case utf8.RuneCountInString(k) > maxTagKeyLen || utf8.RuneCountInString(v) > maxTagValLen:
 			return fmt.Errorf("--tags %.40q: keys are at most %d characters long, values %d", kv, maxTagKeyLen, maxTagValLen)
-		case !tagRE.MatchString(k) || !tagRE.MatchString(v):
+		case !tagRE().MatchString(k) || !tagRE().MatchString(v):
 			return fmt.Errorf("--tags %q: keys and values are letters, digits, spaces and _ . : / = + - @", kv)
 		case strings.HasPrefix(strings.ToLower(k), "aws:"):
 			return fmt.Errorf("--tags %q: keys starting with aws: are reserved", kv)
@@ -299,7 +307,7 @@ func channels(flagName string, entries []string, dir string) ([]Channel, error) 
 	for _, e := range entries {
 		name, uri, ok := strings.Cut(e, "=")
 		switch {
-		case !ok || !channelRE.MatchString(name):
+		case !ok || !channelRE().MatchString(name):
 			return nil, fmt.Errorf("%s %q: want NAME=s3://bucket/prefix/, the name letters, digits, _ . -", flagName, e)
 		case !strings.HasPrefix(uri, "s3://") || len(uri) <= len("s3://") || len(uri) > maxS3URILen:
 			return nil, fmt.Errorf("%s %q: want an s3://bucket/prefix/ URI of at most %d characters", flagName, e, maxS3URILen)

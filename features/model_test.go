@@ -14,14 +14,7 @@ func TestModelJSONRoundTrip(t *testing.T) {
 	spec := abaloneSpec(t)
 	rec := abaloneRecord(t, mem)
 	defer rec.Release()
-	st := NewStats(spec)
-	if err := st.Add(rec); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := fitOn(t, spec, rec)
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)

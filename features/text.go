@@ -129,6 +129,11 @@ type text struct {
 	lineData  []byte  // the lines' bytes
 	lineStart []int32 // where each line starts, lineStart[0] at lineData[0]
 	spans     [][]uint32
+	// runEnd[j], for the first slot j of a run, is the slot past its end:
+	// a run is two or more slots in a row that all have spans, which a
+	// row whose texts for them lie side by side in its line, one comma
+	// apart, copies at once (appendRun).
+	runEnd []int
 }
 
 func textOf(rec arrow.Record) text {
@@ -158,6 +163,17 @@ func textOf(rec arrow.Record) text {
 			t.spans[i] = s.Uint32Values()
 		}
 	}
+	t.runEnd = make([]int, w)
+	for j := 0; j < int(w); {
+		k := j
+		for k < int(w) && t.spans[1+k] != nil {
+			k++
+		}
+		if k-j >= 2 {
+			t.runEnd[j] = k
+		}
+		j = max(k, j+1)
+	}
 	return t
 }
 
@@ -183,15 +199,59 @@ func (t text) appendLineText(dst []byte, r int, values []float64) []byte {
 	} else {
 		dst = AppendPyFloat(dst, t.labels[r])
 	}
-	for j, v := range values {
+	for j := 0; j < len(values); {
+		if k := t.runEnd[j]; k != 0 {
+			if out, ok := t.appendRun(dst, data, base, r, j, k); ok {
+				dst, j = out, k
+				continue
+			}
+		}
 		if s := t.spans[1+j]; s != nil && s[r] != 0 {
 			dst = append(dst, ',')
 			dst = appendSpan(dst, data, base, s[r])
 		} else {
-			dst = appendNumber(dst, v)
+			dst = appendNumber(dst, values[j])
 		}
+		j++
 	}
 	return append(dst, '\n')
+}
+
+// appendRun appends ',' and the texts of row r's slots j to k-1 when they
+// all have a span without ".0" to add and lie side by side in the line at
+// data[base:], one comma apart, as the slots' output writes them: one copy
+// instead of one per value. ok is false, and dst unchanged, otherwise.
+func (t text) appendRun(dst, data []byte, base, r, j, k int) (out []byte, ok bool) {
+	first := t.spans[1+j][r]
+	if first == 0 {
+		return dst, false
+	}
+	start := int(first >> 6)
+	next := start // where the next slot's text must start
+	for _, s := range t.spans[1+j : 1+k] {
+		v := s[r]
+		if v&(1<<5) != 0 || int(v>>6) != next {
+			return dst, false
+		}
+		next += int(v&31) + 1
+	}
+	dst = append(dst, ',')
+	return appendBytes(dst, data[base+start:base+next-1]), true
+}
+
+// appendBytes appends b, 16 bytes at a time while dst has room for them
+// and b's array goes on past them (a run is seldom longer than 64 bytes).
+func appendBytes(dst, b []byte) []byte {
+	n := len(b)
+	if cap(dst)-len(dst) < n+16 || cap(b) < n+16 {
+		return append(dst, b...)
+	}
+	b = b[:n+16]
+	out := dst[len(dst) : len(dst)+n+16]
+	for i := 0; i < n; i += 16 {
+		*(*[16]byte)(out[i:]) = *(*[16]byte)(b[i:])
+	}
+	return dst[:len(dst)+n]
 }
 
 // appendNumber appends ',' and v as AppendPyFloat writes it; the one-hot

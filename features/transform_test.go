@@ -15,7 +15,13 @@ import (
 
 func abaloneModel(t testing.TB, rec arrow.Record) *Model {
 	t.Helper()
-	st := NewStats(abaloneSpec(t))
+	return fitOn(t, abaloneSpec(t), rec)
+}
+
+// fitOn returns the model of spec fitted on rec.
+func fitOn(t testing.TB, spec *Spec, rec arrow.Record) *Model {
+	t.Helper()
+	st := NewStats(spec)
 	if err := st.Add(rec); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shardprep/shardprep/features"
@@ -26,12 +27,15 @@ import (
 //go:embed report.html.tmpl
 var reportTemplate string
 
-var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"num": func(n int64) string { return groupDigits(n) },
-	"f":   func(v float64) string { return fmt.Sprintf("%.1f", v) },
-	"g":   func(v *float64) string { return gnum(v) },
-	"pct": func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) },
-}).Parse(reportTemplate))
+// reportTmpl parses the template at its first use.
+var reportTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"num": func(n int64) string { return groupDigits(n) },
+		"f":   func(v float64) string { return fmt.Sprintf("%.1f", v) },
+		"g":   func(v *float64) string { return gnum(v) },
+		"pct": func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) },
+	}).Parse(reportTemplate))
+})
 
 // Bounds of the report's shapes.
 const (
@@ -58,7 +62,7 @@ func (c *Coordinator) WriteReport(w io.Writer, failure string) error {
 
 // writeReport writes the report of the job m describes.
 func writeReport(w io.Writer, m *Manifest, failure string) error {
-	return reportTmpl.Execute(w, newReportView(m, failure))
+	return reportTmpl().Execute(w, newReportView(m, failure))
 }
 
 // putReport writes the report of a committing job to its output.

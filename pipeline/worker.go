@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -85,11 +86,14 @@ func newWorker(t transport, open func(ctx context.Context, job *Job) (Source, Si
 
 // retry calls f until it succeeds, fails with a *permanentError, ctx
 // ends, or the calls have failed for longer than giveUp. It backs off
-// from 25ms to 2s between calls, logging each failure: a worker started
-// with its coordinator joins soon after the coordinator listens.
+// from 25ms to 2s between calls, logging each failure; a connection
+// refused in the first two seconds is tried again every 10ms, logged
+// once, so that a worker started with its coordinator joins as soon as
+// the coordinator listens.
 func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
 	start := time.Now()
 	delay := 25 * time.Millisecond
+	warned := false
 	for {
 		v, err := f(ctx)
 		if err == nil {
@@ -109,15 +113,34 @@ func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, w
 		if time.Since(start) > giveUp {
 			return v, fmt.Errorf("coordinator unreachable for %s (%s): %w", giveUp, what, err)
 		}
-		log.Warn("coordinator call failed; retrying", "call", what, "error", err)
+		wait, fast := delay, errors.Is(err, syscall.ECONNREFUSED) && time.Since(start) < refusedFor
+		if fast {
+			// Nothing listens yet: a coordinator started with its workers
+			// is still starting. A refused connection costs nothing, so
+			// try again soon, and say so once.
+			wait = refusedDelay
+		}
+		if !fast || !warned {
+			log.Warn("coordinator call failed; retrying", "call", what, "error", err)
+		}
+		warned = warned || fast
 		select {
-		case <-time.After(delay):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return v, ctx.Err()
 		}
-		delay = min(delay*2, 2*time.Second)
+		if !fast {
+			delay = min(delay*2, 2*time.Second)
+		}
 	}
 }
+
+// A refused connection in the first refusedFor of retry's calls is tried
+// again after refusedDelay.
+const (
+	refusedFor   = 2 * time.Second
+	refusedDelay = 10 * time.Millisecond
+)
 
 // session is one Run of a worker: what it learned when it joined.
 type session struct {

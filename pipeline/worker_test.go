@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -107,5 +108,52 @@ func TestRetryGivesUpOnMalformedReport(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Fatalf("the report was made %d times, want once", calls)
+	}
+}
+
+// TestRetryRefusedUntilListening: calls to an address where nothing
+// listens yet are retried until a listener comes, with one warning for
+// all the refused connections; other failures are each logged.
+func TestRetryRefusedUntilListening(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	calls := 0
+	_, err = retry(context.Background(), log, guard, "join", func(ctx context.Context) (struct{}, error) {
+		calls++
+		if calls == 4 {
+			if ln, err = net.Listen("tcp", addr); err != nil {
+				return struct{}{}, &permanentError{err}
+			}
+		}
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return struct{}{}, err
+	})
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	ln.Close()
+	if calls != 4 || strings.Count(logs.String(), "retrying") != 1 || !strings.Contains(logs.String(), "connection refused") {
+		t.Fatalf("%d calls, log:\n%s\nwant 4 calls and one warning of the refused connections", calls, logs.String())
+	}
+
+	logs.Reset()
+	calls = 0
+	_, err = retry(context.Background(), log, guard, "lease", func(ctx context.Context) (struct{}, error) {
+		if calls++; calls < 3 {
+			return struct{}{}, errors.New("503 Service Unavailable")
+		}
+		return struct{}{}, nil
+	})
+	if err != nil || strings.Count(logs.String(), "retrying") != 2 {
+		t.Fatalf("retry: %v; log:\n%s\nwant a warning for each of 2 failures", err, logs.String())
 	}
 }

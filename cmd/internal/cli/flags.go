@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -109,13 +110,16 @@ func defaultNote(f *flag.Flag) string {
 }
 
 // flagParseError matches the flag package's error texts.
-var flagParseError = regexp.MustCompile(`^(?:invalid value "(.*)" for flag -(\S+): (.*)|invalid boolean value "(.*)" for -(\S+): .*|flag needs an argument: -(\S+)|flag provided but not defined: -(\S+))$`)
+// It compiles at first use.
+var flagParseError = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:invalid value "(.*)" for flag -(\S+): (.*)|invalid boolean value "(.*)" for -(\S+): .*|flag needs an argument: -(\S+)|flag provided but not defined: -(\S+))$`)
+})
 
 // flagError rewords an error of the flag package as a usage error of the
 // command of fs that spells flags as help does and, for an unknown flag,
 // suggests the nearest one.
 func flagError(fs *flag.FlagSet, err error) error {
-	m := flagParseError.FindStringSubmatch(err.Error())
+	m := flagParseError().FindStringSubmatch(err.Error())
 	msg := err.Error()
 	switch {
 	case m == nil:
