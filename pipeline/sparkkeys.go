@@ -5,98 +5,155 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 )
 
-// keyColumn holds the sort keys of one column of a run's rows: each row's
-// value as 1 + its id in the run's dictionary of the column's distinct
-// values (a double by its doubleKey, so -0.0 and 0.0 are one value), or 0
-// for a null. Once every run is read, the ids become ranks among the
+// keyColumn holds what a run knows of one column: the run's dictionary
+// of the column's distinct values (a double by its doubleKey, so -0.0 and
+// 0.0 are one value), numbered in order of arrival. A row's id is 1 + the
+// number of its value, or 0 for a null. The ids are kept in the run's
+// idMatrix, 16 bits each, while every one fits, then in wide. Once every
+// run is read, rank maps each id to the rank of its value among the
 // distinct values of all runs (rankColumn), whose order is the column's
 // sort order, nulls first.
 type keyColumn struct {
-	ids  []uint32
+	wide []uint32 // every row's id, once one does not fit in 16 bits
+	rank []uint32 // by id
 	nums numDict
 	strs strDict
 	str  bool
 }
 
-// add appends the ids of the values of arr, a column of a batch.
-func (k *keyColumn) add(arr arrow.Array) {
-	n := len(k.ids)
-	k.ids = slices.Grow(k.ids, arr.Len())[:n+arr.Len()]
-	ids := k.ids[n:]
+// maxNarrow is the largest id an idMatrix holds.
+const maxNarrow = 1<<16 - 1
+
+// idMatrix holds the ids of a run's rows, row by row: row i's id in
+// column c is ids[i*cols+c] (unused for a column whose ids are wide).
+type idMatrix struct {
+	ids  []uint16
+	cols int
+}
+
+// grow makes room for n more rows and returns the first's index.
+func (m *idMatrix) grow(n int) int {
+	rows := len(m.ids) / m.cols
+	m.ids = slices.Grow(m.ids, n*m.cols)[:(rows+n)*m.cols]
+	return rows
+}
+
+// id returns the id of row i of the column, the column c of m.
+func (k *keyColumn) id(m *idMatrix, c, i int) uint32 {
+	if k.wide != nil {
+		return k.wide[i]
+	}
+	return uint32(m.ids[i*m.cols+c])
+}
+
+// add sets the ids of rows from on, of m's column c, to those of the
+// values of arr, a column of a batch.
+func (k *keyColumn) add(arr arrow.Array, m *idMatrix, c, from int) {
+	n, done := arr.Len(), 0
+	if k.wide == nil {
+		if done = addIDs(k, arr, 0, n, m.ids[from*m.cols+c:], m.cols); done == n {
+			return
+		}
+		// Too many values for 16 bits: the column's ids become wide.
+		k.wide = make([]uint32, from+done, from+n)
+		for i := range k.wide {
+			k.wide[i] = uint32(m.ids[i*m.cols+c])
+		}
+	}
+	at := len(k.wide)
+	k.wide = slices.Grow(k.wide, n-done)[:at+n-done]
+	addIDs(k, arr, done, n, k.wide[at:], 1)
+}
+
+// addIDs sets ids[0], ids[stride], ... to the ids of the values of arr's
+// rows from to n, up to the first id that does not fit in T, and returns
+// the row it stopped at.
+func addIDs[T uint16 | uint32](k *keyColumn, arr arrow.Array, from, n int, ids []T, stride int) int {
+	limit := uint32(^T(0))
+	nulls := arr.NullN() > 0
 	switch a := arr.(type) {
 	case *array.String:
-		for r := range ids {
-			if !a.IsNull(r) {
-				ids[r] = 1 + k.strs.id(a.Value(r))
+		for r := from; r < n; r++ {
+			id := uint32(0)
+			if !nulls || !a.IsNull(r) {
+				if id = 1 + k.strs.id(a.Value(r)); id > limit {
+					return r
+				}
 			}
+			ids[(r-from)*stride] = T(id)
 		}
 	case *array.Float64:
 		last, lastID := uint64(0), uint32(0)
-		for r, v := range a.Float64Values() {
-			if a.IsNull(r) {
-				ids[r] = 0
-				continue
+		for r, v := range a.Float64Values()[from:n] {
+			id := uint32(0)
+			if !nulls || !a.IsNull(from+r) {
+				if key := doubleKey(v); lastID == 0 || key != last {
+					if last, lastID = key, 1+k.nums.id(key); lastID > limit {
+						return from + r
+					}
+				}
+				id = lastID
 			}
-			if key := doubleKey(v); lastID == 0 || key != last {
-				last, lastID = key, 1+k.nums.id(key)
-			}
-			ids[r] = lastID
+			ids[r*stride] = T(id)
 		}
 	default:
 		panic("pipeline.keyColumn: column of type " + arr.DataType().String())
 	}
+	return n
+}
+
+// rankOf returns the rank of row i's value in column c, once ranked.
+func (r *sparkRun) rankOf(c, i int) uint32 {
+	k := &r.keys[c]
+	return k.rank[k.id(&r.ids, c, i)]
 }
 
 // numDict numbers the distinct keys it is given, in order of arrival:
-// an open-addressing hash table of ids.
+// an open-addressing hash table of ids, small enough to stay in the cache
+// for thousands of keys.
 type numDict struct {
-	slots []numSlot
+	slots []uint32 // 1 + the id of a key, or 0 when free
 	shift uint
 	vals  []uint64 // by id
 }
 
-// numSlot is a slot of a numDict: a key and 1 + its id, or 0 when free.
-type numSlot struct {
-	key uint64
-	id  uint32
-}
-
 func (d *numDict) id(k uint64) uint32 {
 	if d.slots == nil {
-		d.slots, d.shift = make([]numSlot, 1<<10), 64-10
+		d.slots, d.shift = make([]uint32, 1<<10), 64-10
 	}
 	mask := len(d.slots) - 1
 	for h := int((k * 0x9e3779b97f4a7c15) >> d.shift); ; h = (h + 1) & mask {
-		s := &d.slots[h]
-		if s.key == k && s.id != 0 {
-			return s.id - 1
-		}
-		if s.id == 0 {
+		s := d.slots[h]
+		if s == 0 {
 			id := uint32(len(d.vals))
 			d.vals = append(d.vals, k)
-			*s = numSlot{key: k, id: id + 1}
+			d.slots[h] = id + 1
 			if 2*len(d.vals) > len(d.slots) {
 				d.grow()
 			}
 			return id
 		}
+		if d.vals[s-1] == k {
+			return s - 1
+		}
 	}
 }
 
 func (d *numDict) grow() {
-	d.slots, d.shift = make([]numSlot, 2*len(d.slots)), d.shift-1
+	d.slots, d.shift = make([]uint32, 2*len(d.slots)), d.shift-1
 	mask := len(d.slots) - 1
 	for id, k := range d.vals {
 		h := int((k * 0x9e3779b97f4a7c15) >> d.shift)
-		for d.slots[h].id != 0 {
+		for d.slots[h] != 0 {
 			h = (h + 1) & mask
 		}
-		d.slots[h] = numSlot{key: k, id: uint32(id) + 1}
+		d.slots[h] = uint32(id) + 1
 	}
 }
 
@@ -145,13 +202,10 @@ func rankValues[T any](runs []*sparkRun, c int, vals func(*keyColumn) []T, compa
 	for _, r := range runs {
 		k := &r.keys[c]
 		vs := vals(k)
-		rank := make([]uint32, 1+len(vs)) // a null's is 0
+		k.rank = make([]uint32, 1+len(vs)) // a null's is 0
 		for id, v := range vs {
 			i, _ := slices.BinarySearchFunc(all, v, compare)
-			rank[1+id] = 1 + uint32(i)
-		}
-		for i, id := range k.ids {
-			k.ids[i] = rank[id]
+			k.rank[1+id] = 1 + uint32(i)
 		}
 		k.nums, k.strs = numDict{}, strDict{}
 	}
@@ -188,53 +242,156 @@ func newKeyOrder(runs []*sparkRun, widths []int) *keyOrder {
 	return o
 }
 
-// keys returns the keys of the rows of run, whose key columns hold ranks.
+// keys returns the keys of the rows of run, whose key columns are
+// ranked. When the keys hold every rank and a row's ids take at least as
+// many bytes as its key, the keys are written over the ids, which are then
+// gone.
 func (o *keyOrder) keys(run int) []sparkKey {
 	r := o.runs[run]
-	keys := make([]sparkKey, len(r.ends))
-	room := 128 - o.rowBits
-	for i := range keys {
+	m := &r.ids
+	rows := len(r.ends)
+	// Where each column's rank goes: cut by its last drop bits, it is
+	// shifted left by at bits in the 128-bit key; shifts of 64 bits or
+	// more give 0, so that no row needs a branch.
+	type place struct {
+		wide, rank                    []uint32
+		drop, hiLeft, hiRight, loLeft uint
+	}
+	places := make([]place, len(o.widths))
+	at := 128
+	for c, w := range o.widths {
+		keep := min(w, at-o.rowBits)
+		at -= keep
+		p := place{wide: r.keys[c].wide, rank: r.keys[c].rank, drop: uint(w - keep),
+			hiLeft: 128, hiRight: 128, loLeft: uint(at)}
+		if at >= 64 {
+			p.hiLeft = uint(at - 64)
+		} else {
+			p.hiRight = uint(64 - at)
+		}
+		places[c] = p
+	}
+	keys := o.inPlace(m, rows)
+	if keys == nil {
+		keys = make([]sparkKey, rows)
+		adviseHuge(keys)
+	}
+	for i := range rows {
+		ids := m.ids[i*m.cols : (i+1)*m.cols]
 		var hi, lo uint64
-		used := 0
-		for c, w := range o.widths {
-			k := uint64(r.keys[c].ids[i])
-			if used+w > room {
-				k >>= w - (room - used)
-				w = room - used
+		for c := range places {
+			p := &places[c]
+			var id uint32
+			if p.wide != nil {
+				id = p.wide[i]
+			} else {
+				id = uint32(ids[c])
 			}
-			if w > 0 {
-				hi, lo = hi<<w|lo>>(64-w), lo<<w|k
-			}
-			if used += w; used == room {
-				break
-			}
+			v := uint64(p.rank[id]) >> p.drop
+			hi |= v<<p.hiLeft | v>>p.hiRight
+			lo |= v << p.loLeft
 		}
-		if s := room - used; s >= 64 {
-			hi, lo = lo<<(s-64), 0
-		} else if s > 0 {
-			hi, lo = hi<<s|lo>>(64-s), lo<<s
-		}
-		if o.rowBits > 0 {
-			hi, lo = hi<<o.rowBits|lo>>(64-o.rowBits), lo<<o.rowBits|uint64(i)
-		}
-		keys[i] = sparkKey{hi: hi, lo: lo}
+		// Every id of row i is read: its key may overwrite them.
+		keys[i] = sparkKey{hi: hi, lo: lo | uint64(i)}
 	}
 	return keys
 }
 
+// inPlace returns the memory of m's ids as the rows' keys when the keys
+// may be written over the ids: they hold every rank (the ids are not read
+// again), and a row's key, written once its ids are read, takes no more
+// bytes than them, so it reaches no later row's.
+func (o *keyOrder) inPlace(m *idMatrix, rows int) []sparkKey {
+	if !o.exact || m.cols*2 < int(unsafe.Sizeof(sparkKey{})) || rows == 0 {
+		return nil
+	}
+	p := unsafe.Pointer(unsafe.SliceData(m.ids))
+	if uintptr(p)%unsafe.Alignof(sparkKey{}) != 0 {
+		return nil
+	}
+	return unsafe.Slice((*sparkKey)(p), rows)
+}
+
 // sort sorts the keys of run.
 func (o *keyOrder) sort(keys []sparkKey, run int) {
+	cmpKeys := func(a, b sparkKey) int { return o.compare(a, b, run, run) }
 	if o.exact {
 		// The rows' indices end the keys: no two are equal.
-		slices.SortFunc(keys, func(a, b sparkKey) int {
+		cmpKeys = func(a, b sparkKey) int {
 			if a.hi != b.hi {
 				return cmp.Compare(a.hi, b.hi)
 			}
 			return cmp.Compare(a.lo, b.lo)
-		})
+		}
+	}
+	radixSort(keys, cmpKeys)
+}
+
+// radixSort sorts keys by compare, which orders them first by their 128
+// bits: it puts them in place into buckets by 8 of their bits, the first
+// that not all share, and sorts each bucket so, in turn; few keys, or keys
+// that differ in no bit, it sorts by compare.
+func radixSort(keys []sparkKey, compare func(a, b sparkKey) int) {
+	if len(keys) <= 24 {
+		insertionSort(keys, compare)
 		return
 	}
-	slices.SortFunc(keys, func(a, b sparkKey) int { return o.compare(a, b, run, run) })
+	orHi, andHi, orLo, andLo := uint64(0), ^uint64(0), uint64(0), ^uint64(0)
+	for _, k := range keys {
+		orHi, andHi, orLo, andLo = orHi|k.hi, andHi&k.hi, orLo|k.lo, andLo&k.lo
+	}
+	shared := bits.LeadingZeros64(orHi ^ andHi)
+	if shared == 64 {
+		shared += bits.LeadingZeros64(orLo ^ andLo)
+	}
+	if shared == 128 {
+		slices.SortFunc(keys, compare)
+		return
+	}
+	shared = min(shared, 128-8)
+	digit := func(k sparkKey) uint8 {
+		if shared >= 64 {
+			return uint8(k.lo << (shared - 64) >> 56)
+		}
+		return uint8((k.hi<<shared | k.lo>>(64-shared)) >> 56)
+	}
+	var ends, next [256]int
+	for _, k := range keys {
+		ends[digit(k)]++
+	}
+	sum := 0
+	for d, n := range ends {
+		next[d] = sum
+		sum += n
+		ends[d] = sum
+	}
+	start := 0
+	for d := range 256 {
+		// Swap each key in the bucket's place that is not of the bucket
+		// into its own bucket's place.
+		for next[d] < ends[d] {
+			k := keys[next[d]]
+			for e := int(digit(k)); e != d; e = int(digit(k)) {
+				keys[next[e]], k = k, keys[next[e]]
+				next[e]++
+			}
+			keys[next[d]] = k
+			next[d]++
+		}
+		radixSort(keys[start:ends[d]], compare)
+		start = ends[d]
+	}
+}
+
+func insertionSort(keys []sparkKey, compare func(a, b sparkKey) int) {
+	for i := 1; i < len(keys); i++ {
+		k := keys[i]
+		j := i
+		for ; j > 0 && compare(k, keys[j-1]) < 0; j-- {
+			keys[j] = keys[j-1]
+		}
+		keys[j] = k
+	}
 }
 
 // compare compares key a of run ra with key b of run rb.
@@ -248,9 +405,9 @@ func (o *keyOrder) compare(a, b sparkKey, ra, rb int) int {
 	mask := uint64(1)<<o.rowBits - 1
 	rowA, rowB := a.lo&mask, b.lo&mask
 	if !o.exact {
-		ka, kb := o.runs[ra].keys, o.runs[rb].keys
-		for c := range ka {
-			if x := cmp.Compare(ka[c].ids[rowA], kb[c].ids[rowB]); x != 0 {
+		a, b := o.runs[ra], o.runs[rb]
+		for c := range a.keys {
+			if x := cmp.Compare(a.rankOf(c, int(rowA)), b.rankOf(c, int(rowB))); x != 0 {
 				return x
 			}
 		}
@@ -261,16 +418,19 @@ func (o *keyOrder) compare(a, b sparkKey, ra, rb int) int {
 	return cmp.Compare(rowA, rowB)
 }
 
-// merge merges the sorted keys of the runs into one order, of each row
-// its run<<32 | its index in the run.
-func (o *keyOrder) merge(sorted [][]sparkKey) []uint64 {
-	n := 0
-	for _, s := range sorted {
-		n += len(s)
-	}
-	out := make([]uint64, 0, n)
+// keyMerge merges the sorted keys of runs into one order.
+type keyMerge struct {
+	o      *keyOrder
+	sorted [][]sparkKey // of each run, those not yet merged
+}
+
+// next appends to out the next rows of the order, of each row its
+// run<<32 | its index in the run, until out is full or the order ends,
+// and returns out.
+func (m *keyMerge) next(out []uint64) []uint64 {
+	o, sorted := m.o, m.sorted
 	mask := uint64(1)<<o.rowBits - 1
-	for {
+	for len(out) < cap(out) {
 		best := -1
 		for i, s := range sorted {
 			if len(s) > 0 && (best < 0 || o.compare(s[0], sorted[best][0], i, best) < 0) {
@@ -278,18 +438,19 @@ func (o *keyOrder) merge(sorted [][]sparkKey) []uint64 {
 			}
 		}
 		if best < 0 {
-			return out
+			break
 		}
 		// Take the run's keys up to the next key of another run.
 		s := sorted[best]
-		j := 1
-		for ; j < len(s) && o.before(s[j], sorted, best); j++ {
+		j, room := 1, cap(out)-len(out)
+		for ; j < len(s) && j < room && o.before(s[j], sorted, best); j++ {
 		}
 		for _, k := range s[:j] {
 			out = append(out, uint64(best)<<32|k.lo&mask)
 		}
 		sorted[best] = s[j:]
 	}
+	return out
 }
 
 // before reports whether key k of run comes before the first key of every

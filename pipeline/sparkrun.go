@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shardprep/shardprep/features"
 )
@@ -38,9 +40,11 @@ type sparkRun struct {
 	tt      *transformTask // over the range, its rejected rows kept here
 	release func()
 	lines   []byte    // the rows' output lines, in input order
-	ends    []int     // where each row's line ends in lines
+	ends    []uint32  // where each row's line ends in lines, less its wraps
+	wraps   []uint32  // the rows whose line ends 1<<32 bytes further on in lines
 	labels  []float64 // each row's label
 	keys    []keyColumn
+	ids     idMatrix              // of the key columns
 	cols    *features.ColumnStats // the numeric columns; labels are added once drawn
 	noRows  [][]int               // for cols.Add: no labels yet
 	colIdx  []int                 // per spec column: its field in the batches, -1 unknown
@@ -78,7 +82,8 @@ func (t *transformTask) newSparkRun(base memory.Allocator, off, n int64) *sparkR
 	rc := newRecycler(base)
 	st.mem = rc
 	r := &sparkRun{release: rc.Release, cols: newColumnStats(t.job.Spec),
-		noRows: make([][]int, len(t.outs)), keys: make([]keyColumn, len(t.job.Spec.Columns))}
+		noRows: make([][]int, len(t.outs)), keys: make([]keyColumn, len(t.job.Spec.Columns)),
+		ids: idMatrix{cols: len(t.job.Spec.Columns)}}
 	r.tt = &transformTask{splitTask: &st, model: t.model, onReject: r.refuse}
 	for i, c := range t.job.Spec.Columns {
 		r.keys[i].str = c.Type == features.ColumnString
@@ -239,18 +244,24 @@ func (r *sparkRun) add(rec, out arrow.Record) error {
 		// The first batch's lines tell how long an output line is.
 		// (make, unlike append, leaves memory fresh from the system
 		// uncleared.)
-		lines := make([]byte, len(r.lines), int(float64(len(r.lines))*scale))
-		copy(lines, r.lines)
+		lines := make([]byte, 0, int(float64(len(r.lines))*scale))
+		adviseHuge(lines)
+		lines = append(lines, r.lines...)
 		r.lines = lines
 	}
 	for p := start; p < len(r.lines); {
-		p += bytes.IndexByte(r.lines[p:], '\n') + 1
-		r.ends = append(r.ends, p)
+		end := p + bytes.IndexByte(r.lines[p:], '\n') + 1
+		for range end>>32 - p>>32 {
+			r.wraps = append(r.wraps, uint32(len(r.ends)))
+		}
+		r.ends = append(r.ends, uint32(end))
+		p = end
 	}
 	spec := r.tt.job.Spec
+	from := r.ids.grow(n)
 	for c := range spec.Columns {
 		col := rec.Column(r.colIdx[c])
-		r.keys[c].add(col)
+		r.keys[c].add(col, &r.ids, c, from)
 		if spec.Columns[c].Name == spec.Label {
 			r.labels = append(r.labels, col.(*array.Float64).Float64Values()...)
 		}
@@ -302,11 +313,12 @@ func (r *sparkRun) reserve(rec arrow.Record, n int) float64 {
 		scale = 1
 	}
 	rows := int(float64(n)*scale) + 64
-	r.ends = make([]int, 0, rows)
+	r.ends = make([]uint32, 0, rows)
 	r.labels = make([]float64, 0, rows)
-	for c := range r.keys {
-		r.keys[c].ids = make([]uint32, 0, rows)
-	}
+	adviseHuge(r.ends)
+	adviseHuge(r.labels)
+	r.ids.ids = make([]uint16, 0, rows*r.ids.cols)
+	adviseHuge(r.ids.ids)
 	return scale
 }
 
@@ -323,7 +335,7 @@ func (t *transformTask) sparkText(ctx context.Context) (taskResult, error) {
 	if err != nil {
 		return res, err
 	}
-	return res, t.writeSpark(runs, order)
+	return res, t.writeSpark(ctx, runs, order)
 }
 
 // joinRuns adds up the runs' results, returns the error a whole split read
@@ -381,7 +393,7 @@ func (t *transformTask) joinRuns(ctx context.Context, runs []*sparkRun) (taskRes
 }
 
 // sortRuns returns the rows of the runs in Spark's order.
-func sortRuns(runs []*sparkRun) ([]uint64, error) {
+func sortRuns(runs []*sparkRun) (*keyMerge, error) {
 	cols := len(runs[0].keys)
 	widths := make([]int, cols)
 	parallel(cols, func(c int) { widths[c] = rankColumn(runs, c) })
@@ -396,12 +408,14 @@ func sortRuns(runs []*sparkRun) ([]uint64, error) {
 		sorted[i] = o.keys(i)
 		o.sort(sorted[i], i)
 		if o.exact {
+			// The keys hold the ranks (and may be where the ids were).
+			runs[i].ids.ids = nil
 			for c := range runs[i].keys {
-				runs[i].keys[c].ids = nil
+				runs[i].keys[c].wide, runs[i].keys[c].rank = nil, nil
 			}
 		}
 	})
-	return o.merge(sorted), nil
+	return &keyMerge{o: o, sorted: sorted}, nil
 }
 
 // parallel calls f(0) to f(n-1), on as many goroutines as there are
@@ -426,31 +440,90 @@ func parallel(n int, f func(i int)) {
 // writeSpark draws the rows, in order, into the splits, and writes the
 // splits' parts and the label's stats: the lines of each stretch of
 // sparkChunk rows of the order are gathered at the same time, and written
-// in order.
-func (t *transformTask) writeSpark(runs []*sparkRun, order []uint64) error {
+// in order, by a goroutine of their own, while the next stretches are
+// merged, drawn and gathered.
+func (t *transformTask) writeSpark(ctx context.Context, runs []*sparkRun, merge *keyMerge) error {
 	rng := newXORShiftRandom(t.job.Seed + int64(t.split.Index))
-	dest := make([]uint8, len(order))
-	for i := range order {
-		dest[i] = uint8(pick(t.bounds, rng.NextDouble()))
+	// Two sets of pieces: one gathered while the other is written.
+	var sets [2]sparkSet
+	free, ready := make(chan int, len(sets)), make(chan int, len(sets))
+	for i := range sets {
+		sets[i] = newSparkSet(runtime.GOMAXPROCS(0), t.bounds, lineBytes(runs))
+		free <- i
 	}
-	pieces := make([]sparkPiece, runtime.GOMAXPROCS(0))
-	for i := range pieces {
-		pieces[i].lines = make([][]byte, len(t.outs))
-		pieces[i].labels = make([][]float64, len(t.outs))
-	}
-	for from := 0; from < len(order); from += len(pieces) * sparkChunk {
-		parallel(len(pieces), func(i int) {
-			lo := min(from+i*sparkChunk, len(order))
-			hi := min(lo+sparkChunk, len(order))
-			pieces[i].gather(runs, order[lo:hi], dest[lo:hi])
-		})
-		for i := range pieces {
-			if err := t.writePiece(&pieces[i]); err != nil {
-				return err
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		for s := range ready {
+			for i := range sets[s].pieces {
+				if err := t.writePiece(&sets[s].pieces[i]); err != nil {
+					return err
+				}
 			}
+			free <- s // never blocks: it has room for every set
+		}
+		return nil
+	})
+	for {
+		var s int
+		select {
+		case s = <-free:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		set := &sets[s]
+		if set.order = merge.next(set.order[:0]); len(set.order) == 0 {
+			break
+		}
+		for i := range set.order {
+			set.dest[i] = uint8(pick(t.bounds, rng.NextDouble()))
+		}
+		parallel(len(set.pieces), func(i int) {
+			lo := min(i*sparkChunk, len(set.order))
+			hi := min(lo+sparkChunk, len(set.order))
+			set.pieces[i].gather(runs, set.order[lo:hi], set.dest[lo:hi])
+		})
+		ready <- s // never blocks, as free
+	}
+	close(ready)
+	return g.Wait()
+}
+
+// sparkSet is a stretch of the order: its rows, their splits, and their
+// lines and labels gathered in pieces.
+type sparkSet struct {
+	order  []uint64
+	dest   []uint8
+	pieces []sparkPiece
+}
+
+// newSparkSet returns a set of n pieces, each of sparkChunk rows, into
+// the splits whose bounds are bounds, with room for the lines (of size
+// line) that each split likely draws, so that they are not grown (and
+// copied) again and again.
+func newSparkSet(n int, bounds []float64, line float64) sparkSet {
+	s := sparkSet{order: make([]uint64, 0, n*sparkChunk), dest: make([]uint8, n*sparkChunk), pieces: make([]sparkPiece, n)}
+	for i := range s.pieces {
+		p := &s.pieces[i]
+		p.lines, p.labels = make([][]byte, len(bounds)), make([][]float64, len(bounds))
+		prev := 0.0
+		for k, b := range bounds {
+			rows := int(sparkChunk*(b-prev+0.02)) + 64
+			p.lines[k], p.labels[k] = make([]byte, 0, int(float64(rows)*line)), make([]float64, 0, rows)
+			prev = b
 		}
 	}
-	return nil
+	return s
+}
+
+// lineBytes returns the mean size of the runs' lines.
+func lineBytes(runs []*sparkRun) float64 {
+	bytes, rows := 0, 0
+	for _, r := range runs {
+		bytes, rows = bytes+len(r.lines), rows+len(r.ends)
+	}
+	return float64(bytes) / float64(max(rows, 1))
 }
 
 // sparkChunk is how many rows of the order a goroutine gathers at once.
@@ -470,13 +543,31 @@ func (p *sparkPiece) gather(runs []*sparkRun, order []uint64, dest []uint8) {
 	}
 	for i, key := range order {
 		r, row, k := runs[key>>32], uint32(key), dest[i]
-		start := 0
-		if row > 0 {
-			start = r.ends[row-1]
-		}
-		p.lines[k] = append(p.lines[k], r.lines[start:r.ends[row]]...)
+		p.lines[k] = append(p.lines[k], r.line(row)...)
 		p.labels[k] = append(p.labels[k], r.labels[row])
 	}
+}
+
+// line returns the output line of row.
+func (r *sparkRun) line(row uint32) []byte {
+	end := r.end(row)
+	if row == 0 {
+		return r.lines[:end]
+	}
+	return r.lines[r.end(row-1):end]
+}
+
+// end returns where the line of row ends in lines.
+func (r *sparkRun) end(row uint32) int {
+	end := int(r.ends[row])
+	if len(r.wraps) > 0 {
+		n, found := slices.BinarySearch(r.wraps, row)
+		for found && n < len(r.wraps) && r.wraps[n] == row {
+			n++
+		}
+		end += n << 32
+	}
+	return end
 }
 
 // writePiece writes the lines of p to the parts and adds its labels to

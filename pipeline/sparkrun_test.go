@@ -128,12 +128,27 @@ func sparkRows(seed uint64, n int, wide bool, eol string) []byte {
 	return b.Bytes()
 }
 
+// oneWide returns the rows of data with the length of each a number of
+// its own, in no order.
+func oneWide(data []byte) []byte {
+	lines := strings.SplitAfter(string(data), "\n")
+	perm := rand.New(rand.NewPCG(5, 6)).Perm(len(lines))
+	for i, l := range lines {
+		if f := strings.Split(l, ","); len(f) > 2 {
+			f[1] = fmt.Sprintf("%d.25", perm[i])
+			lines[i] = strings.Join(f, ",")
+		}
+	}
+	return []byte(strings.Join(lines, ""))
+}
+
 // TestSparkRunsSameBytes checks that the Spark mode writes the same parts
 // and reports the same result whether it reads an object in one run or
 // several, and the same as a whole split decoded as one batch: with rows
 // tied in every column, -0.0 beside 0.0, infinities, numbers not in their
-// repr form, ranks wider than a sort key holds, CRLF line ends, a header,
-// gzip, and fewer rows than runs.
+// repr form, ranks wider than a sort key holds, more distinct values in a
+// column than 16 bits number, CRLF line ends, a header, gzip, and fewer
+// rows than runs.
 func TestSparkRunsSameBytes(t *testing.T) {
 	model := sampleModel(t)
 	var gz bytes.Buffer
@@ -147,6 +162,11 @@ func TestSparkRunsSameBytes(t *testing.T) {
 	}{
 		{"ties", "a.csv", sparkRows(1, 70000, false, "\n"), Settings{Seed: 3}}, // more rows than gathered at once
 		{"wide", "a.csv", sparkRows(2, 20000, true, "\n"), Settings{Seed: 4}},
+		// More distinct values in a column than 16-bit ids hold, in one
+		// run and in all.
+		{"wider", "a.csv", sparkRows(10, 100000, true, "\n"), Settings{Seed: 10}},
+		// As many in one column alone: the keys still hold every rank.
+		{"one-wide", "a.csv", oneWide(sparkRows(11, 70000, false, "\n")), Settings{Seed: 11}},
 		{"crlf-header", "a.csv", append([]byte("sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight,rings\r\n"),
 			sparkRows(5, 3000, false, "\r\n")...), Settings{Seed: 5, Header: true}},
 		{"gzip", "a.csv.gz", gz.Bytes(), Settings{Seed: 6}},
@@ -264,14 +284,24 @@ func TestKeyOrderWide(t *testing.T) {
 	type row struct{ run, row int }
 	var all []row
 	for run, n := range []int{300, 1, 0, 250} {
-		r := &sparkRun{ends: make([]int, n), keys: make([]keyColumn, len(widths))}
+		r := &sparkRun{ends: make([]uint32, n), keys: make([]keyColumn, len(widths)), ids: idMatrix{cols: len(widths)}}
+		r.ids.grow(n)
 		for c, w := range widths {
+			k := &r.keys[c]
+			if w < 30 {
+				// A narrow column, ranked as numbered.
+				k.rank = []uint32{0, 1, 2, 3}
+			} else {
+				// A wide one: id i has rank values[i].
+				k.rank, k.wide = values, make([]uint32, n)
+			}
 			for i := range n {
-				v := values[rng.IntN(len(values))]
-				if w < 30 {
-					v = uint32(rng.IntN(1 << w))
+				id := uint32(rng.IntN(len(k.rank)))
+				if k.wide != nil {
+					k.wide[i] = id
+				} else {
+					r.ids.ids[i*r.ids.cols+c] = uint16(id)
 				}
-				r.keys[c].ids = append(r.keys[c].ids, v)
 				if c == 0 {
 					all = append(all, row{run, i})
 				}
@@ -288,10 +318,17 @@ func TestKeyOrderWide(t *testing.T) {
 		sorted[i] = o.keys(i)
 		o.sort(sorted[i], i)
 	}
-	got := o.merge(sorted)
+	// Merged a few rows at a time.
+	m := &keyMerge{o: o, sorted: sorted}
+	var got []uint64
+	for buf := make([]uint64, 0, 7); ; got = append(got, buf...) {
+		if buf = m.next(buf[:0]); len(buf) == 0 {
+			break
+		}
+	}
 	slices.SortFunc(all, func(a, b row) int {
 		for c := range widths {
-			if x := cmp.Compare(runs[a.run].keys[c].ids[a.row], runs[b.run].keys[c].ids[b.row]); x != 0 {
+			if x := cmp.Compare(runs[a.run].rankOf(c, a.row), runs[b.run].rankOf(c, b.row)); x != 0 {
 				return x
 			}
 		}
@@ -303,6 +340,37 @@ func TestKeyOrderWide(t *testing.T) {
 	for i, w := range all {
 		if g := (row{int(got[i] >> 32), int(uint32(got[i]))}); g != w {
 			t.Fatalf("row %d of the order is %v, want %v", i, g, w)
+		}
+	}
+}
+
+// TestRadixSort checks radixSort against a comparison sort of keys that
+// share leading bits, tie in their first 64 or in all 128, and of sizes
+// around those it sorts by comparing alone.
+func TestRadixSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	byBits := func(a, b sparkKey) int { return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo)) }
+	for _, n := range []int{0, 1, 2, 24, 25, 300, 5000} {
+		for _, shape := range []string{"spread", "shared", "hi-ties", "all-ties"} {
+			keys := make([]sparkKey, n)
+			for i := range keys {
+				k := sparkKey{rng.Uint64(), rng.Uint64()}
+				switch shape {
+				case "shared":
+					k.hi = 5<<60 | k.hi>>40
+				case "hi-ties":
+					k.hi = uint64(rng.IntN(3))
+				case "all-ties":
+					k = sparkKey{7, uint64(rng.IntN(4)) << 60}
+				}
+				keys[i] = k
+			}
+			want := slices.Clone(keys)
+			slices.SortFunc(want, byBits)
+			radixSort(keys, byBits)
+			if !slices.Equal(keys, want) {
+				t.Errorf("%d keys, %s: not sorted", n, shape)
+			}
 		}
 	}
 }
