@@ -122,7 +122,7 @@ func (n *NumberStats) addRows(col *array.Float64, rows []int) {
 	}
 	vals := col.Float64Values()
 	for len(rows) > 0 {
-		var buf [256]float64
+		var buf [1024]float64
 		k := min(len(rows), len(buf))
 		for j, r := range rows[:k] {
 			buf[j] = vals[r]
@@ -169,6 +169,11 @@ type accumulator struct {
 	hist   [2][windowBins]uint32 // < maxPendingSquares values between folds
 	hits   int                   // values in the window and out of it
 	misses int
+
+	// lanes hold what countSumLanes counted, when laned, until addValues
+	// adds it to the window's sums.
+	lanes laneSums
+	laned bool
 }
 
 // exponents is the number of biased exponents of finite float64s, 1 to
@@ -195,6 +200,10 @@ func (n *NumberStats) accumulate(k int) *accumulator {
 // to window-1 bits stays below 2^63, and its square below 2^126.
 const window = 11
 
+// windowProbe is how many values setWindow looks at for the greatest
+// exponent.
+const windowProbe = 64
+
 // windowBins is the number of histogram bins of a window.
 const windowBins = window << HistogramBits
 
@@ -220,8 +229,8 @@ func (a *accumulator) addValues(n *NumberStats, vals []float64) {
 	var q sum192
 	counted, missed := 0, 0
 	for len(vals) > 0 {
-		k := a.countWindow(vals)
-		s, q = a.sumWindow(vals[:k], s, q)
+		var k int
+		k, s, q = a.countSum(vals, s, q)
 		counted += k
 		if k == len(vals) {
 			break
@@ -229,6 +238,10 @@ func (a *accumulator) addValues(n *NumberStats, vals []float64) {
 		a.add(n, vals[k])
 		missed++
 		vals = vals[k+1:]
+	}
+	if a.laned {
+		s, q, a.mn, a.mx = a.lanes.reduce(s, q, a.mn, a.mx)
+		a.laned = false
 	}
 	a.addWindow(n, s, q, counted)
 	a.hits += counted
@@ -239,13 +252,23 @@ func (a *accumulator) addValues(n *NumberStats, vals []float64) {
 	}
 }
 
-// setWindow sets the window around the first value of vals with an
-// exponent from 1 to 0x7fe, if there is one.
+// setWindow sets the window for the first value of vals with an exponent
+// from 1 to 0x7fe, if there is one: of its sign, and reaching one
+// exponent above the greatest of that sign among the next values
+// (windowProbe of them), so that the values below, common in a column of
+// decimals such as 0.0019 to 2.97, fall in it too.
 func (a *accumulator) setWindow(vals []float64) bool {
-	for _, v := range vals {
+	for i, v := range vals {
 		b := math.Float64bits(v)
 		if e := int(b>>52) & 0x7ff; e >= 1 && e < 0x7ff {
-			base := min(max(e-window/2, 1), maxBase)
+			top := e
+			for _, w := range vals[i+1 : min(len(vals), i+windowProbe)] {
+				c := math.Float64bits(w)
+				if f := int(c>>52) & 0x7ff; c>>63 == b>>63 && f < 0x7ff {
+					top = max(top, f)
+				}
+			}
+			base := min(max(top+2-window, 1), maxBase)
 			a.wkey = (b>>63<<11 | uint64(base)) << HistogramBits
 			a.mn, a.mx = math.MaxUint64, 0
 			a.hits, a.misses = 0, 0
@@ -257,6 +280,25 @@ func (a *accumulator) setWindow(vals []float64) bool {
 		}
 	}
 	return false
+}
+
+// countSum counts in the window's histogram, and sums, the values from
+// the start of vals while each lies in the window; it returns how many it
+// took. Groups of 8 values go to countSumLanes where it runs on vector
+// units and the window can be scaled; what they leave, to countWindow and
+// sumWindow.
+func (a *accumulator) countSum(vals []float64, s sum128, q sum192) (int, sum128, sum192) {
+	j := 0
+	if haveLanes && a.scale != 0 && len(vals) >= 8 {
+		if !a.laned {
+			a.lanes.reset()
+			a.laned = true
+		}
+		j = countSumLanes(vals, &a.hist, a.wkey, a.scale, &a.lanes)
+	}
+	k := j + a.countWindow(vals[j:])
+	s, q = a.sumWindow(vals[j:k], s, q)
+	return k, s, q
 }
 
 // countWindow counts, in the window's histogram, the values from the

@@ -68,12 +68,13 @@ func adversarial(rng *rand.Rand) map[string][]float64 {
 			name = "negative " + name
 		}
 		add(name, 30000, func(i int) float64 {
-			if i == 0 {
+			if i < windowProbe {
 				return sign
 			}
-			// The window is 2^-5 up to 2^6: from a quarter below to a
-			// quarter above it, its edges included.
-			e := rng.IntN(15) - 7
+			// The window, set by the first values, is 2^-9 up to 2^2:
+			// from three octaves below to two above it, its edges
+			// included.
+			e := rng.IntN(16) - 12
 			switch rng.IntN(8) {
 			case 0:
 				return sign * math.Ldexp(1, e) // an octave's first value

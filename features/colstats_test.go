@@ -332,19 +332,33 @@ func TestColumnStatsRejectsBadJSON(t *testing.T) {
 	}
 }
 
+// BenchmarkColumnStatsAdd adds the sample's rows, with the vector path of
+// the sums and histograms (where the machine has it) and without.
 func BenchmarkColumnStatsAdd(b *testing.B) {
 	mem := memory.NewGoAllocator()
 	spec := abaloneSpec(b)
 	rec := abaloneRecord(b, mem)
 	defer rec.Release()
 	rows := splitRows(int(rec.NumRows()), 0)
-	b.SetBytes(int64(rec.NumRows()) * 8 * int64(len(spec.Numeric)+1))
-	b.ReportAllocs()
-	s := NewColumnStats(spec)
-	for b.Loop() {
-		if err := s.Add(rec, rows); err != nil {
-			b.Fatal(err)
-		}
+	paths := []bool{false}
+	if haveLanes {
+		paths = append(paths, true)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(rec.NumRows()), "ns/row")
+	for _, on := range paths {
+		name := map[bool]string{false: "scalar", true: "vector"}[on]
+		b.Run(name, func(b *testing.B) {
+			saved := haveLanes
+			haveLanes = on
+			defer func() { haveLanes = saved }()
+			b.SetBytes(int64(rec.NumRows()) * 8 * int64(len(spec.Numeric)+1))
+			b.ReportAllocs()
+			s := NewColumnStats(spec)
+			for b.Loop() {
+				if err := s.Add(rec, rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(rec.NumRows()), "ns/row")
+		})
+	}
 }

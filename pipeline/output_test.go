@@ -1,15 +1,21 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
 )
 
 func (m *memStore) Create(ctx context.Context, key string, data []byte) error {
@@ -228,5 +234,93 @@ func TestOutputFolders(t *testing.T) {
 	}
 	if got := OutputFolders([]string{"_shardprep/claim.json", "train/part-00000"}); !slices.Equal(got, []string{""}) {
 		t.Errorf("a listed root that is an output: %q", got)
+	}
+}
+
+// TestPartBufferKeepsItsCapacity writes many batches of text lines to a
+// part as emit does: the buffer never grows past the capacity partBufs
+// hands out, so that it goes back to the pool, and the part holds every
+// line.
+func TestPartBufferKeepsItsCapacity(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	data, err := os.ReadFile("testdata/abalone.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := features.ParseSpec([]byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newMemStore()
+	store.objects["in/a.csv"] = data
+	obj := Object{URL: "in/a.csv", Name: "a.csv", Size: int64(len(data)), Root: "in/"}
+	job, err := NewJob(spec, []Object{obj}, &Settings{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := (&splitTask{job: job, split: job.Splits[0], src: store, mem: mem, ctr: &counters{}}).runFit(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := res.Stats.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := newDecoder(spec, mem, &decodeOptions{Text: true})
+	defer dec.Release()
+	off := int64(0)
+	for line := range bytes.Lines(data) {
+		if fe := dec.Add(bytes.TrimRight(line, "\r\n"), off); fe != nil {
+			t.Fatal(fe)
+		}
+		off += int64(len(line))
+	}
+	rec := dec.Flush()
+	defer rec.Release()
+	out, err := model.Transform(rec, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Release()
+	rows := make([]int, out.NumRows())
+	for i := range rows {
+		rows[i] = i
+	}
+	// emit's chunk of lines is longer than the buffer's slack past
+	// partBuffer: appended whole just below partBuffer, it would grow the
+	// buffer.
+	if n := len(features.AppendRows(nil, out, rows[:min(len(rows), emitChunk)])); n <= partBufs.size-partBuffer {
+		t.Fatalf("a chunk of lines is %d bytes, no more than the slack", n)
+	}
+	p, err := newPartWriter(context.Background(), store, "out/part", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for range 12 { // about 3 MB
+		want = features.AppendRows(want, out, rows)
+		for rs := rows; len(rs) > 0; {
+			n := p.appendRows(out, rs[:min(len(rs), emitChunk)])
+			rs = rs[n:]
+			if cap(p.buf) != partBufs.size {
+				t.Fatalf("the part's buffer grew to %d bytes (its pool's are %d)", cap(p.buf), partBufs.size)
+			}
+			if err := p.flushIfFull(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	part, err := p.close(int64(12 * len(rows)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st memStage
+	if err := json.Unmarshal(part.Staged, &st); err != nil {
+		t.Fatal(err)
+	}
+	st.Size = 0
+	if got := store.stages[st]; !bytes.Equal(got, want) {
+		t.Errorf("the part holds %d bytes, want the %d of the lines", len(got), len(want))
 	}
 }

@@ -51,16 +51,16 @@ const defaultSplitSize = 32 << 20
 const (
 	minAutoSplitSize = 64 << 10
 	maxAutoSplitSize = defaultSplitSize
-	splitsPerSlot    = 4
+	splitsPerSlot    = 2
 )
 
 // SplitSizeFor returns a split size for objects processed slots splits at
 // a time, for a job whose split size is not chosen by its user: about
-// four splits per slot (so that the slots finish each pass close together
-// rather than one running alone through a large last split), rounded up to
-// a whole KiB, at least 64 KiB and at most 32 MiB, and large enough for at
-// most maxSplits splits. Compressed objects, which are never split, do not
-// count.
+// two splits per slot, rounded up to a whole KiB, at least 64 KiB and at
+// most 32 MiB, and large enough for at most maxSplits splits. Compressed
+// objects, which are never split, do not count. A job planned with
+// Settings.Slots takes it as its largest split size: its first and last
+// splits are smaller (planBalanced).
 func SplitSizeFor(objects []Object, slots int) int64 {
 	var total int64
 	for _, o := range objects {
@@ -93,6 +93,11 @@ type Settings struct {
 	OnInvalid Policy    `json:"on_invalid"` // default PolicyError
 	Header    bool      `json:"header"`
 	BatchRows int       `json:"batch_rows"` // rows per Arrow record batch, default 8192
+	// Slots, above 0, plans the splits of the hash mode for that many
+	// tasks at a time, with SplitSize as the largest split size
+	// (planBalanced): for a split size that its user did not choose. 0:
+	// every split is SplitSize bytes.
+	Slots int `json:"slots,omitempty"`
 }
 
 // Check checks the settings' split mode and policy, which NewJob defaults
@@ -165,6 +170,11 @@ func NewJob(spec *features.Spec, objects []Object, s *Settings) (*Job, error) {
 		return nil, tooManySplits(objects, size, n)
 	}
 	j.Splits = planSplits(objects, size)
+	if j.Slots > 0 && j.SplitMode == SplitHash {
+		if b := planBalanced(objects, size, j.Slots); len(b) <= maxSplits {
+			j.Splits = b
+		}
+	}
 	if len(j.Splits) == 0 {
 		var names []string
 		for _, o := range objects {
@@ -273,6 +283,75 @@ func planSplits(objects []Object, splitSize int64) []Split {
 			rem -= splitSize
 		}
 		add(i, off, rem)
+	}
+	return splits
+}
+
+// Split sizes of planBalanced.
+const (
+	// sampleSplitSize bounds the first two splits: the fit of a job that
+	// fits on a sample reads them (sampleSize) before the transform of
+	// any split starts.
+	sampleSplitSize = 4 << 20
+	// tailSplitSize is the least size the last splits shrink to.
+	tailSplitSize = 4 << 20
+)
+
+// planBalanced cuts objects into splits for slots tasks taking the splits
+// in order, each the next one as it ends, so that they start the
+// transform soon and end it together. It is planSplits with sizes that
+// vary, up to size:
+//
+//   - the first two splits are at most sampleSplitSize;
+//   - then, in rounds of slots splits of one size, each split takes half
+//     the bytes left over the slots, at most size: the splits halve
+//     towards the end;
+//   - once what is left is at most two rounds of tailSplitSize (or of
+//     size if smaller), the last round shares it out equally (at most
+//     size and at least 64 KiB a split). When the last split starts, the
+//     other slots are each at most one such split from their end, not a
+//     large one.
+//
+// A split never crosses objects: an object's last split takes its rest
+// when that is at most splitSlop times the size due. A compressed object
+// is one split, and its bytes do not count.
+func planBalanced(objects []Object, size int64, slots int) []Split {
+	slots = max(slots, 1)
+	var left int64
+	for _, o := range objects {
+		if o.Size > 0 && !isCompressed(o) {
+			left += o.Size
+		}
+	}
+	floor := min(size, tailSplitSize)
+	splits := make([]Split, 0, countSplits(objects, size)+int64(2*slots))
+	cut, chunk := 0, size // splits cut so far from splittable objects; the size due
+	for i, o := range objects {
+		if o.Size <= 0 {
+			continue
+		}
+		if isCompressed(o) {
+			splits = append(splits, Split{Index: len(splits), Object: i, Length: o.Size})
+			continue
+		}
+		for off := int64(0); off < o.Size; cut++ {
+			switch {
+			case cut < 2:
+				chunk = min(size, sampleSplitSize)
+			case (cut-2)%slots == 0 && left <= int64(2*slots)*floor:
+				// The last round: what is left, in equal parts.
+				chunk = min(max((left+int64(slots)-1)/int64(slots), minAutoSplitSize), size)
+			case (cut-2)%slots == 0:
+				chunk = min(left/int64(2*slots), size)
+			}
+			n := chunk
+			if rest := o.Size - off; float64(rest)/float64(n) <= splitSlop {
+				n = rest
+			}
+			splits = append(splits, Split{Index: len(splits), Object: i, Offset: off, Length: n})
+			off += n
+			left -= n
+		}
 	}
 	return splits
 }

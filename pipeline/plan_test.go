@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,13 +111,13 @@ func TestSplitSizeFor(t *testing.T) {
 		slots int
 		want  int64
 	}{
-		{one(107004887), 2, 13063 << 10}, // 2M generated rows: 8 splits
+		{one(107004887), 2, 26125 << 10}, // 2M generated rows: 4 splits
 		{one(535025771), 2, 32 << 20},    // 10M rows: capped at 32 MiB
-		{one(1 << 20), 2, 128 << 10},     // small: four splits a slot
+		{one(1 << 20), 2, 256 << 10},     // small: two splits a slot
 		{one(1000), 2, 64 << 10},         // tiny: at least 64 KiB
-		{one(107004887), 0, 26125 << 10}, // no slots counts as one
+		{one(107004887), 0, 32 << 20},    // no slots counts as one
 		{one(4 << 40), 2, 42 << 20},      // huge: no more than maxSplits
-		{[]Object{{Name: "a.gz", Size: 1 << 30}, {Name: "b", Size: 8 << 20}}, 1, 2 << 20}, // gzip is one split whatever the size
+		{[]Object{{Name: "a.gz", Size: 1 << 30}, {Name: "b", Size: 8 << 20}}, 1, 4 << 20}, // gzip is one split whatever the size
 	} {
 		got := SplitSizeFor(c.objs, c.slots)
 		if got != c.want {
@@ -126,7 +127,119 @@ func TestSplitSizeFor(t *testing.T) {
 			t.Errorf("SplitSizeFor(%v, %d) makes %d splits", c.objs, c.slots, n)
 		}
 	}
-	if n := countSplits(one(107004887), SplitSizeFor(one(107004887), 2)); n != 8 {
-		t.Errorf("2M rows at 2 slots: %d splits, want 8", n)
+	if n := countSplits(one(107004887), SplitSizeFor(one(107004887), 2)); n != 4 {
+		t.Errorf("2M rows at 2 slots: %d splits, want 4", n)
+	}
+}
+
+func TestPlanBalanced(t *testing.T) {
+	const mib = 1 << 20
+	objs := []Object{{Name: "a.csv", Size: 100 * mib}}
+	var got []float64
+	for _, s := range planBalanced(objs, SplitSizeFor(objs, 2), 2) {
+		got = append(got, float64(s.Length)/mib)
+	}
+	// Two sample splits; rounds of two splits of half the bytes left over
+	// the slots, capped at the split size (25 MiB); the last 11.5 MiB, at
+	// most two rounds of 4 MiB, in two equal parts.
+	want := []float64{4, 4, 23, 23, 11.5, 11.5, 5.75, 5.75, 5.75, 5.75}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("100 MiB at 2 slots: splits of %v MiB, want %v", got, want)
+	}
+	objs = []Object{
+		{Name: "a.csv", Size: 10 * mib},
+		{Name: "b.csv.gz", Size: 50 * mib},
+		{Name: "empty.csv"},
+		{Name: "c.csv", Size: 3 * mib},
+	}
+	// The gzip object is one split and does not count. After the sample
+	// splits, 5 MiB are left, the last round's: the rest of a (2 MiB) and
+	// c, within the slop.
+	wantSplits := []Split{{0, 0, 0, 4 * mib}, {1, 0, 4 * mib, 4 * mib}, {2, 0, 8 * mib, 2 * mib},
+		{3, 1, 0, 50 * mib}, {4, 3, 0, 3 * mib}}
+	if got := planBalanced(objs, 8*mib, 1); fmt.Sprint(got) != fmt.Sprint(wantSplits) {
+		t.Errorf("got  %v\nwant %v", got, wantSplits)
+	}
+}
+
+// A balanced plan covers each object exactly, in order, with its first
+// two splits at most sampleSplitSize and its last round small: slots that
+// take its splits in order end close together even when one of them
+// starts late (the first tasks of a process run slower), where with
+// splits of equal size one of them may run alone through a whole split.
+func TestPlanBalancedCoversAndBalances(t *testing.T) {
+	const mib = 1 << 20
+	for _, size := range []int64{1000, 300 << 10, 7 * mib, 107004887, 535025771, 5 << 30} {
+		for slots := 1; slots <= 4; slots++ {
+			objs := []Object{{Name: "x", Size: size}}
+			split := SplitSizeFor(objs, slots)
+			sp := planBalanced(objs, split, slots)
+			var off int64
+			for i, s := range sp {
+				if s.Index != i || s.Offset != off || s.Length <= 0 || float64(s.Length) > splitSlop*float64(split)+1 ||
+					i < 2 && s.Length > sampleSplitSize {
+					t.Fatalf("size %d, %d slots: bad split %v in %v", size, slots, s, sp)
+				}
+				off += s.Length
+			}
+			if off != size {
+				t.Fatalf("size %d, %d slots: covers %d", size, slots, off)
+			}
+			if slots == 1 || size < 16*tailSplitSize {
+				continue
+			}
+			limit := int64(tailSplitSize) * 22 / 10 // a last round of two splits, with the slop
+			for _, late := range []int64{0, split / 4, split / 2} {
+				if spread := endSpread(sp, slots, late); spread > limit {
+					t.Errorf("size %d, %d slots, one %d bytes late: the slots end %d bytes apart, more than %d", size, slots, late, spread, limit)
+				}
+			}
+			if late := split / 2; slots == 2 && endSpread(planSplits(objs, split), slots, late) <= limit {
+				t.Errorf("size %d, %d slots: equal splits end close together too: no test", size, slots)
+			}
+		}
+	}
+}
+
+// endSpread is how far apart, in bytes, slots end that take the splits
+// in order, each the next one as it ends, at the same time per byte, the
+// first slot starting late bytes late.
+func endSpread(splits []Split, slots int, late int64) int64 {
+	ends := make([]int64, slots)
+	ends[0] = late
+	for _, s := range splits {
+		first := 0
+		for i := range ends {
+			if ends[i] < ends[first] {
+				first = i
+			}
+		}
+		ends[first] += s.Length
+	}
+	return slices.Max(ends) - slices.Min(ends)
+}
+
+// NewJob plans balanced splits for slots in the hash mode only.
+func TestNewJobBalancesForSlots(t *testing.T) {
+	spec, err := features.ParseSpec([]byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := []Object{{URL: "a", Name: "a.csv", Size: 100 << 20}}
+	for _, c := range []struct {
+		s    Settings
+		want int
+	}{
+		{Settings{SplitSize: 25 << 20, Slots: 2}, 10},
+		{Settings{SplitSize: 25 << 20}, 4},
+		{Settings{SplitSize: 25 << 20, Slots: 2, SplitMode: SplitSpark}, 1},
+	} {
+		j, err := NewJob(spec, objs, &c.s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(j.Splits) != c.want {
+			t.Errorf("%+v: %d splits, want %d", c.s, len(j.Splits), c.want)
+		}
 	}
 }

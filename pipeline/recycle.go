@@ -1,6 +1,10 @@
 package pipeline
 
-import "github.com/apache/arrow/go/v17/arrow/memory"
+import (
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
 
 // recycleLimit bounds the bytes a recycler keeps for reuse.
 const recycleLimit = 16 << 20
@@ -69,11 +73,67 @@ func (r *recycler) Release() {
 }
 
 // recycling returns a copy of t whose batches take their buffers from a
-// recycler over t's allocator, and the function that releases what the
-// recycler keeps, to call once the task's records are all released.
+// recycler over t's allocator, and the function to call once the task's
+// records are all released: it gives the recycler back to t's recyclers,
+// which keep its buffers for the worker's next task, or without them
+// releases what it keeps.
 func (t *splitTask) recycling() (*splitTask, func()) {
-	r := newRecycler(t.mem)
 	c := *t
+	if t.recyclers == nil {
+		r := newRecycler(t.mem)
+		c.mem = r
+		return &c, r.Release
+	}
+	r := t.recyclers.get()
 	c.mem = r
-	return &c, r.Release
+	return &c, func() { t.recyclers.put(r) }
+}
+
+// recyclers keeps the recyclers of a worker's finished tasks for its next
+// ones, at most max of them: a task then starts with the buffers of an
+// earlier one rather than fresh memory, whose first use costs page
+// faults (each new task of a short job would otherwise grow the heap).
+// It is safe for concurrent use.
+type recyclers struct {
+	mem  memory.Allocator
+	max  int
+	mu   sync.Mutex
+	free []*recycler
+}
+
+func newRecyclers(mem memory.Allocator, max int) *recyclers {
+	return &recyclers{mem: mem, max: max}
+}
+
+func (p *recyclers) get() *recycler {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		r := p.free[n-1]
+		p.free = p.free[:n-1]
+		return r
+	}
+	return newRecycler(p.mem)
+}
+
+// put takes back r, whose buffers are all freed to it.
+func (p *recyclers) put(r *recycler) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < p.max {
+		p.free = append(p.free, r)
+		return
+	}
+	r.Release()
+}
+
+// Release releases what every kept recycler keeps, to the allocator
+// below. The recyclers stay usable.
+func (p *recyclers) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.free {
+		r.Release()
+	}
+	p.free = nil
 }

@@ -1,9 +1,14 @@
 package pipeline
 
 import (
+	"bytes"
+	"context"
+	"os"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/shardprep/shardprep/features"
 )
 
 func TestRecyclerReusesAndReleases(t *testing.T) {
@@ -38,4 +43,67 @@ func TestRecyclerReusesAndReleases(t *testing.T) {
 	if r.kept != 0 || len(r.free) != 0 {
 		t.Errorf("after Release: %d bytes kept", r.kept)
 	}
+}
+
+func TestRecyclersLendBuffersToTheNextTask(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	p := newRecyclers(mem, 2)
+	task := &splitTask{mem: mem, recyclers: p}
+	first, release := task.recycling()
+	a := first.mem.Allocate(4096)
+	first.mem.Free(a)
+	release()
+	second, release := task.recycling()
+	if b := second.mem.Allocate(4096); &b[0] != &a[0] {
+		t.Error("the next task did not get the buffer the last one freed")
+	} else {
+		second.mem.Free(b)
+	}
+	// Three tasks at once: the third recycler is one too many to keep.
+	third, release3 := task.recycling()
+	fourth, release4 := task.recycling()
+	for _, tk := range []*splitTask{third, fourth} {
+		tk.mem.Free(tk.mem.Allocate(1000))
+	}
+	release()
+	release3()
+	release4()
+	if len(p.free) != 2 {
+		t.Errorf("keeps %d recyclers, want 2", len(p.free))
+	}
+	if mem.CurrentAlloc() == 0 {
+		t.Error("the kept recyclers keep nothing")
+	}
+	p.Release()
+	if len(p.free) != 0 {
+		t.Errorf("after Release: %d recyclers kept", len(p.free))
+	}
+}
+
+func TestWorkerReleasesWhatItsTasksKept(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	spec, err := features.ParseSpec([]byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("testdata/abalone.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newMemStore()
+	store.objects["in/a.csv"] = bytes.Repeat(data, 4)
+	obj := Object{URL: "in/a.csv", Name: "a.csv", Size: int64(4 * len(data)), Root: "in/"}
+	job, err := NewJob(spec, []Object{obj}, &Settings{Seed: 1, SplitSize: obj.Size / 6, Output: "out/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewRun(job, store, store, &CoordinatorOptions{Workers: 2, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mem.AssertSize(t, 0)
 }

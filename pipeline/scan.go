@@ -101,6 +101,9 @@ type splitTask struct {
 	// computed, if set, is called once the task has done its computing
 	// and only writes out what it made.
 	computed func()
+	// recyclers, if set, lends the task a recycler of an earlier task's
+	// buffers (recycling).
+	recyclers *recyclers
 	// sparkRuns is how many runs the Spark mode reads a text split in
 	// (0: by its size and the cores; below 0: as one batch, as it reads
 	// the splits of other formats).

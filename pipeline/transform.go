@@ -310,7 +310,7 @@ func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
 					return err
 				}
 			} else {
-				w.buf = features.AppendRows(w.buf, out, rows[:n])
+				n = w.appendRows(out, rows[:n])
 			}
 			rows = rows[n:]
 			if err := w.flushIfFull(); err != nil {
@@ -447,6 +447,9 @@ type partWriter struct {
 	enc    rowEncoder
 	n      int64
 	closed bool
+	// rowBytes is the most bytes per row of the text lines appended at
+	// once so far.
+	rowBytes int
 }
 
 // rowEncoder writes transformed rows in an output format other than text
@@ -464,21 +467,42 @@ func newEncoder(f features.OutputFormat, w io.Writer, model *features.Model) (ro
 	return format.NewEncoder(f, w, model.LabelColumn(), model.SlotNames(), nil)
 }
 
-// Write adds p to the part; an encoder writes through it.
+// Write adds p to the part; an encoder writes through it. What does not
+// fit in the buffer's room is written out rather than grow the buffer.
 func (p *partWriter) Write(b []byte) (int, error) {
-	if len(b) >= partBuffer {
-		// As large as the buffer: written as it is, after the buffer.
+	if len(b) >= partBuffer || len(p.buf)+len(b) > cap(p.buf) {
 		if err := p.flush(); err != nil {
 			return 0, err
 		}
-		n, err := p.w.Write(b)
-		p.n += int64(n)
-		return n, err
+		if len(b) >= partBuffer || len(b) > cap(p.buf) {
+			// As large as the buffer: written as it is, after the buffer.
+			n, err := p.w.Write(b)
+			p.n += int64(n)
+			return n, err
+		}
 	}
 	p.buf = append(p.buf, b...)
 	return len(b), p.flushIfFull()
 }
 
+// appendRows appends the text lines of some of rows, at least one, to the
+// buffer and returns how many: as many as fit in its room at twice the
+// widest line length per row seen so far, so that the buffer, which
+// flushIfFull keeps below partBuffer, stays within its capacity (and goes
+// back to partBufs) unless a single line outgrows the slack.
+func (p *partWriter) appendRows(out arrow.Record, rows []int) int {
+	n := len(rows)
+	if p.rowBytes > 0 {
+		n = min(n, max(1, (cap(p.buf)-len(p.buf))/(2*p.rowBytes)))
+	}
+	before := len(p.buf)
+	p.buf = features.AppendRows(p.buf, out, rows[:n])
+	p.rowBytes = max(p.rowBytes, (len(p.buf)-before+n-1)/n)
+	return n
+}
+
+// partBuffer is the size at which a part's buffer is written out; its
+// capacity is partBufs' size, 64 KiB more.
 const partBuffer = 1 << 20
 
 func newPartWriter(ctx context.Context, sink Sink, key, stage string) (*partWriter, error) {

@@ -36,6 +36,10 @@ type Worker struct {
 	log      *slog.Logger
 	instance string
 
+	// recyclers keeps the buffers of finished tasks for the next ones
+	// until Run returns.
+	recyclers *recyclers
+
 	mu      sync.Mutex
 	running map[taskID]context.CancelFunc
 	phase   Phase
@@ -69,6 +73,7 @@ func newWorker(t transport, open func(ctx context.Context, job *Job) (Source, Si
 	if w.opts.CoordinatorTimeout <= 0 {
 		w.opts.CoordinatorTimeout = 60 * time.Second
 	}
+	w.recyclers = newRecyclers(w.opts.Mem, w.opts.Slots)
 	w.log = w.opts.Logger
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -154,6 +159,7 @@ type session struct {
 // the coordinator has not answered for CoordinatorTimeout, or refuses the
 // worker (wrong secret, other protocol version).
 func (w *Worker) Run(ctx context.Context) error {
+	defer w.recyclers.Release()
 	s, err := w.join(ctx)
 	if err != nil {
 		return err
@@ -402,7 +408,7 @@ func (s *session) runTask(ctx context.Context, fit *fitResult, task taskID, comp
 		delete(w.running, task)
 		w.mu.Unlock()
 	}()
-	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, ctr: w.counters(task.Phase), computed: computed}
+	t := &splitTask{job: s.job, fit: fit, split: s.job.Splits[task.Split], src: s.src, mem: w.opts.Mem, recyclers: w.recyclers, ctr: w.counters(task.Phase), computed: computed}
 	var res taskResult
 	var parts []stagedPart
 	var err error

@@ -76,13 +76,17 @@ reportCost() {
   local w1 c1 w0 c0
   w1=$(med "$sp" 2) c1=$(med "$sp" 3) w0=$(med "$off" 2) c0=$(med "$off" 3)
   echo
-  echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); \`run --workers 2\` on 10M rows ($(($(stat -c %s "$f") / 1000000)) MB), medians of $rounds interleaved rounds"
+  echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); \`run --workers 2\` on 10M rows ($(($(stat -L -c %s "$f") / 1000000)) MB), medians of $rounds interleaved rounds"
   echo
   echo "| build | wall | CPU s (user+sys) |"
   echo "|---|---|---|"
   echo "| normal | $w1 s | $c1 |"
   echo "| \`-tags shardprep_nostats\` (no column statistics, no report) | $w0 s | $c0 |"
   awk -v a="$w1" -v b="$w0" -v c="$c1" -v d="$c0" 'BEGIN { printf "| column statistics and report | %+.1f%% | %+.1f%% |\n", (a / b - 1) * 100, (c / d - 1) * 100 }'
+  # Each round's two runs are neighbours in time: the median of their ratios
+  # is less at the mercy of a load that drifts over the rounds.
+  ratios() { awk -v c="$1" 'NR % 2 { x = $c; next } { print (x / $c) * 100 - 100 }' "$res" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  awk -v a="$(ratios 2)" -v c="$(ratios 3)" 'BEGIN { printf "| the same, median of the rounds'"'"' ratios | %+.1f%% | %+.1f%% |\n", a, c }'
 }
 if [ "$cost" = 1 ]; then
   reportCost

@@ -18,7 +18,7 @@ func registerJob(fs *flag.FlagSet, j *roles.Job) {
 	fs.StringVar(&j.Output, "output", "", "output `DIR` or s3://bucket/prefix (default: a new folder under ./shardprep-out)")
 	fs.Var(&j.Seed, "seed", "split seed, a whole `N` (default: chosen at random and recorded in the manifest)")
 	fs.IntVar(&j.Workers, "workers", defaultWorkers(), "splits processed at once by this process, by default one per usable CPU (GOMAXPROCS)")
-	fs.Var(&j.SplitSize, "split-size", "bytes per input split, a `SIZE` such as 1048576, 512KiB or 64MiB (at least 64KiB; default: about 4 splits per worker slot, from 64KiB to 32MiB)")
+	fs.Var(&j.SplitSize, "split-size", "bytes per input split, a `SIZE` such as 1048576, 512KiB or 64MiB (at least 64KiB; default: from the input size and the worker slots: two 4MiB splits first, then splits up to 32MiB that shrink towards the end)")
 	fs.BoolVar(&j.Overwrite, "overwrite", false, "replace an earlier shardprep output: delete what shardprep jobs wrote there (refused if anything else is there)")
 	fs.StringVar(&j.OnInvalid, "on-invalid", "error", "invalid rows: `error` stops the job; skip leaves them out and keeps them under _rejected/")
 	fs.StringVar(&j.Spec, "spec", "", "pipeline spec JSON `FILE` (default: the Abalone job)")

@@ -152,6 +152,7 @@ func prepare(ctx context.Context, cfg *Job, env func(string) string, log *slog.L
 	settings.Output = outRoot
 	if cfg.SplitSize == 0 {
 		settings.SplitSize = pipeline.SplitSizeFor(objs, cfg.splitSlots())
+		settings.Slots = cfg.splitSlots()
 	}
 	job, err := pipeline.NewJob(spec, objs, settings)
 	if err != nil {
