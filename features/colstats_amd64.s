@@ -17,6 +17,18 @@
 	SHRQ $const_histShift, r; \
 	SUBQ R8, r
 
+// COUNT4 counts the four values from off(SI) in the histogram's copies,
+// alternately (BX, R12).
+#define COUNT4(off) \
+	KEY(off, DX); \
+	KEY(off+8, R9); \
+	KEY(off+16, R10); \
+	KEY(off+24, R11); \
+	INCL (BX)(DX*4); \
+	INCL (R12)(R9*4); \
+	INCL (BX)(R10*4); \
+	INCL (R12)(R11*4)
+
 TEXT ·countSumLanes(SB), NOSPLIT, $0-64
 	MOVQ vals_base+0(FP), SI
 	MOVQ vals_len+8(FP), CX
@@ -54,22 +66,8 @@ loop:
 	JNZ       out
 	VPMINUQ   Z0, Z24, Z24
 	VPMAXUQ   Z0, Z25, Z25
-	KEY(0, DX)
-	KEY(8, R9)
-	KEY(16, R10)
-	KEY(24, R11)
-	INCL      (BX)(DX*4)
-	INCL      (R12)(R9*4)
-	INCL      (BX)(R10*4)
-	INCL      (R12)(R11*4)
-	KEY(32, DX)
-	KEY(40, R9)
-	KEY(48, R10)
-	KEY(56, R11)
-	INCL      (BX)(DX*4)
-	INCL      (R12)(R9*4)
-	INCL      (BX)(R10*4)
-	INCL      (R12)(R11*4)
+	COUNT4(0)
+	COUNT4(32)
 
 	VMULPD     Z0, Z31, Z1
 	VCVTTPD2QQ Z1, Z1       // m

@@ -1,10 +1,6 @@
 package pipeline
 
-import (
-	"sync"
-
-	"github.com/apache/arrow/go/v17/arrow/memory"
-)
+import "github.com/apache/arrow/go/v17/arrow/memory"
 
 // recycleLimit bounds the bytes a recycler keeps for reuse.
 const recycleLimit = 16 << 20
@@ -96,44 +92,28 @@ func (t *splitTask) recycling() (*splitTask, func()) {
 // It is safe for concurrent use.
 type recyclers struct {
 	mem  memory.Allocator
-	max  int
-	mu   sync.Mutex
-	free []*recycler
+	kept freeList[*recycler]
 }
 
 func newRecyclers(mem memory.Allocator, max int) *recyclers {
-	return &recyclers{mem: mem, max: max}
+	return &recyclers{mem: mem, kept: freeList[*recycler]{max: max}}
 }
 
 func (p *recyclers) get() *recycler {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.free); n > 0 {
-		r := p.free[n-1]
-		p.free = p.free[:n-1]
-		return r
-	}
-	return newRecycler(p.mem)
+	return p.kept.take(func() *recycler { return newRecycler(p.mem) })
 }
 
 // put takes back r, whose buffers are all freed to it.
 func (p *recyclers) put(r *recycler) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.free) < p.max {
-		p.free = append(p.free, r)
-		return
+	if !p.kept.keep(r) {
+		r.Release()
 	}
-	r.Release()
 }
 
 // Release releases what every kept recycler keeps, to the allocator
 // below. The recyclers stay usable.
 func (p *recyclers) Release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.free {
+	for _, r := range p.kept.drain() {
 		r.Release()
 	}
-	p.free = nil
 }

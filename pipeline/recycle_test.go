@@ -69,15 +69,15 @@ func TestRecyclersLendBuffersToTheNextTask(t *testing.T) {
 	release()
 	release3()
 	release4()
-	if len(p.free) != 2 {
-		t.Errorf("keeps %d recyclers, want 2", len(p.free))
+	if len(p.kept.free) != 2 {
+		t.Errorf("keeps %d recyclers, want 2", len(p.kept.free))
 	}
 	if mem.CurrentAlloc() == 0 {
 		t.Error("the kept recyclers keep nothing")
 	}
 	p.Release()
-	if len(p.free) != 0 {
-		t.Errorf("after Release: %d recyclers kept", len(p.free))
+	if len(p.kept.free) != 0 {
+		t.Errorf("after Release: %d recyclers kept", len(p.kept.free))
 	}
 }
 
