@@ -156,6 +156,10 @@ type accumulator struct {
 	sum    [exponents][2]uint64 // lo, hi of a two's complement int128
 	sq     [exponents][2]uint64 // lo, hi of a uint128
 	pendSq int                  // squares added since the last fold; each < 2^106
+	// from, to bound the exponent indices of sum and sq written since
+	// the last fold (none when to is 0), which fold reads and clears: a
+	// column's values span a few exponents of the 2046.
+	from, to int
 
 	// wkey is the histogram key, sign bit included, of the window's
 	// first bin; 0 while there is no window. Bin k of hist counts the
@@ -408,6 +412,7 @@ func (a *accumulator) addWindow(n *NumberStats, s sum128, q sum192, count int) {
 	lo, hi := math.Float64frombits(a.mn), math.Float64frombits(a.mx)
 	base := int(a.wkey>>HistogramBits) & 0x7ff
 	sum := &a.sum[base-1]
+	a.used(base - 1)
 	var c uint64
 	if a.wkey>>(11+HistogramBits) != 0 { // negative: the least bits are the greatest value
 		lo, hi = hi, lo
@@ -447,6 +452,7 @@ func (n *NumberStats) flushWindow() {
 // below 2^128 by maxPendingSquares.)
 func (a *accumulator) addSquares(i int, hi, lo uint64) {
 	for {
+		a.used(i)
 		q := &a.sq[i]
 		var c uint64
 		q[0], c = bits.Add64(q[0], lo, 0)
@@ -488,6 +494,7 @@ func (a *accumulator) add(n *NumberStats, v float64) {
 		m |= 1 << 52
 	}
 	i := e - 1
+	a.used(i)
 	s := &a.sum[i]
 	if b>>63 != 0 {
 		n.neg.add(key)
@@ -513,7 +520,7 @@ func (n *NumberStats) fold() {
 	n.flushWindow()
 	a.hits, a.misses = 0, 0
 	var t big.Int
-	for i := range a.sum {
+	for i := a.from; i < a.to; i++ {
 		s, q := &a.sum[i], &a.sq[i]
 		if s[0]|s[1] != 0 {
 			n.sum.Add(n.sum, t.Lsh(int128(s[1], s[0]), uint(i)))
@@ -523,7 +530,16 @@ func (n *NumberStats) fold() {
 		}
 		*s, *q = [2]uint64{}, [2]uint64{}
 	}
-	a.pendSq = 0
+	a.pendSq, a.from, a.to = 0, 0, 0
+}
+
+// used notes that exponent index i of sum or sq is written.
+func (a *accumulator) used(i int) {
+	if a.to == 0 {
+		a.from, a.to = i, i+1
+		return
+	}
+	a.from, a.to = min(a.from, i), max(a.to, i+1)
 }
 
 func uint128(hi, lo uint64) *big.Int {

@@ -185,3 +185,23 @@ func TestColumnStatsJSONInfinities(t *testing.T) {
 		}
 	}
 }
+
+// TestColumnStatsFoldClearsAll: fold reads only the exponents written
+// since the last one; whichever path wrote them, it leaves every sum of
+// the accumulator zero.
+func TestColumnStatsFoldClearsAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for name, vals := range adversarial(rng) {
+		for path, n := range map[string]*NumberStats{"fast": fastStats(rng, vals), "one by one": slowStats(vals)} {
+			n.fold()
+			if n.acc == nil {
+				continue
+			}
+			for i := range n.acc.sum {
+				if n.acc.sum[i] != [2]uint64{} || n.acc.sq[i] != [2]uint64{} {
+					t.Fatalf("%s, %s: exponent index %d holds a sum after the fold", name, path, i)
+				}
+			}
+		}
+	}
+}
