@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/bits"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -180,6 +181,40 @@ type accumulator struct {
 	laned bool
 }
 
+// spareAccumulators keeps the accumulators of merged stats, empty, for
+// new ones: a task's stats would otherwise take their 76 KB each from
+// fresh memory.
+var spareAccumulators = &accumulators{max: 64}
+
+// accumulators is a free list of empty accumulators, safe for
+// concurrent use.
+type accumulators struct {
+	mu   sync.Mutex
+	max  int
+	free []*accumulator
+}
+
+func (l *accumulators) take() *accumulator {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		a := l.free[n-1]
+		l.free = l.free[:n-1]
+		return a
+	}
+	return new(accumulator)
+}
+
+// keep takes back a, folded: its sums and histogram are zero.
+func (l *accumulators) keep(a *accumulator) {
+	a.wkey, a.scale, a.mn, a.mx = 0, 0, 0, 0
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < l.max {
+		l.free = append(l.free, a)
+	}
+}
+
 // exponents is the number of biased exponents of finite float64s, 1 to
 // 2046 (subnormals count as exponent 1).
 const exponents = 2046
@@ -190,7 +225,7 @@ const maxPendingSquares = 1 << 21
 // accumulate returns n's accumulator, ready for another k values.
 func (n *NumberStats) accumulate(k int) *accumulator {
 	if n.acc == nil {
-		n.acc = new(accumulator)
+		n.acc = spareAccumulators.take()
 	}
 	if n.acc.pendSq+k > maxPendingSquares {
 		n.fold()
@@ -639,6 +674,10 @@ func (s *ColumnStats) clone() *ColumnStats {
 func (n *NumberStats) merge(o *NumberStats) {
 	n.fold()
 	o.fold()
+	if o.acc != nil {
+		spareAccumulators.keep(o.acc)
+		o.acc = nil
+	}
 	n.count += o.count
 	n.missing += o.missing
 	n.posInf += o.posInf

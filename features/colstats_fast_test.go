@@ -3,6 +3,7 @@ package features
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -202,6 +203,28 @@ func TestColumnStatsFoldClearsAll(t *testing.T) {
 					t.Fatalf("%s, %s: exponent index %d holds a sum after the fold", name, path, i)
 				}
 			}
+		}
+	}
+}
+
+// TestColumnStatsReusedAccumulator: merged stats give their accumulator
+// back, and new stats that take it start empty, whatever window and sums
+// it held: their stats are those of stats added one by one.
+func TestColumnStatsReusedAccumulator(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	streams := adversarial(rng)
+	names := slices.Sorted(maps.Keys(streams))
+	for i, name := range names {
+		var into NumberStats
+		into.init()
+		from := fastStats(rng, streams[name])
+		into.merge(from)
+		if from.acc != nil {
+			t.Fatalf("%s: merged stats kept their accumulator", name)
+		}
+		next := streams[names[(i+1)%len(names)]]
+		if got, want := summaryJSON(t, fastStats(rng, next)), summaryJSON(t, slowStats(next)); !bytes.Equal(got, want) {
+			t.Errorf("after %s, %s: stats\n%s\nwant\n%s", name, names[(i+1)%len(names)], got, want)
 		}
 	}
 }
