@@ -20,10 +20,12 @@ type recycler struct {
 	mem  memory.Allocator
 	free map[int][][]byte // by length
 	kept int
+	// reused holds the sizes handed out again since the last trim.
+	reused map[int]bool
 }
 
 func newRecycler(mem memory.Allocator) *recycler {
-	return &recycler{mem: mem, free: map[int][][]byte{}}
+	return &recycler{mem: mem, free: map[int][][]byte{}, reused: map[int]bool{}}
 }
 
 func (r *recycler) Allocate(size int) []byte {
@@ -31,10 +33,29 @@ func (r *recycler) Allocate(size int) []byte {
 		b := bufs[len(bufs)-1]
 		r.free[size] = bufs[:len(bufs)-1]
 		r.kept -= size
+		r.reused[size] = true
 		clear(b)
 		return b
 	}
 	return r.mem.Allocate(size)
+}
+
+// trim frees the kept buffers of the sizes not handed out again since the
+// last trim: those a task's batches asked for once (its last, shorter
+// batch's), which a recycler lent from task to task would otherwise keep
+// up to recycleLimit.
+func (r *recycler) trim() {
+	for size, bufs := range r.free {
+		if r.reused[size] {
+			continue
+		}
+		for _, b := range bufs {
+			r.mem.Free(b)
+			r.kept -= len(b)
+		}
+		delete(r.free, size)
+	}
+	clear(r.reused)
 }
 
 func (r *recycler) Reallocate(size int, b []byte) []byte {
@@ -103,8 +124,10 @@ func (p *recyclers) get() *recycler {
 	return p.kept.take(func() *recycler { return newRecycler(p.mem) })
 }
 
-// put takes back r, whose buffers are all freed to it.
+// put takes back r, whose buffers are all freed to it, trimmed to the
+// sizes its task reused.
 func (p *recyclers) put(r *recycler) {
+	r.trim()
 	if !p.kept.keep(r) {
 		r.Release()
 	}

@@ -53,7 +53,16 @@ func TestRecyclersLendBuffersToTheNextTask(t *testing.T) {
 	first, release := task.recycling()
 	a := first.mem.Allocate(4096)
 	first.mem.Free(a)
+	// Two batches ask for 4096 bytes, the last, shorter one for 512 once:
+	// lent, the recycler keeps the buffer its batches reused, not that one.
+	a = first.mem.Allocate(4096)
+	once := first.mem.Allocate(512)
+	first.mem.Free(a)
+	first.mem.Free(once)
 	release()
+	if got := mem.CurrentAlloc(); got != 4096 {
+		t.Errorf("the lent recycler keeps %d bytes, want the 4096 its batches reused", got)
+	}
 	second, release := task.recycling()
 	if b := second.mem.Allocate(4096); &b[0] != &a[0] {
 		t.Error("the next task did not get the buffer the last one freed")
