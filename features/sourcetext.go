@@ -1,7 +1,7 @@
 package features
 
 import (
-	"fmt"
+	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -32,7 +32,7 @@ const LineColumn = "__line"
 func TextColumn(name string) string { return name + ".__text" }
 
 // FeatureSlot names slot j of the features vector, for TextColumn.
-func FeatureSlot(j int) string { return fmt.Sprintf("%s[%d]", FeaturesField, j) }
+func FeatureSlot(j int) string { return FeaturesField + "[" + strconv.Itoa(j) + "]" }
 
 // Span packs the place of a number's text in its line: the text is
 // line[start:start+n], 1 <= n <= MaxSpanLen, and integral means it has no

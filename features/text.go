@@ -101,9 +101,23 @@ func appendPyFloatStrconv(dst []byte, v float64) []byte {
 // else is a programming error and panics. AppendRows allocates only when
 // dst has to grow.
 func AppendRows(dst []byte, rec arrow.Record, rows []int) []byte {
-	t := textOf(rec)
+	return TextOf(rec).AppendRows(dst, rows)
+}
+
+// Text writes the text lines of one transformed record, as AppendRows
+// does: made once (TextOf), it finds the record's columns once for any
+// number of calls, such as one per output of a batch's rows.
+type Text struct{ t text }
+
+// TextOf returns the Text of rec, which must be a record returned by
+// Model.Transform (or have its OutputSchema).
+func TextOf(rec arrow.Record) *Text { return &Text{textOf(rec)} }
+
+// AppendRows appends the lines of rows, in that order, to dst; see the
+// function AppendRows.
+func (x *Text) AppendRows(dst []byte, rows []int) []byte {
 	for _, r := range rows {
-		dst = t.appendLine(dst, r)
+		dst = x.t.appendLine(dst, r)
 	}
 	return dst
 }

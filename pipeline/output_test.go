@@ -301,7 +301,7 @@ func TestPartBufferKeepsItsCapacity(t *testing.T) {
 	for range 12 { // about 3 MB
 		want = features.AppendRows(want, out, rows)
 		for rs := rows; len(rs) > 0; {
-			n := p.appendRows(out, rs[:min(len(rs), emitChunk)])
+			n := p.appendRows(features.TextOf(out), rs[:min(len(rs), emitChunk)])
 			rs = rs[n:]
 			if cap(p.buf) != partBufs.size {
 				t.Fatalf("the part's buffer grew to %d bytes (its pool's are %d)", cap(p.buf), partBufs.size)

@@ -300,7 +300,11 @@ func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
 	if err := t.addColumns(rec); err != nil {
 		return err
 	}
+	var text *features.Text // the lines of out, for the text parts
 	for i, w := range t.outs {
+		if w.enc == nil && text == nil {
+			text = features.TextOf(out)
+		}
 		// In chunks, so that the part's buffer stays near its size for a
 		// batch of any length (the Spark mode's is the whole split).
 		for rows := t.rows[i]; len(rows) > 0; {
@@ -310,7 +314,7 @@ func (t *transformTask) emit(rec, out arrow.Record, order []int) error {
 					return err
 				}
 			} else {
-				n = w.appendRows(out, rows[:n])
+				n = w.appendRows(text, rows[:n])
 			}
 			rows = rows[n:]
 			if err := w.flushIfFull(); err != nil {
@@ -490,13 +494,13 @@ func (p *partWriter) Write(b []byte) (int, error) {
 // widest line length per row seen so far, so that the buffer, which
 // flushIfFull keeps below partBuffer, stays within its capacity (and goes
 // back to partBufs) unless a single line outgrows the slack.
-func (p *partWriter) appendRows(out arrow.Record, rows []int) int {
+func (p *partWriter) appendRows(text *features.Text, rows []int) int {
 	n := len(rows)
 	if p.rowBytes > 0 {
 		n = min(n, max(1, (cap(p.buf)-len(p.buf))/(2*p.rowBytes)))
 	}
 	before := len(p.buf)
-	p.buf = features.AppendRows(p.buf, out, rows[:n])
+	p.buf = text.AppendRows(p.buf, rows[:n])
 	p.rowBytes = max(p.rowBytes, (len(p.buf)-before+n-1)/n)
 	return n
 }
