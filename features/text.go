@@ -191,7 +191,7 @@ func textOf(rec arrow.Record) text {
 	return t
 }
 
-func (t text) appendLine(dst []byte, r int) []byte {
+func (t *text) appendLine(dst []byte, r int) []byte {
 	start, end := t.list.ValueOffsets(r)
 	if t.lines != nil {
 		return t.appendLineText(dst, r, t.values[start:end])
@@ -205,7 +205,7 @@ func (t text) appendLine(dst []byte, r int) []byte {
 
 // appendLineText is appendLine for a record with source text: a value
 // with a span is copied from the row's line.
-func (t text) appendLineText(dst []byte, r int, values []float64) []byte {
+func (t *text) appendLineText(dst []byte, r int, values []float64) []byte {
 	data, base := t.lineData, int(t.lineStart[r]-t.lineStart[0])
 	dst = slices.Grow(dst, 24*(len(values)+1)) // appendSpan's room, for most lines
 	if s := t.spans[0]; s != nil && s[r] != 0 {
@@ -235,7 +235,7 @@ func (t text) appendLineText(dst []byte, r int, values []float64) []byte {
 // all have a span without ".0" to add and lie side by side in the line at
 // data[base:], one comma apart, as the slots' output writes them: one copy
 // instead of one per value. ok is false, and dst unchanged, otherwise.
-func (t text) appendRun(dst, data []byte, base, r, j, k int) (out []byte, ok bool) {
+func (t *text) appendRun(dst, data []byte, base, r, j, k int) (out []byte, ok bool) {
 	first := t.spans[1+j][r]
 	if first == 0 {
 		return dst, false
