@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -118,29 +117,42 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.put(ctx, ModelKey, append(modelJSON, '\n')); err != nil {
-		return nil, err
+	// The model, the feature names, the manifest and the report are
+	// objects of their own: written at once, while the manifest and the
+	// report are encoded, and all before the markers.
+	g, gctx := errgroup.WithContext(ctx)
+	put := func(key string, data []byte) {
+		g.Go(func() error { return c.put(gctx, key, data) })
 	}
-	if err := c.putFeatures(ctx, m.Model); err != nil {
-		return nil, err
-	}
+	put(ModelKey, append(modelJSON, '\n'))
+	g.Go(func() error { return c.putFeatures(gctx, m.Model) })
 	m.Finished = c.opts.Now()
 	m.Timings.CommitMS = m.Finished.Sub(start).Milliseconds()
 	m.Timings.TotalMS = m.Finished.Sub(m.Started).Milliseconds()
 	manJSON, err := json.MarshalIndent(m, "", "  ")
+	if err == nil {
+		put(ManifestKey, append(manJSON, '\n'))
+		var report []byte
+		// After the manifest's encoding, which settles the column
+		// statistics that the report reads too.
+		if report, err = renderReport(m); err == nil && report != nil {
+			put(ReportKey, report)
+		}
+	}
+	// Every write has ended before an error returns: the cleanup of a
+	// failed commit removes what they wrote.
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := c.put(ctx, ManifestKey, append(manJSON, '\n')); err != nil {
-		return nil, err
-	}
-	if err := c.putReport(ctx, m); err != nil {
-		return nil, err
-	}
+	g, gctx = errgroup.WithContext(ctx)
 	for _, name := range splitNames(c.job.Spec) {
-		if err := c.put(ctx, name+"/"+SuccessName, nil); err != nil {
-			return nil, err
-		}
+		put(name+"/"+SuccessName, nil)
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	c.log.Info("job committed", "output", c.job.Output)
 	return m, nil
@@ -155,13 +167,12 @@ func (c *Coordinator) publish(ctx context.Context, parts []stagedPart) error {
 	if want := c.expectedParts(); len(parts) != want {
 		return fmt.Errorf("%d parts staged, the job has %d", len(parts), want)
 	}
-	var mu sync.Mutex
 	err := forEachPart(ctx, parts, func(ctx context.Context, p stagedPart) error {
 		// Recorded first: a publication whose answer was lost may
 		// still have happened.
-		mu.Lock()
+		c.writtenMu.Lock()
 		c.written = append(c.written, p.Key)
-		mu.Unlock()
+		c.writtenMu.Unlock()
 		if err := c.sink.Publish(ctx, p.Staged); err != nil {
 			return fmt.Errorf("publishing %s: %w", p.Key, err)
 		}
@@ -232,7 +243,9 @@ func (c *Coordinator) putFeatures(ctx context.Context, model *features.Model) er
 
 // put writes one small object of the commit.
 func (c *Coordinator) put(ctx context.Context, key string, data []byte) error {
+	c.writtenMu.Lock()
 	c.written = append(c.written, key)
+	c.writtenMu.Unlock()
 	return putObject(ctx, c.sink, key, data)
 }
 

@@ -147,9 +147,11 @@ type Coordinator struct {
 	results     []taskResult
 	workers     map[string]*workerState
 	reassigned  []reassignment
-	// written are the keys the commit wrote or began to, in order: what
-	// the cleanup of a failed commit removes. Only the goroutine of Run
-	// that commits and cleans up uses it.
+	// written are the keys the commit wrote or began to: what the
+	// cleanup of a failed commit removes, last first. The commit's
+	// writers append to it, under writtenMu, and the goroutine of Run
+	// cleans up after they have ended.
+	writtenMu  sync.Mutex
 	written    []string
 	changed    chan struct{} // closed and replaced on every change
 	failed     chan struct{} // closed when the job fails

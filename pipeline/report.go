@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bytes"
-	"context"
 	_ "embed"
 	"fmt"
 	"html/template"
@@ -65,16 +64,17 @@ func writeReport(w io.Writer, m *Manifest, failure string) error {
 	return reportTmpl().Execute(w, newReportView(m, failure))
 }
 
-// putReport writes the report of a committing job to its output.
-func (c *Coordinator) putReport(ctx context.Context, m *Manifest) error {
+// renderReport returns the report of a committing job, or nil in a
+// build without column statistics.
+func renderReport(m *Manifest) ([]byte, error) {
 	if !columnStats {
-		return nil
+		return nil, nil
 	}
 	var b bytes.Buffer
 	if err := writeReport(&b, m, ""); err != nil {
-		return fmt.Errorf("report: %w", err)
+		return nil, fmt.Errorf("report: %w", err)
 	}
-	return c.put(ctx, ReportKey, b.Bytes())
+	return b.Bytes(), nil
 }
 
 type reportView struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -302,6 +303,33 @@ func TestFailingSinkLeavesNothing(t *testing.T) {
 		if !strings.HasPrefix(k, "in/") {
 			t.Errorf("failed run left %s", k)
 		}
+	}
+}
+
+// TestFailingCommitLeavesNothing: when one of the commit's own objects
+// cannot be written, the objects written beside it are removed too, and
+// no marker is written.
+func TestFailingCommitLeavesNothing(t *testing.T) {
+	for _, key := range []string{ModelKey, ManifestKey, ReportKey} {
+		t.Run(path.Base(key), func(t *testing.T) {
+			store := newMemStore()
+			job := abaloneJob(t, store, &Settings{Seed: 5, SplitSize: 20000})
+			store.onWrite = func(k string) error {
+				if strings.Contains(k, path.Base(key)) {
+					return errors.New("disk on fire")
+				}
+				return nil
+			}
+			_, err := Run(context.Background(), job, store, store, &CoordinatorOptions{Workers: 2})
+			if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+				t.Fatalf("failing commit: %v", err)
+			}
+			for _, k := range store.keys() {
+				if !strings.HasPrefix(k, "in/") {
+					t.Errorf("failed commit left %s", k)
+				}
+			}
+		})
 	}
 }
 
