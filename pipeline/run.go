@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,8 +41,23 @@ func (c *Coordinator) Run(ctx context.Context) (*Manifest, error) {
 	defer stopWork()
 	for _, w := range c.own {
 		// The outcome of the job is the coordinator's to report, not
-		// its workers'.
-		g.Go(func() error { w.Run(workCtx); return nil })
+		// its workers'. But a worker of this process that stops on its
+		// own (its report was malformed, say) would leave its tasks to
+		// no one: the job fails with its reason rather than wait.
+		g.Go(func() error {
+			if err := w.Run(workCtx); err != nil && workCtx.Err() == nil && !errors.Is(err, ErrJobFailed) {
+				c.mu.Lock()
+				c.fail(fmt.Errorf("the worker in this process stopped: %w", err))
+				// Its tasks ended with it: nothing to drain.
+				for _, ws := range c.workers {
+					if ws.instance == w.instance {
+						ws.gone, ws.tasks = true, map[taskID]bool{}
+					}
+				}
+				c.mu.Unlock()
+			}
+			return nil
+		})
 	}
 	g.Go(func() error {
 		// Stop local work at once when the job fails, so the cleanup

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
@@ -330,6 +331,41 @@ func TestFailingCommitLeavesNothing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// refusingTransport answers every report of its worker as the
+// coordinator answers a malformed one.
+type refusingTransport struct{ transport }
+
+func (refusingTransport) report(context.Context, *reportRequest) (*reportResponse, error) {
+	return nil, &protocolError{Msg: "malformed report"}
+}
+
+// TestStoppedOwnWorkerFailsTheRun: when the only worker of a run stops on
+// its own, the run fails at once with its reason and leaves nothing,
+// rather than wait for a worker that cannot come.
+func TestStoppedOwnWorkerFailsTheRun(t *testing.T) {
+	store := newMemStore()
+	job := abaloneJob(t, store, &Settings{Seed: 5, SplitSize: 20000})
+	c, err := NewRun(job, store, store, &CoordinatorOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.own[0].t = refusingTransport{c.own[0].t}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = c.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "the worker in this process stopped") || !strings.Contains(err.Error(), "malformed report") {
+		t.Fatalf("run with a stopped worker: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the run waited for its deadline")
+	}
+	for _, k := range store.keys() {
+		if !strings.HasPrefix(k, "in/") {
+			t.Errorf("failed run left %s", k)
+		}
 	}
 }
 
