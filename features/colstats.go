@@ -473,12 +473,19 @@ func (n *NumberStats) flushWindow() {
 	if a.wkey>>(11+HistogramBits) != 0 {
 		h = &n.neg
 	}
+	if a.mn > a.mx {
+		return // nothing counted since the window was set
+	}
+	// The bins written lie between those of the least and the greatest
+	// bits seen, often a few exponents of the window's eleven.
+	first, last := int(a.mn>>histShift-a.wkey), int(a.mx>>histShift-a.wkey)
 	key := int(a.wkey & (1<<(11+HistogramBits) - 1))
-	for i := range windowBins {
-		if c := a.hist[0][i] + a.hist[1][i]; c != 0 {
-			h.grow(key+i, int64(c))
-			a.hist[0][i], a.hist[1][i] = 0, 0
-		}
+	h.grow(key+first, 0)
+	h.grow(key+last, 0)
+	n0, h0, h1 := h.n[key+first-h.lo:key+last+1-h.lo], a.hist[0][first:last+1], a.hist[1][first:last+1]
+	for i := range n0 {
+		n0[i] += int64(h0[i] + h1[i])
+		h0[i], h1[i] = 0, 0
 	}
 }
 
