@@ -279,6 +279,10 @@ func growOffsets(mem memory.Allocator, c *colBuf, rows, old int) []int32 {
 	return v
 }
 
+// firstBatchLines bounds the lines buffer that a task's first batch starts
+// with.
+const firstBatchLines = 4 << 20
+
 // appendVar appends p to the variable-length column of data and offs
 // (values offv) as the value of row n. It reports false, appending
 // nothing, when the column would pass the 2 GiB that int32 offsets reach.
@@ -289,8 +293,16 @@ func (d *decoder) appendVar(data *colBuf, offv []int32, p []byte) bool {
 	}
 	if end+len(p) > len(data.raw) {
 		size := max(2*len(data.raw), end+len(p), data.want, 64<<10)
-		if data == &d.lines && d.bytes > 0 && d.bytes < math.MaxInt32 {
+		switch {
+		case data != &d.lines:
+		case d.bytes > 0 && d.bytes < math.MaxInt32:
 			size = max(size, int(d.bytes)+len(p)) // the split's lines, and the last one's end
+		case data.want == 0 && end == 0 && d.hint > 0:
+			// A task's first batch: room for the hinted rows at an
+			// eighth more than the first line, rather than doubling
+			// from 64 KiB (each time a copy, and fresh memory); a long
+			// first line does not make it larger than firstBatchLines.
+			size = max(size, min(d.hint*(len(p)+1)*9/8, firstBatchLines))
 		}
 		data.reserve(d.mem, size)
 	}

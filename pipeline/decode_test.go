@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -348,6 +349,69 @@ func BenchmarkDecoder(b *testing.B) {
 			dec.Flush().Release()
 			dec.Release()
 			mem.AssertSize(b, 0)
+		})
+	}
+}
+
+// sizeLog is an allocator that notes the size of every allocation.
+type sizeLog struct {
+	memory.Allocator
+	sizes []int
+}
+
+func (a *sizeLog) Allocate(n int) []byte {
+	a.sizes = append(a.sizes, n)
+	return a.Allocator.Allocate(n)
+}
+
+func (a *sizeLog) Reallocate(n int, b []byte) []byte {
+	a.sizes = append(a.sizes, n)
+	return a.Allocator.Reallocate(n, b)
+}
+
+// TestDecoderFirstBatchLines: a batch's lines buffer starts large enough
+// for the hinted rows at about the first line's length, rather than
+// doubling from 64 KiB, and no larger than firstBatchLines for a long
+// first line.
+func TestDecoderFirstBatchLines(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		first     string
+		most, max int // the largest allocation, at least and at most
+	}{
+		{"short lines", "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15", 256 << 10, 512 << 10},
+		{"a long first line", "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15" + strings.Repeat(" ", 1<<10), firstBatchLines, firstBatchLines},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := &sizeLog{Allocator: newChecked(t)}
+			dec := newDecoder(abaloneSpec(), mem, &decodeOptions{Text: true, Rows: 8192})
+			defer dec.Release()
+			line := "F,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9"
+			if err := dec.Add([]byte(tc.first), 0); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < 8192; i++ {
+				if err := dec.Add([]byte(line), int64(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec := dec.Flush()
+			defer rec.Release()
+			if top := slices.Max(mem.sizes); top < tc.most || top > tc.max {
+				t.Errorf("largest allocation %d bytes, want %d to %d", top, tc.most, tc.max)
+			}
+			// Every column but the lines takes 64 KiB or less (8192
+			// numbers, spans, offsets); the lines take one allocation,
+			// not a chain of doublings.
+			large := 0
+			for _, n := range mem.sizes {
+				if n > 64<<10 {
+					large++
+				}
+			}
+			if large != 1 {
+				t.Errorf("%d allocations over 64 KiB (%v), want one, the lines'", large, mem.sizes)
+			}
 		})
 	}
 }
