@@ -53,15 +53,20 @@ reportCost() {
   go build -o "$sp" ./cmd/shardprep
   go build -tags shardprep_nostats -o "$off" ./cmd/shardprep
   [ -s "$f" ] || "$sp" gen --rows 10000000 --seed 1 --out "$f"
-  local r b out="$work/out" res="$work/cost" h want=""
+  local r b order out="$work/out" res="$work/cost" h want=""
   : >"$res"
   for ((r = 1; r <= rounds; r++)); do
-    for b in "$sp" "$off"; do
+    # Each build goes first in every other round, so that what the
+    # first run of a round meets (the last one's output still being
+    # written back, say) falls on both alike.
+    order=("$sp" "$off")
+    [ $((r % 2)) = 0 ] && order=("$off" "$sp")
+    for b in "${order[@]}"; do
       rm -rf "$out"
       /usr/bin/time -f '%e %U %S' -o "$work/time" "$b" run --workers 2 --seed 1 --quiet --input "$f" --output "$out" \
         >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; exit 1; }
       read -r wall user sys <"$work/time"
-      echo "$b $wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')" >>"$res"
+      echo "$b $wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }') $r" >>"$res"
       echo "round $r: $(basename "$b"): ${wall}s" >&2
       if [ "$r" = 1 ]; then
         # The parts are the same bytes; only the manifest and the report differ.
@@ -85,7 +90,7 @@ reportCost() {
   awk -v a="$w1" -v b="$w0" -v c="$c1" -v d="$c0" 'BEGIN { printf "| column statistics and report | %+.1f%% | %+.1f%% |\n", (a / b - 1) * 100, (c / d - 1) * 100 }'
   # Each round's two runs are neighbours in time: the median of their ratios
   # is less at the mercy of a load that drifts over the rounds.
-  ratios() { awk -v c="$1" 'NR % 2 { x = $c; next } { print (x / $c) * 100 - 100 }' "$res" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  ratios() { awk -v c="$1" -v sp="$sp" '$1 == sp { a[$4] = $c; next } { b[$4] = $c } END { for (r in a) print (a[r] / b[r]) * 100 - 100 }' "$res" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
   awk -v a="$(ratios 2)" -v c="$(ratios 3)" 'BEGIN { printf "| the same, median of the rounds'"'"' ratios | %+.1f%% | %+.1f%% |\n", a, c }'
 }
 if [ "$cost" = 1 ]; then
