@@ -673,7 +673,8 @@ func TestWorkerGivesUpOnSilentCoordinator(t *testing.T) {
 func TestClusterOverHTTP(t *testing.T) {
 	ref := newMemStore()
 	job := abaloneJob(t, ref, &Settings{Seed: 9, SplitSize: 15000})
-	if _, err := Run(context.Background(), job, ref, ref, &CoordinatorOptions{Workers: 2}); err != nil {
+	refRes, err := Run(context.Background(), job, ref, ref, &CoordinatorOptions{Workers: 2})
+	if err != nil {
 		t.Fatal(err)
 	}
 	store := newMemStore()
@@ -718,5 +719,14 @@ func TestClusterOverHTTP(t *testing.T) {
 				t.Errorf("%s differs from the in-process run", k)
 			}
 		}
+	}
+	// The column stats, sent in their binary form over HTTP, merge to
+	// what the in-process run's merge to.
+	want, err := json.Marshal(refRes.Columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := json.Marshal(res.Columns); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("column stats over HTTP:\n%s\nwant\n%s (%v)", got, want, err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // version, recorded in manifests.
 const (
 	Version         = "0.1.0"
-	ProtocolVersion = 4
+	ProtocolVersion = 5
 )
 
 // Phase is the state of a job.

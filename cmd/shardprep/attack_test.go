@@ -154,9 +154,14 @@ func emptyTransformReport(worker, run string, task wireTask) map[string]any {
 		parts = append(parts, map[string]any{"key": key, "size": 0, "rows": 0,
 			"staged": map[string]any{"key": key, "stage": run + "-" + task.Lease, "size": 0}})
 	}
+	// Column stats travel in their binary form (base64 in JSON).
+	cols, err := features.NewColumnStats(sample.Spec()).MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
 	return map[string]any{"worker": worker, "task": task, "parts": parts,
 		"result": map[string]any{"lines": 0, "rows_in": 0, "rejected": 0, "rows_out": []int64{0, 0}, "bytes_read": 0,
-			"columns": features.NewColumnStats(sample.Spec())}}
+			"columns": cols}}
 }
 
 // randomLease is a lease id the coordinator never issued.
