@@ -3,6 +3,7 @@ package features
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -218,14 +219,11 @@ func (c *ColumnSummary) stats() (NumberStats, error) {
 	var n NumberStats
 	n.init()
 	n.count, n.missing, n.posInf, n.negInf = c.Count, c.Missing, c.PosInf, c.NegInf
-	if n.count < 0 || n.missing < 0 || n.posInf < 0 || n.negInf < 0 || n.posInf+n.negInf > n.count {
-		return n, fmt.Errorf("counts out of range")
-	}
-	if n.count > 0 {
+	if n.count > 0 && n.posInf+n.negInf <= n.count {
 		n.min, n.max = extreme(c.Min, n.negInf > 0, n.posInf == n.count, -1), extreme(c.Max, n.posInf > 0, n.negInf == n.count, 1)
 	}
-	if n.count == 0 && (c.Min != nil || c.Max != nil) || n.count > 0 && !(n.min <= n.max) {
-		return n, fmt.Errorf("min and max do not fit the counts")
+	if n.count == 0 && (c.Min != nil || c.Max != nil) {
+		return n, errors.New("min and max do not fit the counts")
 	}
 	var err error
 	if n.sum, err = parseHexFloat(c.Sum, -1074); err != nil {
@@ -234,13 +232,36 @@ func (c *ColumnSummary) stats() (NumberStats, error) {
 	if n.sumSq, err = parseHexFloat(c.SumSquares, -2148); err != nil {
 		return n, fmt.Errorf("sum_squares: %w", err)
 	}
-	return n, c.Histogram.fill(&n)
+	total, err := c.Histogram.fill(&n)
+	if err != nil {
+		return n, err
+	}
+	return n, n.check(total)
 }
 
-// fill adds the histogram's bins to n, checking them.
-func (h *Histogram) fill(n *NumberStats) error {
+// check checks that the parts of stats read back agree: counts in range,
+// a min and max that fit them, a sum of squares that is not negative, and
+// histogram counts, total of them (zeros included), that add up to the
+// count with the infinities.
+func (n *NumberStats) check(total int64) error {
+	switch {
+	case n.count < 0 || n.missing < 0 || n.posInf < 0 || n.negInf < 0 || n.posInf+n.negInf > n.count:
+		return errors.New("counts out of range")
+	case n.count > 0 && !(n.min <= n.max), n.count == 0 && (n.min != math.Inf(1) || n.max != math.Inf(-1)):
+		return errors.New("min and max do not fit the counts")
+	case n.sumSq.Sign() < 0:
+		return errors.New("negative sum of squares")
+	case total < 0 || total+n.posInf+n.negInf != n.count:
+		return fmt.Errorf("histogram counts add up to %d, count is %d with %d infinities", total, n.count, n.posInf+n.negInf)
+	}
+	return nil
+}
+
+// fill adds the histogram's bins to n, checking that they are on the
+// grid and in order, and returns the values they count.
+func (h *Histogram) fill(n *NumberStats) (int64, error) {
 	if h.Bits != HistogramBits || len(h.Lo) != len(h.Count) {
-		return fmt.Errorf("histogram of %d bits with %d edges and %d counts, want %d bits", h.Bits, len(h.Lo), len(h.Count), HistogramBits)
+		return 0, fmt.Errorf("histogram of %d bits with %d edges and %d counts, want %d bits", h.Bits, len(h.Lo), len(h.Count), HistogramBits)
 	}
 	var total int64
 	prev := math.Inf(-1)
@@ -255,9 +276,9 @@ func (h *Histogram) fill(n *NumberStats) error {
 		}
 		switch {
 		case lo != lo || uint64(key)<<histShift != b&^(1<<63) || h.Count[i] <= 0:
-			return fmt.Errorf("histogram bin %d (%v, %d) is not on the grid", i, lo, h.Count[i])
+			return 0, fmt.Errorf("histogram bin %d (%v, %d) is not on the grid", i, lo, h.Count[i])
 		case !(at > prev) && i > 0:
-			return fmt.Errorf("histogram bins out of order at %d", i)
+			return 0, fmt.Errorf("histogram bins out of order at %d", i)
 		}
 		prev = at
 		total += h.Count[i]
@@ -267,8 +288,5 @@ func (h *Histogram) fill(n *NumberStats) error {
 			n.pos.grow(key, h.Count[i])
 		}
 	}
-	if total+n.posInf+n.negInf != n.count {
-		return fmt.Errorf("histogram counts add up to %d, count is %d with %d infinities", total, n.count, n.posInf+n.negInf)
-	}
-	return nil
+	return total, nil
 }

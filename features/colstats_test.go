@@ -319,6 +319,7 @@ func TestColumnStatsRejectsBadJSON(t *testing.T) {
 		`{"version":1,"numeric":[{"column":"x","count":1,"missing":0,"min":1,"max":1,"mean":1,"std":null,"sum":"0x.8p+1","sum_squares":"0x.8p+1","histogram":{"bits":7,"lo":[1],"count":[2]}}],"label":{"column":"y","splits":[]}}`,
 		`{"version":1,"numeric":[{"column":"x","count":1,"missing":0,"min":1,"max":1,"mean":1,"std":null,"sum":"0x1p-1075","sum_squares":"0x.8p+1","histogram":{"bits":7,"lo":[1],"count":[1]}}],"label":{"column":"y","splits":[]}}`,
 		`{"version":1,"numeric":[{"column":"x","count":1,"missing":0,"min":1,"max":1,"mean":1,"std":null,"sum":"0x.8p+1","sum_squares":"0x.8p+1","histogram":{"bits":7,"lo":[1.001],"count":[1]}}],"label":{"column":"y","splits":[]}}`,
+		`{"version":1,"numeric":[{"column":"x","count":1,"missing":0,"min":1,"max":1,"mean":1,"std":null,"sum":"0x.8p+1","sum_squares":"-0x.8p+1","histogram":{"bits":7,"lo":[1],"count":[1]}}],"label":{"column":"y","splits":[]}}`,
 		`{"version":1,"numeric":[],"label":{"column":"y","splits":[]},"extra":1}`,
 	} {
 		var got ColumnStats

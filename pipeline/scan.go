@@ -87,9 +87,9 @@ type taskResult struct {
 	BytesRead int64           `json:"bytes_read"` // input bytes
 	// Columns and Rejects describe a transform task's rows (record.go).
 	// Between processes the column stats travel in their binary form
-	// (MarshalJSON): a tenth of the bytes of their JSON, and read in a
-	// small fraction of the time by a coordinator that reads a report of
-	// every task.
+	// (MarshalJSON): about a fifth of the bytes of their JSON and of the
+	// time to read them, for a coordinator that reads a report of every
+	// task.
 	Columns *features.ColumnStats `json:"-"`
 	Rejects *rejectSummary        `json:"rejects,omitempty"`
 }
