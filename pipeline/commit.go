@@ -121,22 +121,22 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 	// objects of their own: written at once, while the manifest and the
 	// report are encoded, and all before the markers.
 	g, gctx := errgroup.WithContext(ctx)
-	put := func(key string, data []byte) {
-		g.Go(func() error { return c.put(gctx, key, data) })
+	put := func(g *errgroup.Group, ctx context.Context, key string, data []byte) {
+		g.Go(func() error { return c.put(ctx, key, data) })
 	}
-	put(ModelKey, append(modelJSON, '\n'))
+	put(g, gctx, ModelKey, append(modelJSON, '\n'))
 	g.Go(func() error { return c.putFeatures(gctx, m.Model) })
 	m.Finished = c.opts.Now()
 	m.Timings.CommitMS = m.Finished.Sub(start).Milliseconds()
 	m.Timings.TotalMS = m.Finished.Sub(m.Started).Milliseconds()
 	manJSON, err := json.MarshalIndent(m, "", "  ")
 	if err == nil {
-		put(ManifestKey, append(manJSON, '\n'))
+		put(g, gctx, ManifestKey, append(manJSON, '\n'))
 		var report []byte
 		// After the manifest's encoding, which settles the column
 		// statistics that the report reads too.
 		if report, err = renderReport(m); err == nil && report != nil {
-			put(ReportKey, report)
+			put(g, gctx, ReportKey, report)
 		}
 	}
 	// Every write has ended before an error returns: the cleanup of a
@@ -147,11 +147,12 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, gctx = errgroup.WithContext(ctx)
+	// The markers, once everything they vouch for is in place.
+	markers, mctx := errgroup.WithContext(ctx)
 	for _, name := range splitNames(c.job.Spec) {
-		put(name+"/"+SuccessName, nil)
+		put(markers, mctx, name+"/"+SuccessName, nil)
 	}
-	if err := g.Wait(); err != nil {
+	if err := markers.Wait(); err != nil {
 		return nil, err
 	}
 	c.log.Info("job committed", "output", c.job.Output)
