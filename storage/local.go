@@ -267,6 +267,9 @@ func (w *localWriter) Write(p []byte) (int, error) {
 }
 
 func (w *localWriter) commit() error {
+	if err := w.wb.wait(); err != nil {
+		return w.d.fail("write", w.key, err)
+	}
 	if err := w.f.Chmod(0o644); err != nil {
 		return w.d.fail("write", w.key, err)
 	}
@@ -285,6 +288,7 @@ func (w *localWriter) commit() error {
 
 // abort removes the temporary file (closing it first, if still open).
 func (w *localWriter) abort() error {
+	w.wb.wait()
 	w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -66,6 +66,9 @@ func (w *localStagedWriter) ours() bool {
 
 func (w *localStagedWriter) commit() error {
 	k := stageKey(w.key, w.stage)
+	if err := w.wb.wait(); err != nil {
+		return w.d.fail("write", k, err)
+	}
 	if err := w.f.Chmod(0o644); err != nil {
 		return w.d.fail("write", k, err)
 	}
@@ -83,6 +86,7 @@ func (w *localStagedWriter) commit() error {
 }
 
 func (w *localStagedWriter) abort() error {
+	w.wb.wait()
 	w.f.Close()
 	if !w.ours() {
 		return nil // discarded already (and perhaps staged anew by another writer)

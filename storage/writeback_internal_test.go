@@ -2,8 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -39,5 +42,73 @@ func TestWritebackRanges(t *testing.T) {
 	got, err := os.ReadFile(f.Name())
 	if err != nil || !bytes.Equal(got, want.Bytes()) {
 		t.Errorf("the file differs from what was written (%v)", err)
+	}
+}
+
+// A writer syncs its data in the background, one sync at a time, each
+// begun once syncEvery bytes have been written since the last began; wait
+// waits for the one in flight and returns the first error.
+func TestWritebackSyncs(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	release := make(chan error)
+	var began []int64
+	var wb writeback
+	wb.sync = func(*os.File) error { return <-release }
+	chunk := make([]byte, 3<<20)
+	write := func(times int) {
+		for range times {
+			if _, err := f.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+			before := wb.syncing
+			wb.wrote(f, len(chunk))
+			if wb.syncing != before && wb.syncing != nil {
+				began = append(began, wb.written)
+			}
+		}
+	}
+	write(12) // 36 MiB: one sync, at 18 MiB, still in flight
+	if len(began) != 1 || began[0] != 18<<20 {
+		t.Fatalf("syncs began after %v bytes, want one after 18 MiB", began)
+	}
+	release <- nil
+	for len(wb.syncing) == 0 { // until the first sync has handed back its result
+		runtime.Gosched()
+	}
+	write(1) // the first sync has ended: the next begins
+	if len(began) != 2 || began[1] != 39<<20 {
+		t.Fatalf("syncs began after %v bytes, want a second after 39 MiB", began)
+	}
+	failed := errors.New("disk gone")
+	go func() { release <- failed }()
+	if err := wb.wait(); err != failed {
+		t.Fatalf("wait: %v, want the sync's error", err)
+	}
+	write(6) // a later sync that succeeds does not hide the error
+	go func() { release <- nil }()
+	if err := wb.wait(); err != failed || len(began) != 3 {
+		t.Fatalf("wait: %v after %d syncs, want the first error after 3", err, len(began))
+	}
+}
+
+// A staged part whose background sync failed is not committed.
+func TestStagedWriterBackgroundSyncError(t *testing.T) {
+	d := &localDriver{root: t.TempDir()}
+	sw, err := d.newStagedWriter(context.Background(), "train/part-00000", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sw.(*localStagedWriter)
+	failed := errors.New("disk gone")
+	w.wb.sync = func(*os.File) error { return failed }
+	if _, err := w.Write(make([]byte, syncEvery)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.commit(); !errors.Is(err, failed) {
+		t.Fatalf("commit: %v, want the background sync's error", err)
 	}
 }

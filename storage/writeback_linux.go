@@ -20,3 +20,26 @@ func startWriteback(f *os.File, off, n int64) {
 		syscall.SyncFileRange(int(fd), off, n, syncFileRangeWrite)
 	})
 }
+
+// dataSync makes f's data durable (fdatasync: its size too, not its
+// times).
+func dataSync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = syscall.Fdatasync(int(fd)); serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
