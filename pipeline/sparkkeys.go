@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -19,12 +20,17 @@ import (
 // run is read, rank maps each id to the rank of its value among the
 // distinct values of all runs (rankColumn), whose order is the column's
 // sort order, nulls first.
+//
+// A double's id stands for its doubleKey, which -0.0 shares with 0.0:
+// negZero lists the rows (in order) whose value is -0.0, so that the
+// rows can be written again from their ranks alone (sparkValues).
 type keyColumn struct {
-	wide []uint32 // every row's id, once one does not fit in 16 bits
-	rank []uint32 // by id
-	nums numDict
-	strs strDict
-	str  bool
+	wide    []uint32 // every row's id, once one does not fit in 16 bits
+	rank    []uint32 // by id
+	nums    numDict
+	strs    strDict
+	str     bool
+	negZero []uint32
 }
 
 // maxNarrow is the largest id an idMatrix holds.
@@ -55,6 +61,7 @@ func (k *keyColumn) id(m *idMatrix, c, i int) uint32 {
 // add sets the ids of rows from on, of m's column c, to those of the
 // values of arr, a column of a batch.
 func (k *keyColumn) add(arr arrow.Array, m *idMatrix, c, from int) {
+	k.addNegZero(arr, from)
 	n, done := arr.Len(), 0
 	if k.wide == nil {
 		if done = addIDs(k, arr, 0, n, m.ids[from*m.cols+c:], m.cols); done == n {
@@ -69,6 +76,29 @@ func (k *keyColumn) add(arr arrow.Array, m *idMatrix, c, from int) {
 	at := len(k.wide)
 	k.wide = slices.Grow(k.wide, n-done)[:at+n-done]
 	addIDs(k, arr, done, n, k.wide[at:], 1)
+}
+
+// addNegZero adds the rows of arr, a column of a batch whose first row
+// is the run's row from, whose value is -0.0.
+func (k *keyColumn) addNegZero(arr arrow.Array, from int) {
+	a, ok := arr.(*array.Float64)
+	if !ok {
+		return
+	}
+	for i, v := range a.Float64Values() {
+		if math.Float64bits(v) == 1<<63 && a.IsValid(i) {
+			k.negZero = append(k.negZero, uint32(from+i))
+		}
+	}
+}
+
+// isNegZero reports whether the value of row is -0.0.
+func (k *keyColumn) isNegZero(row uint32) bool {
+	if len(k.negZero) == 0 {
+		return false
+	}
+	_, found := slices.BinarySearch(k.negZero, row)
+	return found
 }
 
 // addIDs sets ids[0], ids[stride], ... to the ids of the values of arr's
@@ -262,15 +292,16 @@ func (d *strDict) id(v string) uint32 {
 }
 
 // rankColumn turns the ids of column c of every run into ranks among the
-// distinct values of all runs and returns how many bits a rank needs.
-func rankColumn(runs []*sparkRun, c int) int {
+// distinct values of all runs, which it returns, in order: rank i > 0 is
+// value i-1 (rank 0, a null's, is none).
+func rankColumn(runs []*sparkRun, c int) sparkValues {
 	if runs[0].keys[c].str {
-		return rankValues(runs, c, func(k *keyColumn) []string { return k.strs.vals }, strings.Compare)
+		return sparkValues{str: true, strs: rankValues(runs, c, func(k *keyColumn) []string { return k.strs.vals }, strings.Compare)}
 	}
-	return rankValues(runs, c, func(k *keyColumn) []uint64 { return k.nums.vals }, cmp.Compare[uint64])
+	return sparkValues{nums: rankValues(runs, c, func(k *keyColumn) []uint64 { return k.nums.vals }, cmp.Compare[uint64])}
 }
 
-func rankValues[T any](runs []*sparkRun, c int, vals func(*keyColumn) []T, compare func(a, b T) int) int {
+func rankValues[T any](runs []*sparkRun, c int, vals func(*keyColumn) []T, compare func(a, b T) int) []T {
 	var all []T
 	for _, r := range runs {
 		all = append(all, vals(&r.keys[c])...)
@@ -287,7 +318,7 @@ func rankValues[T any](runs []*sparkRun, c int, vals func(*keyColumn) []T, compa
 		}
 		k.nums, k.strs = numDict{}, strDict{}
 	}
-	return bits.Len(uint(len(all)))
+	return all
 }
 
 // sparkKey is a row of a run to sort: the ranks of its columns laid end
@@ -304,20 +335,44 @@ type keyOrder struct {
 	widths  []int // of each column's ranks
 	rowBits int   // of the rows' indices
 	exact   bool  // the keys hold every rank
+	at      []int // when exact: the lowest bit of each column's rank in a key
 }
 
 func newKeyOrder(runs []*sparkRun, widths []int) *keyOrder {
 	o := &keyOrder{runs: runs, widths: widths}
 	rows, total := 0, 0
 	for _, r := range runs {
-		rows = max(rows, len(r.ends))
+		rows = max(rows, r.rows)
 	}
 	for _, w := range widths {
 		total += w
 	}
 	o.rowBits = bits.Len(uint(rows))
 	o.exact = total+o.rowBits <= 128
+	if o.exact {
+		o.at = make([]int, len(widths))
+		at := 128
+		for c, w := range widths {
+			at -= w
+			o.at[c] = at
+		}
+	}
 	return o
+}
+
+// rank returns the rank of column c in key, which holds every rank.
+func (o *keyOrder) rank(k sparkKey, c int) uint32 {
+	at, w := o.at[c], o.widths[c]
+	var v uint64
+	switch {
+	case at >= 64:
+		v = k.hi >> (at - 64)
+	case at+w <= 64:
+		v = k.lo >> at
+	default:
+		v = k.lo>>at | k.hi<<(64-at)
+	}
+	return uint32(v & (1<<w - 1))
 }
 
 // keys returns the keys of the rows of run, whose key columns are
@@ -327,7 +382,7 @@ func newKeyOrder(runs []*sparkRun, widths []int) *keyOrder {
 func (o *keyOrder) keys(run int) []sparkKey {
 	r := o.runs[run]
 	m := &r.ids
-	rows := len(r.ends)
+	rows := r.rows
 	// Where each column's rank goes: cut by its last drop bits, it is
 	// shifted left by at bits in the 128-bit key; shifts of 64 bits or
 	// more give 0, so that no row needs a branch.
@@ -504,8 +559,9 @@ type keyMerge struct {
 
 // next appends to out the next rows of the order, of each row its
 // run<<32 | its index in the run, until out is full or the order ends,
-// and returns out.
-func (m *keyMerge) next(out []uint64) []uint64 {
+// and returns out; when the keys hold every rank, it appends the rows'
+// keys to keys alike.
+func (m *keyMerge) next(out []uint64, keys []sparkKey) ([]uint64, []sparkKey) {
 	o, sorted := m.o, m.sorted
 	mask := uint64(1)<<o.rowBits - 1
 	for len(out) < cap(out) {
@@ -526,9 +582,12 @@ func (m *keyMerge) next(out []uint64) []uint64 {
 		for _, k := range s[:j] {
 			out = append(out, uint64(best)<<32|k.lo&mask)
 		}
+		if o.exact {
+			keys = append(keys, s[:j]...)
+		}
 		sorted[best] = s[j:]
 	}
-	return out
+	return out, keys
 }
 
 // before reports whether key k of run comes before the first key of every

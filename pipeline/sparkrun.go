@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
-	"slices"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/shardprep/shardprep/features"
 )
@@ -22,15 +20,17 @@ import (
 //
 // The split (a whole object) is cut into line-aligned byte ranges, runs,
 // read at the same time. Each run decodes its lines in batches, as the
-// hash mode does, transforms them and writes each row's output line at
-// once (copying the numbers' text where it is their repr), and keeps of
-// each row only that line, its label and, per column, the id of its value
+// hash mode does, transforms them only to learn which rows the model
+// refuses, and keeps of each row only, per column, the id of its value
 // among the run's distinct values. Once every run is read, the ids become
 // ranks among the distinct values of the whole object, in the column's
 // sort order; the rows of each run are sorted (at the same time) by their
 // ranks laid end to end, the runs merged, and the draws made in that
-// order, as Spark makes them. The parts are then the rows' lines, copied
-// in that order.
+// order, as Spark makes them. The rows are then built again, in that
+// order, from their columns' ranks (sparkwrite.go), transformed and
+// written: the mode holds a few bytes of ids per row rather than each
+// row's output line, whose fresh memory cost more than the second
+// transform.
 
 // minRunBytes is the least bytes of a split per run.
 const minRunBytes = 4 << 20
@@ -39,10 +39,7 @@ const minRunBytes = 4 << 20
 type sparkRun struct {
 	tt      *transformTask // over the range, its rejected rows kept here
 	release func()
-	lines   []byte    // the rows' output lines, in input order
-	ends    []uint32  // where each row's line ends in lines, less its wraps
-	wraps   []uint32  // the rows whose line ends 1<<32 bytes further on in lines
-	labels  []float64 // each row's label
+	rows    int // the rows kept, those the model does not refuse
 	keys    []keyColumn
 	ids     idMatrix              // of the key columns
 	cols    *features.ColumnStats // the numeric columns; labels are added once drawn
@@ -172,7 +169,7 @@ func (t *splitTask) fitRuns(ctx context.Context, validate bool) (taskResult, err
 }
 
 func (r *sparkRun) read(ctx context.Context) {
-	r.res, r.err = r.tt.scan(ctx, scanOptions{decode: decodeOptions{Text: true}, batchRows: r.tt.job.BatchRows,
+	r.res, r.err = r.tt.scan(ctx, scanOptions{batchRows: r.tt.job.BatchRows,
 		rows: r.batch, reject: r.decodeReject})
 	r.res.Rejected += r.tt.adj.Rejected
 	r.res.RowsIn += r.tt.adj.RowsIn
@@ -189,18 +186,18 @@ func (r *sparkRun) refuse(_ context.Context, line []byte, pe *parseError) error 
 	return nil
 }
 
-// batch transforms a batch of the run and keeps its rows, as the hash
-// mode does (transformSkipping); once the run has failed, it keeps no
-// more rows.
+// batch transforms a batch of the run, as the hash mode does
+// (transformSkipping), and keeps the rows that the model does not refuse;
+// once the run has failed, it keeps no more rows.
 func (r *sparkRun) batch(ctx context.Context, rec arrow.Record) error {
 	if r.failed != nil {
 		return nil
 	}
-	return r.tt.transformSkipping(ctx, rec, func(rec, out arrow.Record) error {
+	return r.tt.transformSkipping(ctx, rec, func(rec, _ arrow.Record) error {
 		if r.failed != nil {
 			return nil
 		}
-		return r.add(rec, out)
+		return r.add(rec)
 	}, r.fail)
 }
 
@@ -218,8 +215,8 @@ func (r *sparkRun) fail(err error) error {
 	return err
 }
 
-// add keeps the rows of rec, whose transform is out.
-func (r *sparkRun) add(rec, out arrow.Record) error {
+// add keeps the rows of rec.
+func (r *sparkRun) add(rec arrow.Record) error {
 	n := int(rec.NumRows())
 	if n == 0 {
 		return nil
@@ -234,41 +231,14 @@ func (r *sparkRun) add(rec, out arrow.Record) error {
 			return err
 		}
 	}
-	scale := 0.0
-	if r.ends == nil {
-		scale = r.reserve(rec, n)
+	if r.ids.ids == nil {
+		r.reserve(rec, n)
 	}
-	start := len(r.lines)
-	r.lines = features.AppendAll(r.lines, out)
-	if scale > 0 {
-		// The first batch's lines tell how long an output line is.
-		// (make, unlike append, leaves memory fresh from the system
-		// uncleared.)
-		lines := make([]byte, 0, int(float64(len(r.lines))*scale))
-		adviseHuge(lines)
-		lines = append(lines, r.lines...)
-		r.lines = lines
-	}
-	for p := start; p < len(r.lines); {
-		end := p + bytes.IndexByte(r.lines[p:], '\n') + 1
-		for range end>>32 - p>>32 {
-			r.wraps = append(r.wraps, uint32(len(r.ends)))
-		}
-		r.ends = append(r.ends, uint32(end))
-		p = end
-	}
-	spec := r.tt.job.Spec
 	from := r.ids.grow(n)
-	for c := range spec.Columns {
-		col := rec.Column(r.colIdx[c])
-		r.keys[c].add(col, &r.ids, c, from)
-		if spec.Columns[c].Name == spec.Label {
-			r.labels = append(r.labels, col.(*array.Float64).Float64Values()...)
-		}
+	for c := range r.tt.job.Spec.Columns {
+		r.keys[c].add(rec.Column(r.colIdx[c]), &r.ids, c, from)
 	}
-	if len(r.ends) != len(r.labels) {
-		return fmt.Errorf("pipeline: %d lines written for %d rows", len(r.ends), len(r.labels))
-	}
+	r.rows += n
 	return nil
 }
 
@@ -299,27 +269,19 @@ func (r *sparkRun) index(s *arrow.Schema) error {
 }
 
 // reserve makes room, at the first batch, for the rows the range is
-// likely to hold, guessed from the batch's share of the range's bytes, so
-// that the run's slices are not grown (and copied) again and again; it
-// returns that share's inverse.
-func (r *sparkRun) reserve(rec arrow.Record, n int) float64 {
-	in := n // the terminators
-	if idx := rec.Schema().FieldIndices(features.LineColumn); len(idx) > 0 {
-		offs := rec.Column(idx[0]).(*array.Binary).ValueOffsets()
-		in += int(offs[n] - offs[0])
+// likely to hold, guessed from the batch's share of the range's bytes
+// (its rows' offsets), so that the run's ids are not grown (and copied)
+// again and again.
+func (r *sparkRun) reserve(rec arrow.Record, n int) {
+	rows := n
+	if offs := offsets(rec); n > 1 {
+		perRow := float64(offs.Value(n-1)-offs.Value(0)) / float64(n-1)
+		if guess := float64(r.tt.split.Length) / perRow * 1.03; guess > float64(n) && guess < 1<<32 {
+			rows = int(guess)
+		}
 	}
-	scale := float64(r.tt.split.Length) / float64(in) * 1.03
-	if math.IsNaN(scale) || scale < 1 || scale > 1<<20 {
-		scale = 1
-	}
-	rows := int(float64(n)*scale) + 64
-	r.ends = make([]uint32, 0, rows)
-	r.labels = make([]float64, 0, rows)
-	adviseHuge(r.ends)
-	adviseHuge(r.labels)
-	r.ids.ids = make([]uint16, 0, rows*r.ids.cols)
+	r.ids.ids = make([]uint16, 0, (rows+64)*r.ids.cols)
 	adviseHuge(r.ids.ids)
-	return scale
 }
 
 // sparkText is the transform pass of the Spark mode over a split of text
@@ -331,11 +293,11 @@ func (t *transformTask) sparkText(ctx context.Context) (taskResult, error) {
 	if err != nil {
 		return res, err
 	}
-	order, err := sortRuns(runs)
+	order, values, err := sortRuns(runs)
 	if err != nil {
 		return res, err
 	}
-	return res, t.writeSpark(ctx, runs, order)
+	return res, t.writeSpark(ctx, runs, order, values)
 }
 
 // joinRuns adds up the runs' results, returns the error a whole split read
@@ -392,15 +354,20 @@ func (t *transformTask) joinRuns(ctx context.Context, runs []*sparkRun) (taskRes
 	return res, nil
 }
 
-// sortRuns returns the rows of the runs in Spark's order.
-func sortRuns(runs []*sparkRun) (*keyMerge, error) {
+// sortRuns returns the rows of the runs in Spark's order, and each
+// column's distinct values in order, which the rows' ranks number.
+func sortRuns(runs []*sparkRun) (*keyMerge, []sparkValues, error) {
 	cols := len(runs[0].keys)
 	widths := make([]int, cols)
-	parallel(cols, func(c int) { widths[c] = rankColumn(runs, c) })
+	values := make([]sparkValues, cols)
+	parallel(cols, func(c int) {
+		values[c] = rankColumn(runs, c)
+		widths[c] = bits.Len(uint(values[c].len()))
+	})
 	o := newKeyOrder(runs, widths)
 	for _, r := range runs {
-		if len(r.ends) > math.MaxUint32 {
-			return nil, fmt.Errorf("pipeline: %d rows in %d bytes of the object, more than the Spark mode sorts", len(r.ends), r.tt.split.Length)
+		if r.rows > math.MaxUint32 {
+			return nil, nil, fmt.Errorf("pipeline: %d rows in %d bytes of the object, more than the Spark mode sorts", r.rows, r.tt.split.Length)
 		}
 	}
 	sorted := make([][]sparkKey, len(runs))
@@ -415,7 +382,7 @@ func sortRuns(runs []*sparkRun) (*keyMerge, error) {
 			}
 		}
 	})
-	return &keyMerge{o: o, sorted: sorted}, nil
+	return &keyMerge{o: o, sorted: sorted}, values, nil
 }
 
 // parallel calls f(0) to f(n-1), on as many goroutines as there are
@@ -435,167 +402,4 @@ func parallel(n int, f func(i int)) {
 		})
 	}
 	wg.Wait()
-}
-
-// writeSpark draws the rows, in order, into the splits, and writes the
-// splits' parts and the label's stats: the lines of each stretch of
-// sparkChunk rows of the order are gathered at the same time, and written
-// in order, by a goroutine of their own, while the next stretches are
-// merged, drawn and gathered.
-func (t *transformTask) writeSpark(ctx context.Context, runs []*sparkRun, merge *keyMerge) error {
-	rng := newXORShiftRandom(t.job.Seed + int64(t.split.Index))
-	// Two sets of pieces: one gathered while the other is written.
-	var sets [2]sparkSet
-	free, ready := make(chan int, len(sets)), make(chan int, len(sets))
-	for i := range sets {
-		sets[i] = newSparkSet(runtime.GOMAXPROCS(0), t.bounds, lineBytes(runs))
-		free <- i
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		for s := range ready {
-			for i := range sets[s].pieces {
-				if err := t.writePiece(&sets[s].pieces[i]); err != nil {
-					return err
-				}
-			}
-			free <- s // never blocks: it has room for every set
-		}
-		return nil
-	})
-	for {
-		var s int
-		select {
-		case s = <-free:
-		case <-gctx.Done():
-		}
-		if gctx.Err() != nil {
-			break
-		}
-		set := &sets[s]
-		if set.order = merge.next(set.order[:0]); len(set.order) == 0 {
-			break
-		}
-		for i := range set.order {
-			set.dest[i] = uint8(pick(t.bounds, rng.NextDouble()))
-		}
-		parallel(len(set.pieces), func(i int) {
-			lo := min(i*sparkChunk, len(set.order))
-			hi := min(lo+sparkChunk, len(set.order))
-			set.pieces[i].gather(runs, set.order[lo:hi], set.dest[lo:hi])
-		})
-		ready <- s // never blocks, as free
-	}
-	close(ready)
-	return g.Wait()
-}
-
-// sparkSet is a stretch of the order: its rows, their splits, and their
-// lines and labels gathered in pieces.
-type sparkSet struct {
-	order  []uint64
-	dest   []uint8
-	pieces []sparkPiece
-}
-
-// newSparkSet returns a set of n pieces, each of sparkChunk rows, into
-// the splits whose bounds are bounds, with room for the lines (of size
-// line) that each split likely draws, so that they are not grown (and
-// copied) again and again.
-func newSparkSet(n int, bounds []float64, line float64) sparkSet {
-	s := sparkSet{order: make([]uint64, 0, n*sparkChunk), dest: make([]uint8, n*sparkChunk), pieces: make([]sparkPiece, n)}
-	for i := range s.pieces {
-		p := &s.pieces[i]
-		p.lines, p.labels = make([][]byte, len(bounds)), make([][]float64, len(bounds))
-		prev := 0.0
-		for k, b := range bounds {
-			rows := int(sparkChunk*(b-prev+0.02)) + 64
-			p.lines[k], p.labels[k] = make([]byte, 0, int(float64(rows)*line)), make([]float64, 0, rows)
-			prev = b
-		}
-	}
-	return s
-}
-
-// lineBytes returns the mean size of the runs' lines.
-func lineBytes(runs []*sparkRun) float64 {
-	bytes, rows := 0, 0
-	for _, r := range runs {
-		bytes, rows = bytes+len(r.lines), rows+len(r.ends)
-	}
-	return float64(bytes) / float64(max(rows, 1))
-}
-
-// sparkChunk is how many rows of the order a goroutine gathers at once.
-const sparkChunk = 1 << 15
-
-// sparkPiece is the lines and labels of a stretch of the order, per split.
-type sparkPiece struct {
-	lines  [][]byte
-	labels [][]float64
-}
-
-// gather collects the lines and labels of the rows of order (drawn into
-// dest).
-func (p *sparkPiece) gather(runs []*sparkRun, order []uint64, dest []uint8) {
-	for k := range p.lines {
-		p.lines[k], p.labels[k] = p.lines[k][:0], p.labels[k][:0]
-	}
-	for i, key := range order {
-		r, row, k := runs[key>>32], uint32(key), dest[i]
-		p.lines[k] = append(p.lines[k], r.line(row)...)
-		p.labels[k] = append(p.labels[k], r.labels[row])
-	}
-}
-
-// line returns the output line of row.
-func (r *sparkRun) line(row uint32) []byte {
-	if len(r.wraps) > 0 {
-		return r.wrappedLine(row)
-	}
-	start := uint32(0)
-	if row > 0 {
-		start = r.ends[row-1]
-	}
-	return r.lines[start:r.ends[row]]
-}
-
-// wrappedLine returns the output line of row, some lines ending 4 GiB or
-// more into lines.
-func (r *sparkRun) wrappedLine(row uint32) []byte {
-	end := r.end(row)
-	if row == 0 {
-		return r.lines[:end]
-	}
-	return r.lines[r.end(row-1):end]
-}
-
-// end returns where the line of row ends in lines.
-func (r *sparkRun) end(row uint32) int {
-	end := int(r.ends[row])
-	if len(r.wraps) > 0 {
-		n, found := slices.BinarySearch(r.wraps, row)
-		for found && n < len(r.wraps) && r.wraps[n] == row {
-			n++
-		}
-		end += n << 32
-	}
-	return end
-}
-
-// writePiece writes the lines of p to the parts and adds its labels to
-// the stats.
-func (t *transformTask) writePiece(p *sparkPiece) error {
-	for k, w := range t.outs {
-		if _, err := w.Write(p.lines[k]); err != nil {
-			return err
-		}
-		if t.cols != nil {
-			if err := t.cols.AddLabels(k, p.labels[k]); err != nil {
-				return err
-			}
-		}
-		t.rowsOut[k] += int64(len(p.labels[k]))
-	}
-	return nil
 }

@@ -312,7 +312,7 @@ func TestKeyOrderWide(t *testing.T) {
 	type row struct{ run, row int }
 	var all []row
 	for run, n := range []int{300, 1, 0, 250} {
-		r := &sparkRun{ends: make([]uint32, n), keys: make([]keyColumn, len(widths)), ids: idMatrix{cols: len(widths)}}
+		r := &sparkRun{rows: n, keys: make([]keyColumn, len(widths)), ids: idMatrix{cols: len(widths)}}
 		r.ids.grow(n)
 		for c, w := range widths {
 			k := &r.keys[c]
@@ -350,7 +350,7 @@ func TestKeyOrderWide(t *testing.T) {
 	m := &keyMerge{o: o, sorted: sorted}
 	var got []uint64
 	for buf := make([]uint64, 0, 7); ; got = append(got, buf...) {
-		if buf = m.next(buf[:0]); len(buf) == 0 {
+		if buf, _ = m.next(buf[:0], nil); len(buf) == 0 {
 			break
 		}
 	}
