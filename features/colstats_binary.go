@@ -139,15 +139,31 @@ func (n *NumberStats) readBinary(r *binReader) error {
 		if r.err == nil && bins > int64(len(r.b)-r.off)/2 { // two bytes a bin at least
 			r.fail("histogram")
 		}
-		key := int64(0)
+		// Read twice: first for the range of the keys, so that the
+		// window is made once, at its size, then for the counts.
+		from := r.off
+		first, last := int64(0), int64(0)
 		for i := int64(0); i < bins && r.err == nil; i++ {
 			step, c := r.count(), r.count()
 			// Keys ascend from above zero's (counted apart) to below
 			// the exponent of infinities; every listed bin has values.
-			if key += step; step < 1 || key >= 0x7ff<<HistogramBits || c < 1 {
+			if last += step; step < 1 || last >= 0x7ff<<HistogramBits || c < 1 {
 				return errors.New("histogram bin off the grid")
 			}
-			h.grow(int(key), c)
+			if i == 0 {
+				first = last
+			}
+		}
+		if r.err != nil || bins == 0 {
+			continue
+		}
+		r.off = from
+		h.lo, h.n = int(first), make([]int64, last-first+1)
+		key := int64(0)
+		for range bins {
+			step, c := r.count(), r.count()
+			key += step
+			h.n[key-first] += c
 			total += c
 		}
 	}

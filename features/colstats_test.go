@@ -363,3 +363,28 @@ func BenchmarkColumnStatsAdd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkColumnStatsUnmarshalBinary reads back the binary form of the
+// sample's stats, as a coordinator reads each task's report.
+func BenchmarkColumnStatsUnmarshalBinary(b *testing.B) {
+	mem := memory.NewGoAllocator()
+	spec := abaloneSpec(b)
+	rec := abaloneRecord(b, mem)
+	defer rec.Release()
+	s := NewColumnStats(spec)
+	if err := s.Add(rec, splitRows(int(rec.NumRows()), 0)); err != nil {
+		b.Fatal(err)
+	}
+	data, err := s.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var got ColumnStats
+		if err := got.UnmarshalBinary(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
