@@ -87,7 +87,7 @@ func newWorker(t transport, open func(ctx context.Context, job *Job) (Source, Si
 // retry calls f until it succeeds, fails with a *permanentError, ctx
 // ends, or the calls have failed for longer than giveUp. It backs off
 // from 25ms to 2s between calls, logging each failure; a connection
-// refused in the first two seconds is tried again every 10ms, logged
+// refused in the first two seconds is tried again every 2ms, logged
 // once, so that a worker started with its coordinator joins as soon as
 // the coordinator listens.
 func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
@@ -139,7 +139,7 @@ func retry[T any](ctx context.Context, log *slog.Logger, giveUp time.Duration, w
 // again after refusedDelay.
 const (
 	refusedFor   = 2 * time.Second
-	refusedDelay = 10 * time.Millisecond
+	refusedDelay = 2 * time.Millisecond
 )
 
 // session is one Run of a worker: what it learned when it joined.

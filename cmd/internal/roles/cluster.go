@@ -81,6 +81,14 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 		return err
 	}
 	log, stdout := cfg.outputs(pr.Stdout, pr.Stderr, pr.Env)
+	// Listening before the job is planned, the workers started with the
+	// coordinator connect at once and wait for the server (in the
+	// listener's queue) instead of trying again until it listens.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	defer ln.Close()
 	p, err := prepare(ctx, &cfg.Job, pr.Env, log)
 	if err != nil {
 		return err
@@ -91,10 +99,6 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 		Model: p.model, Workers: cfg.Workers, Progress: prog.Update, ProgressEvery: prog.Every(), GrantCalls: p.stores.GrantCalls})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("coordinator: %w", err)
 	}
 	srv := c.Server(cfg.Secret, log)
 	var serving errgroup.Group
