@@ -276,6 +276,7 @@ func (w *localWriter) commit() error {
 	if err := w.f.Sync(); err != nil {
 		return w.d.fail("write", w.key, err)
 	}
+	w.wb.durable(w.f)
 	if err := w.f.Close(); err != nil {
 		return w.d.fail("write", w.key, err)
 	}

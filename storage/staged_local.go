@@ -75,6 +75,7 @@ func (w *localStagedWriter) commit() error {
 	if err := w.f.Sync(); err != nil {
 		return w.d.fail("write", k, err)
 	}
+	w.wb.durable(w.f)
 	if err := w.f.Close(); err != nil {
 		return w.d.fail("write", k, err)
 	}

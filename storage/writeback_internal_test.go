@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 )
 
@@ -110,5 +112,55 @@ func TestStagedWriterBackgroundSyncError(t *testing.T) {
 	}
 	if err := w.commit(); !errors.Is(err, failed) {
 		t.Fatalf("commit: %v, want the background sync's error", err)
+	}
+}
+
+// Each background sync that succeeds drops the whole pages it made
+// durable, from where the last drop ended; one that fails drops nothing;
+// durable drops the rest.
+func TestWritebackDropsSyncedPages(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type span struct{ off, n int64 }
+	var dropped []span
+	var mu sync.Mutex
+	fail := errors.New("disk gone")
+	syncs := 0
+	wb := writeback{
+		sync: func(*os.File) error {
+			syncs++
+			if syncs == 2 {
+				return fail
+			}
+			return nil
+		},
+		drop: func(_ *os.File, off, n int64) {
+			mu.Lock()
+			dropped = append(dropped, span{off, n})
+			mu.Unlock()
+		},
+	}
+	chunk := make([]byte, 3<<20+100)
+	for range 20 { // 60 MiB and 2000 bytes: three syncs
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		wb.wrote(f, len(chunk))
+		if err := wb.wait(); err != nil && err != fail {
+			t.Fatal(err)
+		}
+	}
+	wb.durable(f)
+	mu.Lock()
+	defer mu.Unlock()
+	// Syncs began after 6 chunks (18 MiB + 600), 12 and 18; the second failed.
+	page := func(n int64) int64 { return n &^ (pageSize - 1) }
+	c := int64(len(chunk))
+	want := []span{{0, page(6 * c)}, {page(12 * c), page(18*c) - page(12*c)}, {page(18 * c), 20*c - page(18*c)}}
+	if syncs != 3 || !slices.Equal(dropped, want) {
+		t.Errorf("%d syncs dropped %v, want 3 dropping %v", syncs, dropped, want)
 	}
 }

@@ -43,3 +43,18 @@ func dataSync(f *os.File) error {
 	}
 	return nil
 }
+
+// posixFadvDontNeed is POSIX_FADV_DONTNEED.
+const posixFadvDontNeed = 4
+
+// dropCached asks the kernel to drop f's cached pages of [off, off+n),
+// which are on disk: best effort.
+func dropCached(f *os.File, off, n int64) {
+	rc, err := f.SyscallConn()
+	if err != nil || n <= 0 {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		syscall.Syscall6(syscall.SYS_FADVISE64, fd, uintptr(off), uintptr(n), posixFadvDontNeed, 0, 0)
+	})
+}

@@ -10,3 +10,6 @@ func startWriteback(*os.File, int64, int64) {}
 
 // dataSync makes f's data durable.
 func dataSync(f *os.File) error { return f.Sync() }
+
+// dropCached does nothing where the platform cannot drop a file's pages.
+func dropCached(*os.File, int64, int64) {}
