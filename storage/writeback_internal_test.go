@@ -119,6 +119,7 @@ func TestStagedWriterBackgroundSyncError(t *testing.T) {
 // durable, from where the last drop ended; one that fails drops nothing;
 // durable drops the rest.
 func TestWritebackDropsSyncedPages(t *testing.T) {
+	dropAll(t)
 	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
 	if err != nil {
 		t.Fatal(err)
@@ -162,5 +163,41 @@ func TestWritebackDropsSyncedPages(t *testing.T) {
 	want := []span{{0, page(6 * c)}, {page(12 * c), page(18*c) - page(12*c)}, {page(18 * c), 20*c - page(18*c)}}
 	if syncs != 3 || !slices.Equal(dropped, want) {
 		t.Errorf("%d syncs dropped %v, want 3 dropping %v", syncs, dropped, want)
+	}
+}
+
+// dropAll makes the writers of the test drop every synced page, as they
+// do once the process has written dropAfter bytes.
+func dropAll(t *testing.T) {
+	saved := dropAfter
+	dropAfter = -1
+	t.Cleanup(func() { dropAfter = saved })
+}
+
+// Below dropAfter bytes written by the process, a writer keeps its pages.
+func TestWritebackKeepsPagesOfSmallOutputs(t *testing.T) {
+	saved := dropAfter
+	dropAfter = localWritten.Load() + 1<<40
+	t.Cleanup(func() { dropAfter = saved })
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	drops := 0
+	wb := writeback{sync: func(*os.File) error { return nil }, drop: func(*os.File, int64, int64) { drops++ }}
+	chunk := make([]byte, 4<<20)
+	for range 10 {
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		wb.wrote(f, len(chunk))
+		if err := wb.wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wb.durable(f)
+	if drops != 0 {
+		t.Errorf("%d drops below dropAfter, want none", drops)
 	}
 }

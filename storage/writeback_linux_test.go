@@ -9,10 +9,11 @@ import (
 	"unsafe"
 )
 
-// A committed local part has left the page cache: its writer dropped each
-// range once synced. The file is made beside this test, on the disk the
+// A committed local part has left the page cache, once the process has
+// written dropAfter bytes: its writer dropped each range once synced. The file is made beside this test, on the disk the
 // repository is on (a tmpfs /tmp keeps its pages: they are the file).
 func TestCommittedPartLeavesPageCache(t *testing.T) {
+	dropAll(t)
 	dir, err := os.MkdirTemp(".", ".pagecache-")
 	if err != nil {
 		t.Fatal(err)
