@@ -77,6 +77,16 @@ func (r *recycler) Free(b []byte) {
 	r.kept += len(b)
 }
 
+// shared returns the allocator below mem when mem is a task's recycler,
+// which is not safe for concurrent use: the allocator for the goroutines
+// a task starts, each of which makes a recycler of its own over it.
+func shared(mem memory.Allocator) memory.Allocator {
+	if rc, ok := mem.(*recycler); ok {
+		return rc.mem
+	}
+	return mem
+}
+
 // Release frees every kept buffer to the allocator below. The recycler
 // stays usable.
 func (r *recycler) Release() {

@@ -90,10 +90,7 @@ func (t *transformTask) newSparkRun(base memory.Allocator, off, n int64) *sparkR
 
 // readSparkRuns reads the split in runs, at the same time.
 func (t *transformTask) readSparkRuns(ctx context.Context) []*sparkRun {
-	base := t.mem
-	if rc, ok := base.(*recycler); ok {
-		base = rc.mem
-	}
+	base := shared(t.mem)
 	ranges := t.sparkRanges()
 	runs := make([]*sparkRun, len(ranges))
 	var wg sync.WaitGroup

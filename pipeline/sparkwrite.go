@@ -105,8 +105,9 @@ type sparkBuilder struct {
 	// record.
 	text     bool
 	lineCols []int
-	spanCol  []int // per spec column: the index of its span column, -1 none
-	label    int   // the label's spec column
+	spanCol  []int  // per spec column: the index of its span column, -1 none
+	label    int    // the label's spec column
+	negZero  []bool // per spec column: whether a run lists rows holding -0.0
 }
 
 // newSparkBuilder returns the builder of the rows of runs, whose columns'
@@ -115,7 +116,7 @@ type sparkBuilder struct {
 // whose decoder keeps none either).
 func newSparkBuilder(spec *features.Spec, model *features.Model, runs []*sparkRun, o *keyOrder, values []sparkValues) *sparkBuilder {
 	b := &sparkBuilder{spec: spec, model: model, runs: runs, order: o, values: values, text: !spec.HasStages(),
-		spanCol: make([]int, len(spec.Columns)), label: -1}
+		spanCol: make([]int, len(spec.Columns)), label: -1, negZero: make([]bool, len(spec.Columns))}
 	rows := 0
 	for _, r := range runs {
 		rows += r.rows
@@ -126,6 +127,9 @@ func newSparkBuilder(spec *features.Spec, model *features.Model, runs []*sparkRu
 	for c, col := range spec.Columns {
 		byName[col.Name] = c
 		b.spanCol[c] = -1
+		for _, r := range runs {
+			b.negZero[c] = b.negZero[c] || len(r.keys[c].negZero) > 0
+		}
 		if col.Name == spec.Label {
 			b.label = c
 		}
@@ -187,7 +191,7 @@ func (b *sparkBuilder) record(s *sparkBatch, order []uint64, keys []sparkKey, me
 			cols[c] = b.strings(c, s.ranks[c], mem)
 			continue
 		}
-		if b.anyNegZero(c) {
+		if b.negZero[c] {
 			for _, o := range order {
 				s.neg[c] = append(s.neg[c], b.runs[o>>32].keys[c].isNegZero(uint32(o)))
 			}
@@ -202,15 +206,6 @@ func (b *sparkBuilder) record(s *sparkBatch, order []uint64, keys []sparkKey, me
 		a.Release()
 	}
 	return rec
-}
-
-func (b *sparkBuilder) anyNegZero(c int) bool {
-	for _, r := range b.runs {
-		if len(r.keys[c].negZero) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // validity returns the validity bitmap of ranks (rank 0 is a null) and
@@ -383,10 +378,7 @@ func (b *sparkBuilder) lines(cols []arrow.Array, s *sparkBatch, n int, mem memor
 func (t *transformTask) writeSpark(ctx context.Context, runs []*sparkRun, merge *keyMerge, values []sparkValues) error {
 	rows := newSparkBuilder(t.job.Spec, t.model, runs, merge.o, values)
 	rng := newXORShiftRandom(t.job.Seed + int64(t.split.Index))
-	base := t.mem
-	if rc, ok := base.(*recycler); ok {
-		base = rc.mem
-	}
+	base := shared(t.mem)
 	// Two sets of pieces: one built while the other is written.
 	var sets [2]sparkSet
 	free, ready := make(chan int, len(sets)), make(chan int, len(sets))

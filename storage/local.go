@@ -267,17 +267,7 @@ func (w *localWriter) Write(p []byte) (int, error) {
 }
 
 func (w *localWriter) commit() error {
-	if err := w.wb.wait(); err != nil {
-		return w.d.fail("write", w.key, err)
-	}
-	if err := w.f.Chmod(0o644); err != nil {
-		return w.d.fail("write", w.key, err)
-	}
-	if err := w.f.Sync(); err != nil {
-		return w.d.fail("write", w.key, err)
-	}
-	w.wb.durable(w.f)
-	if err := w.f.Close(); err != nil {
+	if err := w.wb.commit(w.f); err != nil {
 		return w.d.fail("write", w.key, err)
 	}
 	if err := os.Rename(w.f.Name(), w.target); err != nil {
@@ -289,8 +279,7 @@ func (w *localWriter) commit() error {
 
 // abort removes the temporary file (closing it first, if still open).
 func (w *localWriter) abort() error {
-	w.wb.wait()
-	w.f.Close()
+	w.wb.abort(w.f)
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -66,17 +66,7 @@ func (w *localStagedWriter) ours() bool {
 
 func (w *localStagedWriter) commit() error {
 	k := stageKey(w.key, w.stage)
-	if err := w.wb.wait(); err != nil {
-		return w.d.fail("write", k, err)
-	}
-	if err := w.f.Chmod(0o644); err != nil {
-		return w.d.fail("write", k, err)
-	}
-	if err := w.f.Sync(); err != nil {
-		return w.d.fail("write", k, err)
-	}
-	w.wb.durable(w.f)
-	if err := w.f.Close(); err != nil {
+	if err := w.wb.commit(w.f); err != nil {
 		return w.d.fail("write", k, err)
 	}
 	syncDir(filepath.Dir(w.f.Name()))
@@ -87,8 +77,7 @@ func (w *localStagedWriter) commit() error {
 }
 
 func (w *localStagedWriter) abort() error {
-	w.wb.wait()
-	w.f.Close()
+	w.wb.abort(w.f)
 	if !w.ours() {
 		return nil // discarded already (and perhaps staged anew by another writer)
 	}

@@ -122,6 +122,29 @@ func (wb *writeback) wait() error {
 	return wb.err
 }
 
+// commit makes f's bytes durable, readable by all (0644), and closes
+// f: it waits for the background sync (whose error it returns first),
+// syncs the rest, and drops the pages (durable).
+func (wb *writeback) commit(f *os.File) error {
+	if err := wb.wait(); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	wb.durable(f)
+	return f.Close()
+}
+
+// abort closes f, once the background sync has ended.
+func (wb *writeback) abort(f *os.File) {
+	wb.wait()
+	f.Close()
+}
+
 // durable drops the pages of f, whose every byte the caller has just
 // synced, from the page cache, once the process has written dropAfter
 // bytes.
