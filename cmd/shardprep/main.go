@@ -13,7 +13,8 @@
 // container's own parser; clean (clean.go) removes what a job that did not
 // commit left; report (report.go) rebuilds a job's HTML report; head and
 // gen are small tools. Package cli holds the flag and error machinery,
-// package stores the storage wiring, package sample the bundled dataset.
+// package stores the storage wiring, package sample the bundled dataset,
+// package hugepages the huge-page advice for the commands that transform.
 // Each command's help text is help/<command>.txt, embedded by help.go.
 package main
 
@@ -26,15 +27,23 @@ import (
 	"syscall"
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
+	"github.com/shardprep/shardprep/cmd/internal/hugepages"
 	"github.com/shardprep/shardprep/cmd/internal/roles"
 )
 
 func main() {
+	if len(os.Args) > 1 && transforms[os.Args[1]] {
+		hugepages.Advise(hugepages.HeapSize)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(cli.ExitCode(err, os.Stderr))
 }
+
+// transforms are the commands that run a job's tasks in this process:
+// their heap is asked for huge pages before they start.
+var transforms = map[string]bool{"run": true, "worker": true, "container": true}
 
 // run is the whole program: main only adds the process around it.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
