@@ -34,7 +34,9 @@ func advise(n int) (uintptr, bool) {
 		return 0, false
 	}
 	// A fresh large object is address space the runtime has just mapped
-	// and not touched, so the advice moves no data.
+	// and not touched, so the advice moves no data. Allocating it must not
+	// start a collection of its own: the one below is enough.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	b := make([]byte, n)
 	lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	hi := lo + uintptr(n)
