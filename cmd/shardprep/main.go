@@ -13,8 +13,7 @@
 // container's own parser; clean (clean.go) removes what a job that did not
 // commit left; report (report.go) rebuilds a job's HTML report; head and
 // gen are small tools. Package cli holds the flag and error machinery,
-// package stores the storage wiring, package sample the bundled dataset,
-// package hugepages the huge-page advice for the commands that transform.
+// package stores the storage wiring, package sample the bundled dataset.
 // Each command's help text is help/<command>.txt, embedded by help.go.
 package main
 
@@ -27,13 +26,13 @@ import (
 	"syscall"
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
-	"github.com/shardprep/shardprep/cmd/internal/hugepages"
 	"github.com/shardprep/shardprep/cmd/internal/roles"
+	"github.com/shardprep/shardprep/pipeline"
 )
 
 func main() {
 	if len(os.Args) > 1 && transforms[os.Args[1]] {
-		hugepages.Advise(hugepages.HeapSize)
+		pipeline.AdviseHugeHeap(pipeline.HugeHeapSize)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)

@@ -1,4 +1,4 @@
-package hugepages
+package pipeline
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 	"unsafe"
 )
 
-// fakeMode points modeFile at a file holding mode for the test, and
+// fakeMode points thpModeFile at a file holding mode for the test, and
 // returns its path.
 func fakeMode(t *testing.T, mode string) string {
 	t.Helper()
@@ -22,9 +22,9 @@ func fakeMode(t *testing.T, mode string) string {
 	if err := os.WriteFile(path, []byte(mode+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	old := modeFile
-	modeFile = path
-	t.Cleanup(func() { modeFile = old })
+	old := thpModeFile
+	thpModeFile = path
+	t.Cleanup(func() { thpModeFile = old })
 	return path
 }
 
@@ -55,7 +55,7 @@ func vmFlags(addr uintptr) ([]string, error) {
 }
 
 // childEnv makes the test binary run freshProcess instead of its tests.
-const childEnv = "HUGEPAGES_TEST_FRESH_PROCESS"
+const childEnv = "PIPELINE_TEST_HUGE_HEAP_PROCESS"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
@@ -68,17 +68,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// freshProcess calls advise first thing in a process, as main does, and
+// freshProcess calls adviseHeap first thing in a process, as main does, and
 // checks that the memory it advised is where the next allocations go.
 func freshProcess(mode string) error {
-	modeFile = mode
+	thpModeFile = mode
 	// No collection but advise's own: the advised memory must come back
-	// to the runtime because advise frees it.
+	// to the runtime because adviseHeap frees it.
 	debug.SetGCPercent(-1)
 	const n = 16 << 20
-	start, ok := advise(n)
+	start, ok := adviseHeap(n)
 	if !ok {
-		return errors.New("advise did not advise in madvise mode")
+		return errors.New("adviseHeap did not advise in madvise mode")
 	}
 	flags, err := vmFlags(start)
 	if err != nil {
@@ -97,13 +97,13 @@ func freshProcess(mode string) error {
 			return err
 		}
 		if at < start || !slices.Contains(flags, "hg") {
-			errs = append(errs, fmt.Errorf("a %d-byte buffer allocated after advise is at %#x, outside the memory advised from %#x (VmFlags %v)", size, at, start, flags))
+			errs = append(errs, fmt.Errorf("a %d-byte buffer allocated after adviseHeap is at %#x, outside the memory advised from %#x (VmFlags %v)", size, at, start, flags))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func TestAdviseMarksTheHeapTheNextAllocationsUse(t *testing.T) {
+func TestAdviseHugeHeapMarksTheHeapTheNextAllocationsUse(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+fakeMode(t, "always [madvise] never"), "GODEBUG=")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -111,29 +111,29 @@ func TestAdviseMarksTheHeapTheNextAllocationsUse(t *testing.T) {
 	}
 }
 
-func TestAdviseOnlyInMadviseMode(t *testing.T) {
+func TestAdviseHugeHeapOnlyInMadviseMode(t *testing.T) {
 	t.Setenv("GODEBUG", "")
 	for _, mode := range []string{"[always] madvise never", "always madvise [never]", ""} {
 		fakeMode(t, mode)
-		if Advise(1 << 20) {
+		if AdviseHugeHeap(1 << 20) {
 			t.Errorf("mode %q: advised, want nothing done", mode)
 		}
 	}
-	modeFile = filepath.Join(t.TempDir(), "missing")
-	if Advise(1 << 20) {
+	thpModeFile = filepath.Join(t.TempDir(), "missing")
+	if AdviseHugeHeap(1 << 20) {
 		t.Error("no THP mode file: advised, want nothing done")
 	}
 }
 
-func TestAdviseHonoursDisablethp(t *testing.T) {
+func TestAdviseHugeHeapHonoursDisablethp(t *testing.T) {
 	fakeMode(t, "always [madvise] never")
 	t.Setenv("GODEBUG", "madvdontneed=1,disablethp=1")
-	if Advise(1 << 20) {
+	if AdviseHugeHeap(1 << 20) {
 		t.Error("GODEBUG=disablethp=1: advised, want nothing done")
 	}
 }
 
-func TestDisabled(t *testing.T) {
+func TestTHPDisabled(t *testing.T) {
 	for in, want := range map[string]bool{
 		"":                          false,
 		"disablethp=1":              true,
@@ -143,8 +143,8 @@ func TestDisabled(t *testing.T) {
 		"disablethp":                false,
 		"xdisablethp=1":             false,
 	} {
-		if got := disabled(in); got != want {
-			t.Errorf("disabled(%q) = %v, want %v", in, got, want)
+		if got := thpDisabled(in); got != want {
+			t.Errorf("thpDisabled(%q) = %v, want %v", in, got, want)
 		}
 	}
 }
