@@ -27,22 +27,20 @@ import (
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
 	"github.com/shardprep/shardprep/cmd/internal/roles"
-	"github.com/shardprep/shardprep/pipeline"
 )
 
 func main() {
-	if len(os.Args) > 1 && transforms[os.Args[1]] {
-		pipeline.AdviseHugeHeap(pipeline.HugeHeapSize)
-	}
+	hugeHeap = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(cli.ExitCode(err, os.Stderr))
 }
 
-// transforms are the commands that run a job's tasks in this process:
-// their heap is asked for huge pages before they start.
-var transforms = map[string]bool{"run": true, "worker": true, "container": true}
+// hugeHeap is whether the jobs that run here ask for huge pages for
+// their heap (roles.Process.HugeHeap): in the shardprep process, not in
+// the tests that call run.
+var hugeHeap bool
 
 // run is the whole program: main only adds the process around it.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
@@ -51,7 +49,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return cli.Usagef("no command given")
 	}
 	cmd, rest := args[0], args[1:]
-	p := &roles.Process{Env: env, Stdout: stdout, Stderr: stderr}
+	p := &roles.Process{Env: env, Stdout: stdout, Stderr: stderr, HugeHeap: hugeHeap}
 	switch cmd {
 	case "run":
 		return configured(ctx, rest, env, stderr, parseRun, p.Run)

@@ -80,6 +80,9 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
+	if cfg.Workers > 0 {
+		pr.tasksHere()
+	}
 	log, stdout := cfg.outputs(pr.Stdout, pr.Stderr, pr.Env)
 	// Listening before the job is planned, the workers started with the
 	// coordinator connect at once and wait for the server (in the
@@ -174,6 +177,7 @@ func (pr *Process) Work(ctx context.Context, cfg *Worker) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
+	pr.tasksHere()
 	name := cfg.Name
 	if name == "" {
 		host, _ := os.Hostname()

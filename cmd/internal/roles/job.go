@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
@@ -29,6 +30,25 @@ type Process struct {
 	Env    func(string) string // the environment
 	Stdout io.Writer           // lines for people: where the job writes, its summary
 	Stderr io.Writer           // logs and progress
+	// HugeHeap asks, before the process first runs a job's tasks, for
+	// huge pages for the heap they will live in (pipeline.AdviseHugeHeap):
+	// set by the shardprep command, not by tests that run jobs in theirs.
+	HugeHeap bool
+}
+
+// The heap is advised once per process: heapOnce guards adviseHeap,
+// pipeline.AdviseHugeHeap but in tests.
+var (
+	heapOnce   sync.Once
+	adviseHeap = pipeline.AdviseHugeHeap
+)
+
+// tasksHere readies the process to run a job's tasks: its heap is asked
+// for huge pages, once, if HugeHeap is set.
+func (pr *Process) tasksHere() {
+	if pr.HugeHeap {
+		heapOnce.Do(func() { adviseHeap(pipeline.HugeHeapSize) })
+	}
 }
 
 // Job is a job's settings: run's flags, the job flags of the
@@ -61,6 +81,7 @@ func (pr *Process) Run(ctx context.Context, cfg *Job) error {
 	if cfg.Workers < 1 {
 		return cli.Usagef("--workers must be at least 1")
 	}
+	pr.tasksHere()
 	log, stdout := cfg.outputs(pr.Stdout, pr.Stderr, pr.Env)
 	p, err := prepare(ctx, cfg, pr.Env, log)
 	if err != nil {

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shardprep/shardprep/cmd/internal/cli"
+	"github.com/shardprep/shardprep/pipeline"
 	"github.com/shardprep/shardprep/storage"
 )
 
@@ -183,5 +185,50 @@ func TestLogLines(t *testing.T) {
 	}
 	if strings.Join(msgs, "|") != "shardprep: writing to s3://b/out/|shardprep: worker algo-2 done" {
 		t.Errorf("records %q", msgs)
+	}
+}
+
+// TestHugeHeapBeforeTasks: a process that runs a job's tasks asks for
+// huge pages for its heap once, before they start, when HugeHeap is set;
+// a coordinator without local workers does not.
+func TestHugeHeapBeforeTasks(t *testing.T) {
+	var asked []int
+	old := adviseHeap
+	adviseHeap = func(n int) bool { asked = append(asked, n); return true }
+	t.Cleanup(func() { adviseHeap, heapOnce = old, sync.Once{} })
+	secret := bytes.Repeat([]byte("k"), 32)
+	for _, c := range []struct {
+		name string
+		huge bool
+		job  func(p *Process) error
+		want int
+	}{
+		{"run", true, func(p *Process) error { return p.Run(context.Background(), testJob(filepath.Join(t.TempDir(), "out"))) }, 1},
+		{"run without HugeHeap", false, func(p *Process) error {
+			return p.Run(context.Background(), testJob(filepath.Join(t.TempDir(), "out")))
+		}, 0},
+		{"coordinator without workers", true, func(p *Process) error {
+			// Stopped before it plans: no worker would ever come.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			j := testJob(t.TempDir())
+			j.Workers = 0
+			return p.Coordinate(ctx, &Coordinator{Job: *j, Listen: "127.0.0.1:0", Lease: time.Second, Secret: secret})
+		}, 0},
+		{"coordinator with workers", true, func(p *Process) error {
+			return p.Coordinate(context.Background(), &Coordinator{Job: *testJob(t.TempDir()), Listen: "127.0.0.1:0", Lease: time.Second, Secret: secret})
+		}, 1},
+		{"worker", true, func(p *Process) error {
+			return p.Work(context.Background(), &Worker{Coordinator: "127.0.0.1:1", Workers: 1, Secret: secret, Timeout: 10 * time.Millisecond,
+				Store: storage.S3Config{Credentials: "default", GrantsDuration: time.Hour}})
+		}, 1},
+	} {
+		asked, heapOnce = nil, sync.Once{}
+		p, _, _ := testProcess()
+		p.HugeHeap = c.huge
+		c.job(p) // the outcome of the job is not what is tested here
+		if len(asked) != c.want || (c.want > 0 && asked[0] != pipeline.HugeHeapSize) {
+			t.Errorf("%s: asked for huge pages %v, want %d time(s) for %d bytes", c.name, asked, c.want, pipeline.HugeHeapSize)
+		}
 	}
 }
