@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -53,7 +54,8 @@ var thpModeFile = "/sys/kernel/mm/transparent_hugepage/enabled"
 // machine a fault can cost 20 µs. In "always" mode the heap has huge
 // pages already, in "never" none can be had, and GODEBUG=disablethp=1
 // (the runtime's own switch) turns them off: there AdviseHugeHeap does
-// nothing. It reports whether it asked.
+// nothing, and so it does where the address space is limited (ulimit
+// -v). It reports whether it asked.
 //
 // The advice holds for memory mapped when it is given: the runtime maps
 // its heap piece by piece as it grows, so AdviseHugeHeap first has it
@@ -68,7 +70,7 @@ func AdviseHugeHeap(n int) bool {
 // adviseHeap is AdviseHugeHeap, returning where the advised memory
 // starts.
 func adviseHeap(n int) (uintptr, bool) {
-	if n <= 0 || !thpMadviseMode() || thpDisabled(os.Getenv("GODEBUG")) {
+	if n <= 0 || !thpMadviseMode() || thpDisabled(os.Getenv("GODEBUG")) || addressSpaceLimited() {
 		return 0, false
 	}
 	// A fresh large object is address space the runtime has just mapped
@@ -124,6 +126,14 @@ func mappingRange(line string) (lo, hi uintptr, ok bool) {
 		return 0, 0, false
 	}
 	return uintptr(x), uintptr(y), true
+}
+
+// addressSpaceLimited reports whether the process's address space is
+// limited (ulimit -v): there the advice's allocation, address space the
+// job may not have to spare, is not made.
+func addressSpaceLimited() bool {
+	var l syscall.Rlimit
+	return syscall.Getrlimit(syscall.RLIMIT_AS, &l) == nil && l.Cur != math.MaxUint64 // RLIM_INFINITY
 }
 
 // thpMadviseMode reports whether the kernel gives huge pages only to memory

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"unsafe"
 )
@@ -57,7 +58,17 @@ func vmFlags(addr uintptr) ([]string, error) {
 // childEnv makes the test binary run freshProcess instead of its tests.
 const childEnv = "PIPELINE_TEST_HUGE_HEAP_PROCESS"
 
+// limitedEnv makes the test binary run limitedProcess instead of its tests.
+const limitedEnv = "PIPELINE_TEST_HUGE_HEAP_LIMITED"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(limitedEnv) != "" {
+		if err := limitedProcess(os.Getenv(limitedEnv)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(childEnv) != "" {
 		if err := freshProcess(os.Getenv(childEnv)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -106,6 +117,28 @@ func freshProcess(mode string) error {
 func TestAdviseHugeHeapMarksTheHeapTheNextAllocationsUse(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+fakeMode(t, "always [madvise] never"), "GODEBUG=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// limitedProcess limits its address space, as ulimit -v does, and checks
+// that adviseHeap then leaves the heap alone.
+func limitedProcess(mode string) error {
+	thpModeFile = mode
+	l := syscall.Rlimit{Cur: 1 << 40, Max: 1 << 40}
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &l); err != nil {
+		return err
+	}
+	if _, ok := adviseHeap(16 << 20); ok {
+		return errors.New("adviseHeap advised in a process whose address space is limited")
+	}
+	return nil
+}
+
+func TestAdviseHugeHeapNotUnderAddressSpaceLimit(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), limitedEnv+"="+fakeMode(t, "always [madvise] never"), "GODEBUG=")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
