@@ -80,9 +80,6 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	if cfg.Workers > 0 {
-		pr.tasksHere()
-	}
 	log, stdout := cfg.outputs(pr.Stdout, pr.Stderr, pr.Env)
 	// Listening before the job is planned, the workers started with the
 	// coordinator connect at once and wait for the server (in the
@@ -92,6 +89,9 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 		return fmt.Errorf("coordinator: %w", err)
 	}
 	defer ln.Close()
+	if cfg.Workers > 0 {
+		pr.tasksHere()
+	}
 	p, err := prepare(ctx, &cfg.Job, pr.Env, log)
 	if err != nil {
 		return err
@@ -114,7 +114,7 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 	start := time.Now()
 	m, err := c.Run(ctx)
 	prog.Finish()
-	logWorkers(log, c)
+	logWorkers(log, c, m)
 	// Let workers hear the outcome before the server goes away; when
 	// interrupted, only for a few heartbeats, so that they stop at once
 	// rather than after their coordinator timeout.
@@ -138,9 +138,15 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 }
 
 // logWorkers logs each worker's share of the job: tasks (fit and transform), rows and its
-// throughput while it worked.
-func logWorkers(log *slog.Logger, c *pipeline.Coordinator) {
-	for _, w := range c.Workers() {
+// throughput while it worked. Those of a committed job are its manifest's (m), so that the
+// log accounts for the workers the manifest and the summary name, and not for one that
+// joined after the commit began; a job that failed has only the coordinator's (c).
+func logWorkers(log *slog.Logger, c *pipeline.Coordinator, m *pipeline.Manifest) {
+	shares := c.Workers()
+	if m != nil {
+		shares = m.Workers
+	}
+	for _, w := range shares {
 		mbps := 0.0
 		if w.Active > 0 {
 			mbps = float64(w.Bytes) / 1e6 / w.Active.Seconds()
@@ -177,7 +183,6 @@ func (pr *Process) Work(ctx context.Context, cfg *Worker) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	pr.tasksHere()
 	name := cfg.Name
 	if name == "" {
 		host, _ := os.Hostname()
@@ -185,6 +190,8 @@ func (pr *Process) Work(ctx context.Context, cfg *Worker) error {
 	}
 	log := cli.NewLogger(pr.Stderr, cfg.LogFormat, pr.Env).With("worker", name)
 	open := func(ctx context.Context, job *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
+		// Once joined: the coordinator knows of this worker first.
+		pr.tasksHere()
 		s3 := cfg.Store
 		s3.JobName = job.Name
 		st := stores.New(s3, pr.Env, log)

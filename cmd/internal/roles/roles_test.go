@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,7 +191,8 @@ func TestLogLines(t *testing.T) {
 
 // TestHugeHeapBeforeTasks: a process that runs a job's tasks asks for
 // huge pages for its heap once, before they start, when HugeHeap is set;
-// a coordinator without local workers does not.
+// a worker only once it has joined (the coordinator knows of it first),
+// a coordinator without local workers not at all.
 func TestHugeHeapBeforeTasks(t *testing.T) {
 	var asked []int
 	old := adviseHeap
@@ -218,15 +220,37 @@ func TestHugeHeapBeforeTasks(t *testing.T) {
 		{"coordinator with workers", true, func(p *Process) error {
 			return p.Coordinate(context.Background(), &Coordinator{Job: *testJob(t.TempDir()), Listen: "127.0.0.1:0", Lease: time.Second, Secret: secret})
 		}, 1},
-		{"worker", true, func(p *Process) error {
+		{"worker that cannot join", true, func(p *Process) error {
 			return p.Work(context.Background(), &Worker{Coordinator: "127.0.0.1:1", Workers: 1, Secret: secret, Timeout: 10 * time.Millisecond,
 				Store: storage.S3Config{Credentials: "default", GrantsDuration: time.Hour}})
+		}, 0},
+		{"worker", true, func(p *Process) error {
+			// Joined to a coordinator without workers of its own, in a
+			// process that does not ask.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+			coord, _, _ := testProcess()
+			j := testJob(t.TempDir())
+			j.Workers = 0
+			done := make(chan error, 1)
+			go func() {
+				done <- coord.Coordinate(context.Background(), &Coordinator{Job: *j, Listen: addr, Lease: time.Second, Secret: secret})
+			}()
+			err = p.Work(context.Background(), &Worker{Coordinator: addr, Workers: 1, Secret: secret, Timeout: 10 * time.Second,
+				Store: storage.S3Config{Credentials: "default", GrantsDuration: time.Hour}})
+			return errors.Join(err, <-done)
 		}, 1},
 	} {
 		asked, heapOnce = nil, sync.Once{}
 		p, _, _ := testProcess()
 		p.HugeHeap = c.huge
-		c.job(p) // the outcome of the job is not what is tested here
+		if err := c.job(p); err != nil && c.want > 0 {
+			t.Errorf("%s: %v", c.name, err)
+		}
 		if len(asked) != c.want || (c.want > 0 && asked[0] != pipeline.HugeHeapSize) {
 			t.Errorf("%s: asked for huge pages %v, want %d time(s) for %d bytes", c.name, asked, c.want, pipeline.HugeHeapSize)
 		}
