@@ -183,6 +183,7 @@ func (pr *Process) Work(ctx context.Context, cfg *Worker) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
+	pr.adviseHeapSoon()
 	name := cfg.Name
 	if name == "" {
 		host, _ := os.Hostname()
@@ -190,7 +191,8 @@ func (pr *Process) Work(ctx context.Context, cfg *Worker) error {
 	}
 	log := cli.NewLogger(pr.Stderr, cfg.LogFormat, pr.Env).With("worker", name)
 	open := func(ctx context.Context, job *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
-		// Once joined: the coordinator knows of this worker first.
+		// Joined, and the coordinator knows of this worker, while the
+		// heap's advice went on.
 		pr.tasksHere()
 		s3 := cfg.Store
 		s3.JobName = job.Name

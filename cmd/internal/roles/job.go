@@ -36,18 +36,35 @@ type Process struct {
 	HugeHeap bool
 }
 
-// The heap is advised once per process: heapOnce guards adviseHeap,
-// pipeline.AdviseHugeHeap but in tests.
+// The heap is advised once per process: heapOnce starts adviseHeap
+// (pipeline.AdviseHugeHeap but in tests), and heapDone is closed when it
+// has returned.
 var (
 	heapOnce   sync.Once
+	heapDone   = make(chan struct{})
 	adviseHeap = pipeline.AdviseHugeHeap
 )
 
-// tasksHere readies the process to run a job's tasks: its heap is asked
-// for huge pages, once, if HugeHeap is set.
+// adviseHeapSoon starts asking for huge pages for the heap, once, if
+// HugeHeap is set: a worker starts it before it joins, so that the two
+// overlap, and waits for it before its tasks.
+func (pr *Process) adviseHeapSoon() {
+	if pr.HugeHeap {
+		heapOnce.Do(func() {
+			go func() {
+				adviseHeap(pipeline.HugeHeapSize)
+				close(heapDone)
+			}()
+		})
+	}
+}
+
+// tasksHere readies the process to run a job's tasks: if HugeHeap is
+// set, its heap has been asked for huge pages when it returns.
 func (pr *Process) tasksHere() {
 	if pr.HugeHeap {
-		heapOnce.Do(func() { adviseHeap(pipeline.HugeHeapSize) })
+		pr.adviseHeapSoon()
+		<-heapDone
 	}
 }
 

@@ -190,14 +190,14 @@ func TestLogLines(t *testing.T) {
 }
 
 // TestHugeHeapBeforeTasks: a process that runs a job's tasks asks for
-// huge pages for its heap once, before they start, when HugeHeap is set;
-// a worker only once it has joined (the coordinator knows of it first),
-// a coordinator without local workers not at all.
+// huge pages for its heap once, before they start, when HugeHeap is set
+// (a worker asks as it starts and joins meanwhile); a coordinator without
+// local workers does not.
 func TestHugeHeapBeforeTasks(t *testing.T) {
 	var asked []int
 	old := adviseHeap
 	adviseHeap = func(n int) bool { asked = append(asked, n); return true }
-	t.Cleanup(func() { adviseHeap, heapOnce = old, sync.Once{} })
+	t.Cleanup(func() { adviseHeap, heapOnce, heapDone = old, sync.Once{}, make(chan struct{}) })
 	secret := bytes.Repeat([]byte("k"), 32)
 	for _, c := range []struct {
 		name string
@@ -223,7 +223,7 @@ func TestHugeHeapBeforeTasks(t *testing.T) {
 		{"worker that cannot join", true, func(p *Process) error {
 			return p.Work(context.Background(), &Worker{Coordinator: "127.0.0.1:1", Workers: 1, Secret: secret, Timeout: 10 * time.Millisecond,
 				Store: storage.S3Config{Credentials: "default", GrantsDuration: time.Hour}})
-		}, 0},
+		}, 1},
 		{"worker", true, func(p *Process) error {
 			// Joined to a coordinator without workers of its own, in a
 			// process that does not ask.
@@ -245,11 +245,23 @@ func TestHugeHeapBeforeTasks(t *testing.T) {
 			return errors.Join(err, <-done)
 		}, 1},
 	} {
-		asked, heapOnce = nil, sync.Once{}
+		asked, heapOnce, heapDone = nil, sync.Once{}, make(chan struct{})
 		p, _, _ := testProcess()
 		p.HugeHeap = c.huge
-		if err := c.job(p); err != nil && c.want > 0 {
+		if err := c.job(p); err != nil && c.want > 0 && c.name != "worker that cannot join" {
 			t.Errorf("%s: %v", c.name, err)
+		}
+		// An advice started in the background ends soon after.
+		wait := 200 * time.Millisecond
+		if c.want > 0 {
+			wait = 10 * time.Second
+		}
+		select {
+		case <-heapDone:
+		case <-time.After(wait):
+			if c.want > 0 {
+				t.Fatalf("%s: the heap's advice did not end", c.name)
+			}
 		}
 		if len(asked) != c.want || (c.want > 0 && asked[0] != pipeline.HugeHeapSize) {
 			t.Errorf("%s: asked for huge pages %v, want %d time(s) for %d bytes", c.name, asked, c.want, pipeline.HugeHeapSize)
