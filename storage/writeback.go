@@ -78,13 +78,10 @@ func (wb *writeback) wrote(f *os.File, n int) {
 			return
 		}
 	}
-	sync, drop := wb.sync, wb.dropper()
-	if sync == nil {
-		sync = dataSync
-	}
+	sync, drop := wb.ops()
 	done := make(chan error, 1)
 	from, to := wb.dropped, wb.written&^(pageSize-1)
-	if total <= dropAfter {
+	if !dropping(total) {
 		from = to // the pages stay
 	}
 	wb.syncing, wb.synced, wb.dropped = done, wb.written, to
@@ -97,12 +94,22 @@ func (wb *writeback) wrote(f *os.File, n int) {
 	}()
 }
 
-func (wb *writeback) dropper() func(*os.File, int64, int64) {
-	if wb.drop == nil {
-		return dropCached
+// ops returns how wb syncs a file's data and drops its pages: dataSync
+// and dropCached unless a test set its own.
+func (wb *writeback) ops() (sync func(*os.File) error, drop func(f *os.File, off, n int64)) {
+	sync, drop = wb.sync, wb.drop
+	if sync == nil {
+		sync = dataSync
 	}
-	return wb.drop
+	if drop == nil {
+		drop = dropCached
+	}
+	return sync, drop
 }
+
+// dropping reports whether synced pages leave the page cache once the
+// process's local writers have written total bytes.
+func dropping(total int64) bool { return total > dropAfter }
 
 func (wb *writeback) ended(err error) {
 	wb.syncing = nil
@@ -149,8 +156,9 @@ func (wb *writeback) abort(f *os.File) {
 // synced, from the page cache, once the process has written dropAfter
 // bytes.
 func (wb *writeback) durable(f *os.File) {
-	if localWritten.Load() > dropAfter && wb.written > wb.dropped {
-		wb.dropper()(f, wb.dropped, wb.written-wb.dropped)
+	if dropping(localWritten.Load()) && wb.written > wb.dropped {
+		_, drop := wb.ops()
+		drop(f, wb.dropped, wb.written-wb.dropped)
 	}
 	wb.dropped = wb.written
 }
