@@ -90,7 +90,7 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 	}
 	defer ln.Close()
 	if cfg.Workers > 0 {
-		pr.tasksHere()
+		pr.adviseHeapSoon()
 	}
 	p, err := prepare(ctx, &cfg.Job, pr.Env, log)
 	if err != nil {
@@ -98,6 +98,9 @@ func (pr *Process) Coordinate(ctx context.Context, cfg *Coordinator) error {
 	}
 	defer p.finish(ctx, log) // also when the coordinator cannot start
 	prog := progress.New(pr.Stderr, cli.IsTerminal(pr.Stderr), log, cfg.Quiet)
+	if cfg.Workers > 0 {
+		pr.tasksHere()
+	}
 	c, err := pipeline.NewCoordinator(p.job, p.src, stores.Sink(p.sink), &pipeline.CoordinatorOptions{LeaseTTL: cfg.Lease, Logger: log,
 		Model: p.model, Workers: cfg.Workers, Progress: prog.Update, ProgressEvery: prog.Every(), GrantCalls: p.stores.GrantCalls})
 	if err != nil {
@@ -191,8 +194,8 @@ func (pr *Process) Work(ctx context.Context, cfg *Worker) error {
 	}
 	log := cli.NewLogger(pr.Stderr, cfg.LogFormat, pr.Env).With("worker", name)
 	open := func(ctx context.Context, job *pipeline.Job) (pipeline.Source, pipeline.Sink, error) {
-		// Joined, and the coordinator knows of this worker, while the
-		// heap's advice went on.
+		// Joined (the coordinator knows of this worker) while the heap's
+		// advice went on.
 		pr.tasksHere()
 		s3 := cfg.Store
 		s3.JobName = job.Name

@@ -46,8 +46,9 @@ var (
 )
 
 // adviseHeapSoon starts asking for huge pages for the heap, once, if
-// HugeHeap is set: a worker starts it before it joins, so that the two
-// overlap, and waits for it before its tasks.
+// HugeHeap is set: each role starts it as it starts, so that it overlaps
+// the role's set-up (the claim of the output, a worker's join), and waits
+// for it (tasksHere) before the job's tasks.
 func (pr *Process) adviseHeapSoon() {
 	if pr.HugeHeap {
 		heapOnce.Do(func() {
@@ -98,7 +99,7 @@ func (pr *Process) Run(ctx context.Context, cfg *Job) error {
 	if cfg.Workers < 1 {
 		return cli.Usagef("--workers must be at least 1")
 	}
-	pr.tasksHere()
+	pr.adviseHeapSoon()
 	log, stdout := cfg.outputs(pr.Stdout, pr.Stderr, pr.Env)
 	p, err := prepare(ctx, cfg, pr.Env, log)
 	if err != nil {
@@ -108,6 +109,7 @@ func (pr *Process) Run(ctx context.Context, cfg *Job) error {
 	fmt.Fprintf(stdout, "shardprep: writing to %s\n", p.output)
 	prog := progress.New(pr.Stderr, cli.IsTerminal(pr.Stderr), log, cfg.Quiet)
 	start := time.Now()
+	pr.tasksHere()
 	c, err := pipeline.NewRun(p.job, p.src, stores.Sink(p.sink), &pipeline.CoordinatorOptions{
 		Model: p.model, Workers: cfg.Workers, Logger: log, Progress: prog.Update, ProgressEvery: prog.Every(),
 		GrantCalls: p.stores.GrantCalls,
