@@ -707,6 +707,24 @@ func (n *NumberStats) merge(o *NumberStats) {
 	n.neg.zero += o.neg.zero
 }
 
+// Settle folds the sums still pending into s and gives back the memory
+// that held them. Reading settled stats (Numeric, Label, MarshalJSON,
+// MarshalBinary) changes nothing in them, so that goroutines may read
+// them at once, until the next Add or Merge; unsettled stats settle on
+// their first read.
+func (s *ColumnStats) Settle() {
+	for _, ns := range [][]NumberStats{s.cols, s.labels} {
+		for i := range ns {
+			n := &ns[i]
+			n.fold()
+			if n.acc != nil {
+				spareAccumulators.keep(n.acc)
+				n.acc = nil
+			}
+		}
+	}
+}
+
 // Numeric returns the stats of the numeric columns, in spec order.
 func (s *ColumnStats) Numeric() []ColumnSummary {
 	out := make([]ColumnSummary, len(s.cols))

@@ -388,3 +388,56 @@ func BenchmarkColumnStatsUnmarshalBinary(b *testing.B) {
 		}
 	}
 }
+
+// TestColumnStatsSettledReadAtOnce: stats with sums still pending, once
+// settled, encode the same as without settling, and goroutines may read
+// them at once (run with -race).
+func TestColumnStatsSettledReadAtOnce(t *testing.T) {
+	spec, err := ParseSpec([]byte(`{"columns":[{"name":"x","type":"double"},{"name":"y","type":"double"}],
+	  "categorical":[],"numeric":["x"],"label":"y","splits":[{"name":"a","weight":1},{"name":"b","weight":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Float64}, {Name: "y", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	fill := func() *ColumnStats {
+		s := NewColumnStats(spec)
+		b := array.NewFloat64Builder(memory.DefaultAllocator)
+		defer b.Release()
+		rng := rand.New(rand.NewPCG(5, 6))
+		for range 1000 {
+			b.Append(rng.NormFloat64() * 100)
+		}
+		col := b.NewFloat64Array()
+		defer col.Release()
+		rec := array.NewRecord(schema, []arrow.Array{col, col}, int64(col.Len()))
+		defer rec.Release()
+		if err := s.Add(rec, splitRows(col.Len(), 0)); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	want, err := json.Marshal(fill())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fill()
+	s.Settle()
+	got := make([][]byte, 4)
+	done := make(chan struct{})
+	for i := range got {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			got[i], _ = json.Marshal(s)
+			s.Numeric()
+			s.Label()
+		}()
+	}
+	for range got {
+		<-done
+	}
+	for i, g := range got {
+		if !bytes.Equal(g, want) {
+			t.Errorf("reader %d encoded\n%s\nwant\n%s", i, g, want)
+		}
+	}
+}

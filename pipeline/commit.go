@@ -113,44 +113,39 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 	if err := c.publish(ctx, parts); err != nil {
 		return nil, err
 	}
-	modelJSON, err := json.MarshalIndent(m.Model, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	// The model, the feature names, the manifest and the report are
-	// objects of their own: written at once, while the manifest and the
-	// report are encoded, and all before the markers.
-	g, gctx := errgroup.WithContext(ctx)
-	put := func(g *errgroup.Group, ctx context.Context, key string, data []byte) {
-		g.Go(func() error { return c.put(ctx, key, data) })
-	}
-	put(g, gctx, ModelKey, append(modelJSON, '\n'))
-	g.Go(func() error { return c.putFeatures(gctx, m.Model) })
 	m.Finished = c.opts.Now()
 	m.Timings.CommitMS = m.Finished.Sub(start).Milliseconds()
 	m.Timings.TotalMS = m.Finished.Sub(m.Started).Milliseconds()
-	manJSON, err := json.MarshalIndent(m, "", "  ")
-	if err == nil {
-		put(g, gctx, ManifestKey, append(manJSON, '\n'))
-		var report []byte
-		// After the manifest's encoding, which settles the column
-		// statistics that the report reads too.
-		if report, err = renderReport(m); err == nil && report != nil {
-			put(g, gctx, ReportKey, report)
-		}
+	if m.Columns != nil {
+		// The manifest and the report both read the column statistics:
+		// settled, they can be read at once.
+		m.Columns.Settle()
 	}
-	// Every write has ended before an error returns: the cleanup of a
-	// failed commit removes what they wrote.
-	if werr := g.Wait(); err == nil {
-		err = werr
+	// The model, the feature names, the manifest and the report are
+	// objects of their own: encoded and written at once, and all before
+	// the markers. Every write has ended before an error returns: the
+	// cleanup of a failed commit removes what they wrote.
+	g, gctx := errgroup.WithContext(ctx)
+	encode := func(key string, f func() ([]byte, error)) {
+		g.Go(func() error {
+			data, err := f()
+			if err != nil || data == nil {
+				return err
+			}
+			return c.put(gctx, key, data)
+		})
 	}
-	if err != nil {
+	encode(ModelKey, func() ([]byte, error) { return indentedJSON(m.Model) })
+	g.Go(func() error { return c.putFeatures(gctx, m.Model) })
+	encode(ManifestKey, func() ([]byte, error) { return indentedJSON(m) })
+	encode(ReportKey, func() ([]byte, error) { return renderReport(m) })
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	// The markers, once everything they vouch for is in place.
 	markers, mctx := errgroup.WithContext(ctx)
 	for _, name := range splitNames(c.job.Spec) {
-		put(markers, mctx, name+"/"+SuccessName, nil)
+		markers.Go(func() error { return c.put(mctx, name+"/"+SuccessName, nil) })
 	}
 	if err := markers.Wait(); err != nil {
 		return nil, err
@@ -235,11 +230,21 @@ func (c *Coordinator) putFeatures(ctx context.Context, model *features.Model) er
 		return errors.New("no model to name the slots of")
 	}
 	cols := format.Columns(model.LabelColumn(), model.SlotNames())
-	data, err := json.MarshalIndent(featureNames{Format: outputFormat(c.job.Spec), Label: cols[0], Slots: cols[1:]}, "", "  ")
+	data, err := indentedJSON(featureNames{Format: outputFormat(c.job.Spec), Label: cols[0], Slots: cols[1:]})
 	if err != nil {
 		return err
 	}
-	return c.put(ctx, FeaturesKey, append(data, '\n'))
+	return c.put(ctx, FeaturesKey, data)
+}
+
+// indentedJSON encodes v as the job's small JSON objects are written:
+// indented by two spaces, with a newline at the end.
+func indentedJSON(v any) ([]byte, error) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
 }
 
 // put writes one small object of the commit.

@@ -364,11 +364,11 @@ func ClaimOutput(ctx context.Context, out Output, job *Job, opts *ClaimOptions) 
 	o := opts.withDefaults()
 	c := claimRecord{RunID: job.RunID, Job: job.Name, Host: o.Host, PID: os.Getpid(), Started: time.Now().UTC(),
 		Folders: append(splitNames(job.Spec), rejectedFolder), Splits: len(job.Splits), Extension: partExtension(job.Spec)}
-	data, err := json.MarshalIndent(c, "", "  ")
+	data, err := indentedJSON(c)
 	if err != nil {
 		return nil, err
 	}
-	held := &Claim{out: out, name: o.Name, data: append(data, '\n'), owned: map[string]bool{}}
+	held := &Claim{out: out, name: o.Name, data: data, owned: map[string]bool{}}
 	for _, k := range c.keys() {
 		held.owned[k] = true
 	}
