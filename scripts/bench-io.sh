@@ -48,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 sp="$work/shardprep"
-go build -o "$sp" ./cmd/shardprep
+scripts/build.sh "$sp"
 
 # input ROWS prints the path of the generated input of ROWS rows, generating it once.
 input() {

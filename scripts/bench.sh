@@ -50,8 +50,8 @@ trap 'rm -rf "$work"' EXIT
 # reportCost times the normal build against one without column statistics and report.
 reportCost() {
   local rounds=${rounds:-5} f="$data/abalone-10m.csv" sp="$data/bin/shardprep" off="$data/bin/shardprep-nostats"
-  go build -o "$sp" ./cmd/shardprep
-  go build -tags shardprep_nostats -o "$off" ./cmd/shardprep
+  scripts/build.sh "$sp"
+  scripts/build.sh "$off" -tags shardprep_nostats
   [ -s "$f" ] || "$sp" gen --rows 10000000 --seed 1 --out "$f"
   local r b order out="$work/out" res="$work/cost" h want=""
   : >"$res"
@@ -99,7 +99,7 @@ if [ "$cost" = 1 ]; then
 fi
 rounds=${rounds:-3}
 
-[ -n "$report" ] || go build -o "$data/bin/shardprep" ./cmd/shardprep
+[ -n "$report" ] || scripts/build.sh "$data/bin/shardprep"
 (cd "$shared/bench/limit" && go build -o "$data/bin/limit" .)
 (cd "$shared/bench/limit-pass" && go build -o "$data/bin/limit-pass" .)
 sp="$data/bin/shardprep"

@@ -43,10 +43,7 @@ else
 	trap 'rm -rf "$ctx"' EXIT
 	mkdir -p "$ctx/etc/ssl/certs" "$ctx/tmp"
 	chmod 1777 "$ctx/tmp"
-	# The toolchain records the commit (vcs.revision) inside a git checkout;
-	# -X main.commit is the fallback "shardprep version" prints otherwise.
-	rev=$(git -C "$root" rev-parse HEAD 2>/dev/null || true)
-	(cd "$root" && CGO_ENABLED=0 "$go" build -trimpath -ldflags "-s -w -X main.commit=$rev" -o "$ctx/shardprep" ./cmd/shardprep)
+	GO=$go "$root/scripts/build.sh" "$ctx/shardprep"
 	cp "$ca" "$ctx/etc/ssl/certs/ca-certificates.crt"
 	cp "$root/container/passwd" "$root/container/group" "$ctx/etc/"
 	chmod 0644 "$ctx/etc/passwd" "$ctx/etc/group" "$ctx/etc/ssl/certs/ca-certificates.crt"
