@@ -709,9 +709,9 @@ func (n *NumberStats) merge(o *NumberStats) {
 
 // Settle folds the sums still pending into s and gives back the memory
 // that held them. Reading settled stats (Numeric, Label, MarshalJSON,
-// MarshalBinary) changes nothing in them, so that goroutines may read
-// them at once, until the next Add or Merge; unsettled stats settle on
-// their first read.
+// MarshalBinary) changes nothing in them, so goroutines may read them at
+// once until the next Add or Merge; reading stats that are not settled
+// folds them, which writes.
 func (s *ColumnStats) Settle() {
 	for _, ns := range [][]NumberStats{s.cols, s.labels} {
 		for i := range ns {
