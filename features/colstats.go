@@ -679,13 +679,18 @@ func (s *ColumnStats) clone() *ColumnStats {
 	return c
 }
 
+// settle folds n's pending sums and gives its accumulator back.
+func (n *NumberStats) settle() {
+	n.fold()
+	if n.acc != nil {
+		spareAccumulators.keep(n.acc)
+		n.acc = nil
+	}
+}
+
 func (n *NumberStats) merge(o *NumberStats) {
 	n.fold()
-	o.fold()
-	if o.acc != nil {
-		spareAccumulators.keep(o.acc)
-		o.acc = nil
-	}
+	o.settle()
 	n.count += o.count
 	n.missing += o.missing
 	n.posInf += o.posInf
@@ -715,12 +720,7 @@ func (n *NumberStats) merge(o *NumberStats) {
 func (s *ColumnStats) Settle() {
 	for _, ns := range [][]NumberStats{s.cols, s.labels} {
 		for i := range ns {
-			n := &ns[i]
-			n.fold()
-			if n.acc != nil {
-				spareAccumulators.keep(n.acc)
-				n.acc = nil
-			}
+			ns[i].settle()
 		}
 	}
 }

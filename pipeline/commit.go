@@ -136,7 +136,7 @@ func (c *Coordinator) commit(ctx context.Context) (*Manifest, error) {
 		})
 	}
 	encode(ModelKey, func() ([]byte, error) { return indentedJSON(m.Model) })
-	g.Go(func() error { return c.putFeatures(gctx, m.Model) })
+	encode(FeaturesKey, func() ([]byte, error) { return c.featuresJSON(m.Model) })
 	encode(ManifestKey, func() ([]byte, error) { return indentedJSON(m) })
 	encode(ReportKey, func() ([]byte, error) { return renderReport(m) })
 	if err := g.Wait(); err != nil {
@@ -224,17 +224,13 @@ type featureNames struct {
 	Slots  []string              `json:"slots"`
 }
 
-// putFeatures writes the names of model's slots.
-func (c *Coordinator) putFeatures(ctx context.Context, model *features.Model) error {
+// featuresJSON encodes the names of model's slots.
+func (c *Coordinator) featuresJSON(model *features.Model) ([]byte, error) {
 	if model == nil {
-		return errors.New("no model to name the slots of")
+		return nil, errors.New("no model to name the slots of")
 	}
 	cols := format.Columns(model.LabelColumn(), model.SlotNames())
-	data, err := indentedJSON(featureNames{Format: outputFormat(c.job.Spec), Label: cols[0], Slots: cols[1:]})
-	if err != nil {
-		return err
-	}
-	return c.put(ctx, FeaturesKey, data)
+	return indentedJSON(featureNames{Format: outputFormat(c.job.Spec), Label: cols[0], Slots: cols[1:]})
 }
 
 // indentedJSON encodes v as the job's small JSON objects are written:

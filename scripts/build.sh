@@ -11,8 +11,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 go=${GO:-go}
-command -v "$go" >/dev/null 2>&1 || { [ -x /usr/local/go/bin/go ] && go=/usr/local/go/bin/go; } || { echo "build.sh: no go on the PATH" >&2; exit 1; }
 out=${1:-shardprep}
 shift || true
 [[ $out == /* ]] || out=$PWD/$out
